@@ -1,0 +1,81 @@
+//! `intstr.IntOrString`: ports and surge/unavailable budgets that are a number or a name/percentage.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i32),
+    String(String),
+}
+
+impl IntOrString {
+    /// Resolves a count or a percentage of `total`, rounding up or down as asked
+    /// (Kubernetes' `GetScaledValueFromIntOrPercent`).
+    pub fn scaled_value(&self, total: i32, round_up: bool) -> Result<i32, String> {
+        match self {
+            IntOrString::Int(v) => Ok(*v),
+            IntOrString::String(s) => {
+                let Some(pct) = s.strip_suffix('%') else {
+                    return Err(format!("invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"));
+                };
+                let pct: i64 = pct
+                    .parse()
+                    .map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+                let scaled = pct * total as i64;
+                let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
+                Ok(v as i32)
+            }
+        }
+    }
+}
+
+impl fmt::Display for IntOrString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrString::Int(v) => write!(f, "{v}"),
+            IntOrString::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Default for IntOrString {
+    fn default() -> Self {
+        IntOrString::Int(0)
+    }
+}
+
+impl From<i32> for IntOrString {
+    fn from(v: i32) -> Self {
+        IntOrString::Int(v)
+    }
+}
+
+impl From<&str> for IntOrString {
+    fn from(v: &str) -> Self {
+        IntOrString::String(v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_as_kubernetes() {
+        let p = IntOrString::from("25%");
+        assert_eq!(p.scaled_value(10, true).unwrap(), 3);
+        assert_eq!(p.scaled_value(10, false).unwrap(), 2);
+        assert_eq!(IntOrString::Int(4).scaled_value(10, false).unwrap(), 4);
+        assert!(IntOrString::from("x").scaled_value(10, true).is_err());
+    }
+
+    #[test]
+    fn parses_both_shapes() {
+        let v: IntOrString = serde_json::from_str("8080").unwrap();
+        assert_eq!(v, IntOrString::Int(8080));
+        let v: IntOrString = serde_json::from_str("\"http\"").unwrap();
+        assert_eq!(v, IntOrString::String("http".into()));
+    }
+}

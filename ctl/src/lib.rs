@@ -1,0 +1,1 @@
+//! coracle: kubectl verbs against coracled.

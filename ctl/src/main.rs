@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("coracle: being written");
+    std::process::exit(1);
+}

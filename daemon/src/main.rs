@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("coracled: being written");
+    std::process::exit(1);
+}

@@ -1,0 +1,1 @@
+//! Test harness: start coracled on a temp dir, run coracle, build busybox images.
