@@ -18,11 +18,12 @@ impl IntOrString {
             IntOrString::Int(v) => Ok(*v),
             IntOrString::String(s) => {
                 let Some(pct) = s.strip_suffix('%') else {
-                    return Err(format!("invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"));
+                    return Err(format!(
+                        "invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"
+                    ));
                 };
-                let pct: i64 = pct
-                    .parse()
-                    .map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+                let pct: i64 =
+                    pct.parse().map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
                 let scaled = pct * total as i64;
                 let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
                 Ok(v as i32)

@@ -179,7 +179,13 @@ impl Status {
     }
 
     pub fn success() -> Status {
-        Status { kind: "Status".into(), api_version: "v1".into(), status: "Success".into(), code: 200, ..Default::default() }
+        Status {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Success".into(),
+            code: 200,
+            ..Default::default()
+        }
     }
 }
 

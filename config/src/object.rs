@@ -49,8 +49,11 @@ impl ResourceInfo {
     /// The collection path, e.g. `/apis/apps/v1/namespaces/default/deployments`;
     /// `namespace` None gives the cluster-wide list path.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
-        let prefix =
-            if self.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", self.group, self.version) };
+        let prefix = if self.group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
         match namespace {
             Some(ns) if self.namespaced => format!("{prefix}/namespaces/{ns}/{}", self.plural),
             _ => format!("{prefix}/{}", self.plural),

@@ -20,9 +20,7 @@ pub fn now() -> String {
 
 /// Parses an RFC 3339 timestamp (any precision, `Z` offset).
 pub fn parse(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(s).ok())
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok().or_else(|| humantime::parse_rfc3339(s).ok())
 }
 
 /// Seconds since the epoch, for ordering timestamps cheaply.

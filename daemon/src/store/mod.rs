@@ -71,16 +71,34 @@ pub struct Filter {
 
 #[derive(Debug)]
 pub enum StoreError {
-    NotFound { resource: &'static ResourceInfo, name: String },
-    AlreadyExists { resource: &'static ResourceInfo, name: String },
+    NotFound {
+        resource: &'static ResourceInfo,
+        name: String,
+    },
+    AlreadyExists {
+        resource: &'static ResourceInfo,
+        name: String,
+    },
     /// The update carried a stale resourceVersion, or a precondition failed.
-    Conflict { resource: &'static ResourceInfo, name: String, message: String },
+    Conflict {
+        resource: &'static ResourceInfo,
+        name: String,
+        message: String,
+    },
     /// A watch asked for a resourceVersion older than the window kept in memory.
-    Expired { requested: u64, oldest: u64 },
+    Expired {
+        requested: u64,
+        oldest: u64,
+    },
     /// The request is malformed in a way only the store can see (e.g. neither name nor
     /// generateName).
-    Invalid { message: String },
-    Io { context: String, error: std::io::Error },
+    Invalid {
+        message: String,
+    },
+    Io {
+        context: String,
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for StoreError {
