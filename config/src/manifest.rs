@@ -1,9 +1,13 @@
 //! Manifest parsing: JSON or YAML text (multi-document, `kind: List`) into typed objects,
 //! with unknown fields dropped and reported as warnings, as the Kubernetes API does.
-//!
-//! SKELETON: signatures are the contract; bodies are being written.
 
-use crate::object::Object;
+use crate::apps::{Deployment, ReplicaSet};
+use crate::autoscaling::{HorizontalPodAutoscaler, HorizontalPodAutoscalerV1};
+use crate::core::{Endpoints, Event, Namespace, Pod, Service};
+use crate::object::{Object, ALL};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 
 /// One decoded object and the warnings its decoding produced
@@ -20,6 +24,17 @@ pub struct ManifestError {
     pub message: String,
 }
 
+impl ManifestError {
+    fn new(message: impl Into<String>) -> ManifestError {
+        ManifestError { message: message.into() }
+    }
+
+    /// The same error with `prefix: ` in front, naming where it happened.
+    fn within(self, prefix: &str) -> ManifestError {
+        ManifestError { message: format!("{prefix}: {}", self.message) }
+    }
+}
+
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -29,13 +44,270 @@ impl fmt::Display for ManifestError {
 impl std::error::Error for ManifestError {}
 
 /// Parses every object in `text` (JSON, YAML, multi-document YAML, `kind: List`).
+/// Empty documents are skipped, so empty text gives no objects.
 pub fn parse_documents(text: &str) -> Result<Vec<Parsed>, ManifestError> {
-    let _ = text;
-    todo!("manifest parsing")
+    let mut out = Vec::new();
+    for (i, doc) in split_documents(text)?.into_iter().enumerate() {
+        let where_ = format!("document {}", i + 1);
+        match list_items(&doc) {
+            Some(items) => {
+                for (j, item) in items.iter().enumerate() {
+                    out.push(decode_object(item.clone()).map_err(|e| e.within(&format!("{where_}: items[{j}]")))?);
+                }
+            }
+            None => out.push(decode_object(doc).map_err(|e| e.within(&where_))?),
+        }
+    }
+    Ok(out)
+}
+
+/// The documents of a JSON stream or a YAML file, as JSON values; null (empty) ones dropped.
+fn split_documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    let mut docs = Vec::new();
+    // kubectl sniffs the same way: a leading brace means JSON, anything else YAML.
+    if text.trim_start().starts_with('{') {
+        for (i, doc) in serde_json::Deserializer::from_str(text).into_iter::<Value>().enumerate() {
+            let doc = doc.map_err(|e| ManifestError::new(format!("document {}: {e}", i + 1)))?;
+            docs.push(doc);
+        }
+    } else {
+        for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let doc = Value::deserialize(de).map_err(|e| ManifestError::new(format!("document {}: {e}", i + 1)))?;
+            if !doc.is_null() {
+                docs.push(doc);
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// The `items` of a `kind: List` (or `PodList`, `DeploymentList`, …) document.
+fn list_items(doc: &Value) -> Option<&Vec<Value>> {
+    let kind = doc.get("kind")?.as_str()?;
+    let is_list = kind == "List" || ALL.iter().any(|info| info.list_kind == kind);
+    if !is_list {
+        return None;
+    }
+    doc.get("items")?.as_array()
 }
 
 /// Decodes one object from a JSON value, as the API receives it in a request body.
-pub fn decode_object(value: serde_json::Value) -> Result<Parsed, ManifestError> {
-    let _ = value;
-    todo!("object decoding")
+pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
+    let Value::Object(map) = &value else {
+        return Err(ManifestError::new(format!(
+            "expected an object with apiVersion and kind, got {}",
+            describe(&value)
+        )));
+    };
+    let type_field = |name: &str| -> Result<String, ManifestError> {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(ManifestError::new(format!("{name}: invalid type: {}, expected a string", describe(other)))),
+        }
+    };
+    let api_version = type_field("apiVersion")?;
+    let kind = type_field("kind")?;
+    if kind.is_empty() {
+        return Err(ManifestError::new(format!("Object 'Kind' is missing in '{}'", snippet(&value))));
+    }
+    if api_version.is_empty() {
+        return Err(ManifestError::new(format!("Object 'apiVersion' is missing in '{}'", snippet(&value))));
+    }
+    let (object, warnings) = match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Pod") => typed::<Pod>(value)?,
+        ("v1", "Service") => typed::<Service>(value)?,
+        ("v1", "Endpoints") => typed::<Endpoints>(value)?,
+        ("v1", "Event") => typed::<Event>(value)?,
+        ("v1", "Namespace") => typed::<Namespace>(value)?,
+        ("apps/v1", "Deployment") => typed::<Deployment>(value)?,
+        ("apps/v1", "ReplicaSet") => typed::<ReplicaSet>(value)?,
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => typed::<HorizontalPodAutoscaler>(value)?,
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => {
+            let (v1, warnings) = decode_tracked::<HorizontalPodAutoscalerV1>(value)?;
+            (Object::HorizontalPodAutoscaler(v1.to_v2()), warnings)
+        }
+        _ => {
+            return Err(ManifestError::new(format!(
+                "no kind {kind:?} is registered for version {api_version:?}"
+            )))
+        }
+    };
+    let mut object = object;
+    object.set_type_meta();
+    Ok(Parsed { object, warnings })
+}
+
+fn typed<T>(value: Value) -> Result<(Object, Vec<String>), ManifestError>
+where
+    T: DeserializeOwned + Into<Object>,
+{
+    decode_tracked::<T>(value).map(|(t, warnings)| (t.into(), warnings))
+}
+
+/// Decodes `T`, collecting the paths of fields `T` does not know and naming the field
+/// path of a type error.
+fn decode_tracked<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<String>), ManifestError> {
+    let mut warnings = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path| {
+        warnings.push(format!("unknown field {:?}", ignored_path(&path)));
+    };
+    let ignoring = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let decoded: Result<T, _> = serde_path_to_error::deserialize(ignoring);
+    match decoded {
+        Ok(t) => Ok((t, warnings)),
+        Err(e) => {
+            let path = error_path(e.path());
+            let inner = e.into_inner();
+            Err(ManifestError::new(if path.is_empty() { inner.to_string() } else { format!("{path}: {inner}") }))
+        }
+    }
+}
+
+/// `spec.template.spec.containers[0].imagee`, as kube-apiserver names unknown fields.
+fn ignored_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = ignored_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+/// The field path of a decoding error, in the same notation.
+fn error_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Names a JSON value's type the way serde's `invalid type` messages do.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) => format!("number `{n}`"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "a sequence".into(),
+        Value::Object(_) => "a map".into(),
+    }
+}
+
+/// The start of a document, enough for a user to recognise it in an error.
+fn snippet(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse_documents(text).expect_err(text).message
+    }
+
+    #[test]
+    fn yaml_streams_and_lists_expand_to_objects() {
+        let text = "---\n# leading empty document\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\
+                    apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: b}}\n\
+                    - {apiVersion: v1, kind: Pod, metadata: {name: c}}\n---\n";
+        let parsed = parse_documents(text).unwrap();
+        let names: Vec<_> = parsed.iter().map(|p| p.object.metadata().name.clone()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(parse_documents("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn json_streams_decode() {
+        let text = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}
+                      {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}"#;
+        assert_eq!(parse_documents(text).unwrap().len(), 2);
+        let e = err(r#"{"apiVersion":"v1","kind":"Namespace","#);
+        assert!(e.starts_with("document 1: EOF while parsing"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_become_warnings_with_full_paths() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replica: 3\n  template:\n    \
+                    spec:\n      containers:\n      - {name: c, image: i, imagee: x}\n";
+        let parsed = parse_documents(text).unwrap();
+        assert_eq!(
+            parsed[0].warnings,
+            ["unknown field \"spec.replica\"", "unknown field \"spec.template.spec.containers[0].imagee\""]
+        );
+        // Dropped from the stored object.
+        let json = parsed[0].object.to_json();
+        assert!(json["spec"].get("replica").is_none());
+    }
+
+    #[test]
+    fn type_errors_name_document_and_field() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: apps/v1\nkind: Deployment\n\
+                    metadata: {name: w}\nspec:\n  replicas: three\n";
+        assert_eq!(err(text), "document 2: spec.replicas: invalid type: string \"three\", expected i32");
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    \
+                    resources: {limits: {cpu: 12kk}}\n";
+        assert_eq!(
+            err(text),
+            "document 1: spec.containers[0].resources.limits.cpu: invalid quantity \"12kk\": unable to parse quantity's suffix"
+        );
+    }
+
+    #[test]
+    fn unknown_or_missing_kinds_are_named() {
+        assert_eq!(
+            err("apiVersion: apps/v1\nkind: Deploymnet\n"),
+            "document 1: no kind \"Deploymnet\" is registered for version \"apps/v1\""
+        );
+        assert_eq!(
+            err("apiVersion: v1\nkind: Deployment\n"),
+            "document 1: no kind \"Deployment\" is registered for version \"v1\""
+        );
+        assert!(err("apiVersion: v1\nmetadata: {name: x}\n").starts_with("document 1: Object 'Kind' is missing in '"));
+        assert!(err("kind: Pod\n").starts_with("document 1: Object 'apiVersion' is missing in '"));
+        assert_eq!(err("just text"), "document 1: expected an object with apiVersion and kind, got string \"just text\"");
+        assert_eq!(err("kind: 3\napiVersion: v1"), "document 1: kind: invalid type: number `3`, expected a string");
+        assert_eq!(
+            err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Nope}\n"),
+            "document 1: items[0]: no kind \"Nope\" is registered for version \"v1\""
+        );
+    }
+
+    #[test]
+    fn autoscaler_v1_decodes_to_the_stored_v2() {
+        let text = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  \
+                    scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 5\n  \
+                    targetCPUUtilizationPercentage: 50\n";
+        let parsed = parse_documents(text).unwrap();
+        let Object::HorizontalPodAutoscaler(h) = &parsed[0].object else { panic!("not an HPA") };
+        assert_eq!(h.api_version, "autoscaling/v2");
+        assert_eq!(h.cpu_target_utilization(), Some(50));
+        assert!(parsed[0].warnings.is_empty());
+    }
 }

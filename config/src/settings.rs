@@ -1,4 +1,343 @@
 //! The daemon's settings: `/etc/coracle/config.yaml`, every key optional, overridden by
-//! `CORACLE_*` environment variables and command-line flags.
-//!
-//! SKELETON: being written.
+//! `CORACLE_*` environment variables and command-line flags (the daemon applies flags).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the daemon looks for its settings when no file is named.
+pub const DEFAULT_PATH: &str = "/etc/coracle/config.yaml";
+
+/// Everything `coracled` can be told; the default runs on any board with no file at all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// Objects, images and runtime state (`/var/lib/coracle`).
+    pub data_dir: PathBuf,
+    /// The API's unix socket.
+    pub socket: PathBuf,
+    /// Volatile per-boot state: pid files, container bundles.
+    pub run_dir: PathBuf,
+    /// Static manifests applied at start and followed on change.
+    pub manifests_dir: PathBuf,
+    /// `host:port` for the TCP API (bearer token required); none by default.
+    pub listen: Option<String>,
+    /// The file holding the TCP API's bearer token.
+    pub token_file: Option<PathBuf>,
+    pub runtime: RuntimeSettings,
+    pub backoff: BackoffSettings,
+    pub logs: LogSettings,
+    pub network: NetworkSettings,
+    /// This node's name in pod status and events; the host name by default.
+    pub node_name: String,
+}
+
+/// Which container runtime starts containers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSettings {
+    pub kind: RuntimeKind,
+    /// The OCI runtime binary for `kind: oci` (`runc`, `crun`, `youki`), looked up in PATH.
+    pub oci_binary: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Coracle's own namespaces-and-cgroups runtime.
+    #[default]
+    Builtin,
+    /// An external OCI runtime binary.
+    Oci,
+}
+
+/// Container restart backoff: `base_seconds` doubling per crash up to `cap_seconds`,
+/// forgotten after `reset_seconds` of running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackoffSettings {
+    pub base_seconds: u64,
+    pub cap_seconds: u64,
+    pub reset_seconds: u64,
+}
+
+/// Container log rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub max_size_bytes: u64,
+    pub max_files: u32,
+}
+
+/// Pod networking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSettings {
+    pub mode: NetworkMode,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub bridge: String,
+    pub cni_bin_dirs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A network namespace per pod, wired with CNI plugins.
+    #[default]
+    Cni,
+    /// Pods share the host's network.
+    Host,
+    /// A network namespace per pod with loopback only.
+    None,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            data_dir: "/var/lib/coracle".into(),
+            socket: "/run/coracle/coracle.sock".into(),
+            run_dir: "/run/coracle".into(),
+            manifests_dir: "/etc/coracle/manifests".into(),
+            listen: None,
+            token_file: None,
+            runtime: RuntimeSettings::default(),
+            backoff: BackoffSettings::default(),
+            logs: LogSettings::default(),
+            network: NetworkSettings::default(),
+            node_name: host_name(),
+        }
+    }
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings { kind: RuntimeKind::Builtin, oci_binary: "runc".into() }
+    }
+}
+
+impl Default for BackoffSettings {
+    fn default() -> Self {
+        BackoffSettings { base_seconds: 10, cap_seconds: 300, reset_seconds: 600 }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { max_size_bytes: 1024 * 1024, max_files: 3 }
+    }
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            mode: NetworkMode::Cni,
+            pod_cidr: "10.88.0.0/16".into(),
+            service_cidr: "10.96.0.0/16".into(),
+            bridge: "coracle0".into(),
+            cni_bin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
+        }
+    }
+}
+
+/// The kernel's host name, lower-cased as Kubernetes does for node names.
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Why settings could not be loaded; names the file, key or variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub message: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl DaemonSettings {
+    /// Reads the settings file: `path`, which must exist, or else [`DEFAULT_PATH`] if it
+    /// exists. Unknown keys are refused, naming the key.
+    pub fn load(path: Option<&Path>) -> Result<DaemonSettings, SettingsError> {
+        let (path, required) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(DaemonSettings::default()),
+            Err(e) => return Err(SettingsError { message: format!("reading {}: {e}", path.display()) }),
+        };
+        DaemonSettings::from_yaml(&text).map_err(|e| SettingsError { message: format!("{}: {}", path.display(), e.message) })
+    }
+
+    /// Parses settings from YAML text; an empty document gives the defaults.
+    pub fn from_yaml(text: &str) -> Result<DaemonSettings, SettingsError> {
+        let value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| SettingsError { message: e.to_string() })?;
+        if value.is_null() {
+            return Ok(DaemonSettings::default());
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let inner = e.inner().to_string();
+            let mut segments: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
+            // The path of an unknown key ends in the key itself, which the message names.
+            if inner.starts_with("unknown field") {
+                segments.pop();
+            }
+            let message = if segments.is_empty() { inner } else { format!("{}: {inner}", segments.join(".")) };
+            SettingsError { message }
+        })
+    }
+
+    /// Applies `CORACLE_*` overrides from `vars` (pass `std::env::vars()`). Other variables
+    /// are ignored; a bad value is an error naming the variable.
+    pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), SettingsError> {
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("CORACLE_") else { continue };
+            let bad = |what: &str| SettingsError { message: format!("{name}={value:?}: {what}") };
+            let number = || value.parse::<u64>().map_err(|_| bad("expected a whole number"));
+            match key {
+                "DATA_DIR" => self.data_dir = value.clone().into(),
+                "SOCKET" => self.socket = value.clone().into(),
+                "RUN_DIR" => self.run_dir = value.clone().into(),
+                "MANIFESTS" | "MANIFESTS_DIR" => self.manifests_dir = value.clone().into(),
+                "LISTEN" => self.listen = Some(value.clone()).filter(|v| !v.is_empty()),
+                "TOKEN_FILE" => self.token_file = Some(value.clone().into()).filter(|p: &PathBuf| !p.as_os_str().is_empty()),
+                "NODE_NAME" => self.node_name = value.clone(),
+                "RUNTIME" => {
+                    self.runtime.kind = match value.as_str() {
+                        "builtin" => RuntimeKind::Builtin,
+                        "oci" => RuntimeKind::Oci,
+                        _ => return Err(bad("expected builtin or oci")),
+                    }
+                }
+                "OCI_BINARY" => self.runtime.oci_binary = value.clone(),
+                "NETWORK" | "NETWORK_MODE" => {
+                    self.network.mode = match value.as_str() {
+                        "cni" => NetworkMode::Cni,
+                        "host" => NetworkMode::Host,
+                        "none" => NetworkMode::None,
+                        _ => return Err(bad("expected cni, host or none")),
+                    }
+                }
+                "POD_CIDR" => self.network.pod_cidr = value.clone(),
+                "SERVICE_CIDR" => self.network.service_cidr = value.clone(),
+                "BRIDGE" => self.network.bridge = value.clone(),
+                "CNI_BIN_DIRS" => self.network.cni_bin_dirs = std::env::split_paths(&value).collect(),
+                "BACKOFF_BASE_SECONDS" => self.backoff.base_seconds = number()?,
+                "BACKOFF_CAP_SECONDS" => self.backoff.cap_seconds = number()?,
+                "BACKOFF_RESET_SECONDS" => self.backoff.reset_seconds = number()?,
+                "LOG_MAX_SIZE_BYTES" => self.logs.max_size_bytes = number()?,
+                "LOG_MAX_FILES" => {
+                    self.logs.max_files = u32::try_from(number()?).map_err(|_| bad("expected a whole number"))?
+                }
+                // Other parts (the ctl, tests, `CORACLE_CONFIG` for the flag parser) own
+                // the remaining `CORACLE_` names.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn every_key_has_a_default() {
+        let s = DaemonSettings::from_yaml("").unwrap();
+        assert_eq!(s.data_dir, Path::new("/var/lib/coracle"));
+        assert_eq!(s.socket, Path::new("/run/coracle/coracle.sock"));
+        assert_eq!(s.run_dir, Path::new("/run/coracle"));
+        assert_eq!(s.manifests_dir, Path::new("/etc/coracle/manifests"));
+        assert_eq!((s.listen.as_deref(), s.token_file.as_deref()), (None, None));
+        assert_eq!(s.runtime, RuntimeSettings { kind: RuntimeKind::Builtin, oci_binary: "runc".into() });
+        assert_eq!((s.backoff.base_seconds, s.backoff.cap_seconds, s.backoff.reset_seconds), (10, 300, 600));
+        assert_eq!((s.logs.max_size_bytes, s.logs.max_files), (1 << 20, 3));
+        assert_eq!(s.network.mode, NetworkMode::Cni);
+        assert_eq!(s.network.pod_cidr, "10.88.0.0/16");
+        assert_eq!(s.network.service_cidr, "10.96.0.0/16");
+        assert_eq!(s.network.bridge, "coracle0");
+        assert_eq!(s.network.cni_bin_dirs, [PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")]);
+        assert!(!s.node_name.is_empty());
+    }
+
+    #[test]
+    fn partial_files_keep_the_other_defaults() {
+        let s = DaemonSettings::from_yaml("runtime: {kind: oci}\nnetwork:\n  mode: host\nbackoff: {cap_seconds: 60}\n")
+            .unwrap();
+        assert_eq!(s.runtime.kind, RuntimeKind::Oci);
+        assert_eq!(s.runtime.oci_binary, "runc");
+        assert_eq!(s.network.mode, NetworkMode::Host);
+        assert_eq!((s.backoff.base_seconds, s.backoff.cap_seconds), (10, 60));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = DaemonSettings::from_yaml("data_dri: /x\n").unwrap_err().message;
+        assert!(e.starts_with("unknown field `data_dri`"), "{e}");
+        let e = DaemonSettings::from_yaml("runtime: {kindd: oci}\n").unwrap_err().message;
+        assert!(e.starts_with("runtime: unknown field `kindd`"), "{e}");
+        let e = DaemonSettings::from_yaml("network: {mode: bridge}\n").unwrap_err().message;
+        assert!(e.starts_with("network.mode: unknown variant `bridge`"), "{e}");
+    }
+
+    #[test]
+    fn load_tolerates_only_a_missing_default_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let e = DaemonSettings::load(Some(&missing)).unwrap_err().message;
+        assert!(e.starts_with(&format!("reading {}", missing.display())), "{e}");
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "logs: {max_files: 5}\nbogus: 1\n").unwrap();
+        let e = DaemonSettings::load(Some(&file)).unwrap_err().message;
+        assert!(e.starts_with(&format!("{}: unknown field `bogus`", file.display())), "{e}");
+        std::fs::write(&file, "logs: {max_files: 5}\n").unwrap();
+        assert_eq!(DaemonSettings::load(Some(&file)).unwrap().logs.max_files, 5);
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let mut s = DaemonSettings::default();
+        s.apply_env(vars(&[
+            ("CORACLE_DATA_DIR", "/tmp/d"),
+            ("CORACLE_SOCKET", "/tmp/s.sock"),
+            ("CORACLE_MANIFESTS", "/tmp/m"),
+            ("CORACLE_LISTEN", "127.0.0.1:6443"),
+            ("CORACLE_TOKEN_FILE", "/tmp/t"),
+            ("CORACLE_RUN_DIR", "/tmp/r"),
+            ("CORACLE_RUNTIME", "oci"),
+            ("CORACLE_NETWORK", "none"),
+            ("CORACLE_BACKOFF_CAP_SECONDS", "30"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        assert_eq!(s.data_dir, Path::new("/tmp/d"));
+        assert_eq!(s.socket, Path::new("/tmp/s.sock"));
+        assert_eq!(s.manifests_dir, Path::new("/tmp/m"));
+        assert_eq!(s.listen.as_deref(), Some("127.0.0.1:6443"));
+        assert_eq!(s.token_file.as_deref(), Some(Path::new("/tmp/t")));
+        assert_eq!(s.run_dir, Path::new("/tmp/r"));
+        assert_eq!((s.runtime.kind, s.network.mode, s.backoff.cap_seconds), (RuntimeKind::Oci, NetworkMode::None, 30));
+
+        let e = s.apply_env(vars(&[("CORACLE_RUNTIME", "docker")])).unwrap_err().message;
+        assert_eq!(e, "CORACLE_RUNTIME=\"docker\": expected builtin or oci");
+        let e = s.apply_env(vars(&[("CORACLE_LOG_MAX_FILES", "many")])).unwrap_err().message;
+        assert_eq!(e, "CORACLE_LOG_MAX_FILES=\"many\": expected a whole number");
+    }
+}

@@ -1,1 +1,306 @@
-//! Test harness: start coracled on a temp dir, run coracle, build busybox images.
+//! Test harness: start coracled on a temp dir, talk to it over its unix socket (raw HTTP,
+//! curl, or the `coracle` ctl), kill and restart it.
+
+pub mod http;
+pub mod images;
+
+pub use http::{HttpResponse, WatchStream};
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// The workspace root (the directory holding the root Cargo.toml).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// `target/{debug|release}`, the directory holding the test executable's profile.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // target/debug/deps/test-hash → target/debug
+    let mut dir = exe.parent().expect("deps dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+static BUILD: Once = Once::new();
+
+/// Builds the daemon and the ctl once per test process, with the test's own profile.
+fn ensure_built() {
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = profile_dir().ends_with("release");
+        for package in ["coracled", "coracle"] {
+            let mut cmd = Command::new(&cargo);
+            cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", package, "--bins"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let out = cmd.output().unwrap_or_else(|e| panic!("running {cargo} build -p {package}: {e}"));
+            if !out.status.success() {
+                let msg = format!("cargo build -p {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+                // The daemon is needed by every test; the ctl only by those that call it.
+                assert!(package != "coracled", "{msg}");
+                eprintln!("warning: {msg}");
+            }
+        }
+    });
+}
+
+/// The path of a built binary of this workspace, e.g. `bin("coracled")`.
+pub fn bin(name: &str) -> PathBuf {
+    ensure_built();
+    profile_dir().join(name)
+}
+
+/// True when running as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns true (after printing why) when the test must be skipped for lack of root.
+pub fn skip_unless_root(why: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipping: needs root ({why})");
+    true
+}
+
+/// A coracled running on its own temp directories.
+pub struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    data_dir: PathBuf,
+    manifests_dir: PathBuf,
+    log_path: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon with fresh data, socket and manifests directories; waits for /healthz.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// As `start`, with extra command-line arguments.
+    pub fn start_with(extra_args: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("coracle-e2e-").tempdir().expect("creating a temp dir");
+        let root = dir.path().to_path_buf();
+        let manifests_dir = root.join("manifests");
+        std::fs::create_dir_all(&manifests_dir).expect("creating the manifests dir");
+        let mut daemon = Daemon {
+            socket: root.join("run/coracle.sock"),
+            data_dir: root.join("data"),
+            manifests_dir,
+            log_path: root.join("coracled.log"),
+            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// The API's unix socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The followed manifests directory.
+    pub fn manifests_dir(&self) -> &Path {
+        &self.manifests_dir
+    }
+
+    /// The temp directory everything lives under.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the daemon logged so far (every run of it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The running daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn spawn(&mut self) {
+        let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening the daemon log");
+        writeln!(&log, "----- coracled starting -----").ok();
+        let child = Command::new(bin("coracled"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--manifests")
+            .arg(&self.manifests_dir)
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("CORACLE_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env_remove("CORACLE_CONFIG")
+            // Per-daemon runtime state, so tests running side by side never share it.
+            .env("CORACLE_RUN_DIR", self.dir.path().join("run"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cloning the log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin("coracled").display()));
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                panic!("coracled exited during start ({status}); log:\n{}", self.log());
+            }
+            if UnixStream::connect(&self.socket).is_ok() {
+                if let Ok(resp) = http::request(&self.socket, "GET", "/healthz", &[], None) {
+                    if resp.status == 200 {
+                        return;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("coracled did not answer /healthz within 60 s; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the built `coracle --socket S ARGS…`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_command(args).output().expect("running coracle")
+    }
+
+    /// Runs `coracle` with `stdin` as its standard input.
+    pub fn ctl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .ctl_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning coracle");
+        child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes()).expect("writing coracle's stdin");
+        child.wait_with_output().expect("waiting for coracle")
+    }
+
+    fn ctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("coracle"));
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd
+    }
+
+    /// One HTTP request over the socket: `(status, body)`.
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let resp = self.request(method, path, &[], body.map(str::as_bytes));
+        (resp.status, resp.body)
+    }
+
+    /// One HTTP request with extra headers, the whole response returned.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpResponse {
+        http::request(&self.socket, method, path, headers, body.map(<[u8]>::to_vec).as_deref())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; daemon log:\n{}", self.log()))
+    }
+
+    /// Opens a watch (`path` should carry `watch=1`).
+    pub fn watch(&self, path: &str) -> WatchStream {
+        WatchStream::open(&self.socket, path).unwrap_or_else(|e| panic!("watch {path}: {e}"))
+    }
+
+    /// Runs `curl -sS --unix-socket S ARGS…` (give URLs as `http://localhost/…`).
+    pub fn curl(&self, args: &[&str]) -> Output {
+        Command::new("curl")
+            .arg("-sS")
+            .arg("--unix-socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running curl")
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the daemon (if running) and starts it again on the same directories.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM, and wait for the exit (SIGKILL after 30 s); returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is ours.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                eprintln!("coracled ignored SIGTERM for 30 s; killing it. log:\n{}", self.log());
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes a file into the manifests directory atomically (temp file + rename), as a
+    /// careful tool would.
+    pub fn write_manifest(&self, name: &str, text: &str) {
+        let tmp = self.manifests_dir.join(format!(".{name}.tmp"));
+        let mut f = File::create(&tmp).expect("creating a manifest temp file");
+        f.write_all(text.as_bytes()).expect("writing a manifest");
+        drop(f);
+        std::fs::rename(&tmp, self.manifests_dir.join(name)).expect("renaming a manifest into place");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,483 @@
+//! `ValidatePodSpec` and what lies beneath it: containers, ports, probes, resources, volumes.
+
+use super::field::{quote, FieldError, Path};
+use super::meta;
+use super::names;
+use crate::core::{
+    Container, ContainerPort, ExecAction, HttpGetAction, LifecycleHandler, PodSpec, Probe, ResourceRequirements,
+    TcpSocketAction, Volume,
+};
+use crate::IntOrString;
+use std::collections::BTreeSet;
+
+/// Where a pod spec sits: a bare pod, or the template of a Deployment or ReplicaSet,
+/// which must restart its pods forever.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PodSpecOwner {
+    Pod,
+    Workload,
+}
+
+const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+
+pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs: &mut Vec<FieldError>) {
+    let volumes = validate_volumes(&spec.volumes, &path.child("volumes"), errs);
+    let grace = spec.termination_grace_period_seconds.unwrap_or(30);
+
+    let mut names = BTreeSet::new();
+    for (i, c) in spec.init_containers.iter().enumerate() {
+        let p = path.child("initContainers").index(i);
+        container(c, &volumes, grace, &mut names, &p, errs);
+        for (field, set) in [
+            ("lifecycle", c.lifecycle.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+        ] {
+            if set {
+                errs.push(FieldError::forbidden(&p.child(field), "may not be set for init containers"));
+            }
+        }
+    }
+    if spec.containers.is_empty() {
+        errs.push(FieldError::required(&path.child("containers"), ""));
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        container(c, &volumes, grace, &mut names, &path.child("containers").index(i), errs);
+    }
+
+    if let Some(policy) = &spec.restart_policy {
+        let p = path.child("restartPolicy");
+        match policy.as_str() {
+            "" => errs.push(FieldError::required(&p, "")),
+            "Always" | "OnFailure" | "Never" => {}
+            other => errs.push(FieldError::not_supported(&p, other, &["Always", "OnFailure", "Never"])),
+        }
+        if owner == PodSpecOwner::Workload && policy != "Always" {
+            errs.push(FieldError::not_supported(&p, policy, &["Always"]));
+        }
+    }
+    if let Some(dns) = &spec.dns_policy {
+        if !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dns.as_str()) {
+            errs.push(FieldError::not_supported(
+                &path.child("dnsPolicy"),
+                dns,
+                &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+            ));
+        }
+    }
+    if let Some(g) = spec.termination_grace_period_seconds {
+        nonnegative(g, &path.child("terminationGracePeriodSeconds"), errs);
+    }
+    if let Some(d) = spec.active_deadline_seconds {
+        let p = path.child("activeDeadlineSeconds");
+        if owner == PodSpecOwner::Workload {
+            errs.push(FieldError::forbidden(&p, "activeDeadlineSeconds in ReplicaSet is not Supported"));
+        } else if !(1..=i32::MAX as i64).contains(&d) {
+            errs.push(FieldError::invalid(&p, d.to_string(), "must be between 1 and 2147483647, inclusive"));
+        }
+    }
+    for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
+        if let Some(v) = value {
+            for msg in names::dns1123_label(v) {
+                errs.push(FieldError::invalid(&path.child(field), quote(v), &msg));
+            }
+        }
+    }
+    meta::labels(&spec.node_selector, &path.child("nodeSelector"), errs);
+    if let Some(sc) = &spec.security_context {
+        let p = path.child("securityContext");
+        id_range(sc.run_as_user, &p.child("runAsUser"), errs);
+        id_range(sc.run_as_group, &p.child("runAsGroup"), errs);
+        id_range(sc.fs_group, &p.child("fsGroup"), errs);
+    }
+}
+
+/// The names of the pod's volumes, for mounts to refer to.
+fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let p = path.index(i);
+        let name = p.child("name");
+        if v.name.is_empty() {
+            errs.push(FieldError::required(&name, ""));
+        } else {
+            for msg in names::dns1123_label(&v.name) {
+                errs.push(FieldError::invalid(&name, quote(&v.name), &msg));
+            }
+        }
+        if !names.insert(v.name.clone()) {
+            errs.push(FieldError::duplicate(&name, quote(&v.name)));
+        }
+        match (&v.empty_dir, &v.host_path) {
+            (None, None) => errs.push(FieldError::required(&p, "must specify a volume type")),
+            (Some(_), Some(_)) => {
+                errs.push(FieldError::forbidden(&p.child("hostPath"), "may not specify more than 1 volume type"))
+            }
+            (Some(e), None) => {
+                if let Some(size) = &e.size_limit {
+                    if size.is_negative() {
+                        errs.push(FieldError::invalid(
+                            &p.child("emptyDir").child("sizeLimit"),
+                            quote(&size.to_string()),
+                            "must be greater than or equal to 0",
+                        ));
+                    }
+                }
+            }
+            (None, Some(h)) => {
+                let hp = p.child("hostPath");
+                if h.path.is_empty() {
+                    errs.push(FieldError::required(&hp.child("path"), ""));
+                }
+                const TYPES: &[&str] =
+                    &["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"];
+                if let Some(t) = &h.type_ {
+                    if !TYPES.contains(&t.as_str()) {
+                        errs.push(FieldError::not_supported(&hp.child("type"), t, TYPES));
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+fn container(
+    c: &Container,
+    volumes: &BTreeSet<String>,
+    grace: i64,
+    names: &mut BTreeSet<String>,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) {
+    let name = path.child("name");
+    if c.name.is_empty() {
+        errs.push(FieldError::required(&name, ""));
+    } else {
+        for msg in names::dns1123_label(&c.name) {
+            errs.push(FieldError::invalid(&name, quote(&c.name), &msg));
+        }
+        if !names.insert(c.name.clone()) {
+            errs.push(FieldError::duplicate(&name, quote(&c.name)));
+        }
+    }
+    if c.image.is_empty() {
+        errs.push(FieldError::required(&path.child("image"), ""));
+    } else if c.image.trim() != c.image {
+        errs.push(FieldError::invalid(
+            &path.child("image"),
+            quote(&c.image),
+            "must not have leading or trailing whitespace",
+        ));
+    }
+    if let Some(policy) = &c.image_pull_policy {
+        const POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+        if !POLICIES.contains(&policy.as_str()) {
+            errs.push(FieldError::not_supported(&path.child("imagePullPolicy"), policy, POLICIES));
+        }
+    }
+    if let Some(policy) = &c.termination_message_policy {
+        const POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
+        if !POLICIES.contains(&policy.as_str()) {
+            errs.push(FieldError::not_supported(&path.child("terminationMessagePolicy"), policy, POLICIES));
+        }
+    }
+    ports(&c.ports, &path.child("ports"), errs);
+    env(c, &path.child("env"), errs);
+    resources(&c.resources, &path.child("resources"), errs);
+    for (field, probe, single_success) in [
+        ("livenessProbe", &c.liveness_probe, true),
+        ("readinessProbe", &c.readiness_probe, false),
+        ("startupProbe", &c.startup_probe, true),
+    ] {
+        if let Some(probe) = probe {
+            let p = path.child(field);
+            validate_probe(probe, &p, errs);
+            if single_success {
+                if let Some(s) = probe.success_threshold.filter(|&s| s != 1) {
+                    errs.push(FieldError::invalid(&p.child("successThreshold"), s.to_string(), "must be 1"));
+                }
+            }
+        }
+    }
+    if let Some(l) = &c.lifecycle {
+        let p = path.child("lifecycle");
+        for (field, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+            if let Some(h) = h {
+                lifecycle_handler(h, grace, &p.child(field), errs);
+            }
+        }
+    }
+    volume_mounts(c, volumes, &path.child("volumeMounts"), errs);
+    if let Some(sc) = &c.security_context {
+        let p = path.child("securityContext");
+        id_range(sc.run_as_user, &p.child("runAsUser"), errs);
+        id_range(sc.run_as_group, &p.child("runAsGroup"), errs);
+        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+            errs.push(FieldError::invalid(
+                &p,
+                "false",
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            ));
+        }
+    }
+}
+
+fn ports(ports: &[ContainerPort], path: &Path, errs: &mut Vec<FieldError>) {
+    let mut names = BTreeSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let p = path.index(i);
+        if let Some(name) = &port.name {
+            for msg in names::port_name(name) {
+                errs.push(FieldError::invalid(&p.child("name"), quote(name), &msg));
+            }
+            if !names.insert(name.clone()) {
+                errs.push(FieldError::duplicate(&p.child("name"), quote(name)));
+            }
+        }
+        if port.container_port == 0 {
+            errs.push(FieldError::required(&p.child("containerPort"), ""));
+        } else {
+            for msg in names::port_number(port.container_port) {
+                errs.push(FieldError::invalid(&p.child("containerPort"), port.container_port.to_string(), &msg));
+            }
+        }
+        if let Some(host) = port.host_port.filter(|&h| h != 0) {
+            for msg in names::port_number(host) {
+                errs.push(FieldError::invalid(&p.child("hostPort"), host.to_string(), &msg));
+            }
+        }
+        protocol(port.protocol.as_deref(), &p.child("protocol"), errs);
+    }
+}
+
+/// TCP, UDP or SCTP; unset is fine (defaulting fills TCP).
+pub fn protocol(value: Option<&str>, path: &Path, errs: &mut Vec<FieldError>) {
+    match value {
+        None => {}
+        Some("") => errs.push(FieldError::required(path, "")),
+        Some(p) if PROTOCOLS.contains(&p) => {}
+        Some(p) => errs.push(FieldError::not_supported(path, p, PROTOCOLS)),
+    }
+}
+
+fn env(c: &Container, path: &Path, errs: &mut Vec<FieldError>) {
+    for (i, e) in c.env.iter().enumerate() {
+        let p = path.index(i);
+        if e.name.is_empty() {
+            errs.push(FieldError::required(&p.child("name"), ""));
+        } else {
+            for msg in names::env_var_name(&e.name) {
+                errs.push(FieldError::invalid(&p.child("name"), quote(&e.name), &msg));
+            }
+        }
+        if let Some(from) = &e.value_from {
+            let fp = p.child("valueFrom");
+            if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
+                errs.push(FieldError::invalid(&fp, "\"\"", "may not be specified when `value` is not empty"));
+            }
+            match (&from.field_ref, &from.resource_field_ref) {
+                (None, None) => errs.push(FieldError::invalid(&fp, "\"\"", "must specify one of: `fieldRef` or `resourceFieldRef`")),
+                (Some(_), Some(_)) => errs.push(FieldError::invalid(
+                    &fp,
+                    "\"\"",
+                    "may not have more than one field specified at a time",
+                )),
+                (Some(f), None) if f.field_path.is_empty() => {
+                    errs.push(FieldError::required(&fp.child("fieldRef").child("fieldPath"), ""))
+                }
+                (None, Some(r)) if r.resource.is_empty() => {
+                    errs.push(FieldError::required(&fp.child("resourceFieldRef").child("resource"), ""))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Standard container resources, or a domain-qualified extended resource.
+fn resource_name(name: &str, path: &Path, errs: &mut Vec<FieldError>) {
+    if name.contains('/') {
+        for msg in names::qualified_name(name) {
+            errs.push(FieldError::invalid(path, quote(name), &msg));
+        }
+    } else if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !name.starts_with("hugepages-") {
+        errs.push(FieldError::invalid(path, quote(name), "must be a standard resource for containers"));
+    }
+}
+
+fn resources(r: &ResourceRequirements, path: &Path, errs: &mut Vec<FieldError>) {
+    for (section, map) in [("limits", &r.limits), ("requests", &r.requests)] {
+        for (name, q) in map {
+            let p = path.child(section).key(name);
+            resource_name(name, &p, errs);
+            if q.is_negative() {
+                errs.push(FieldError::invalid(&p, quote(&q.to_string()), "must be greater than or equal to 0"));
+            }
+        }
+    }
+    for (name, request) in &r.requests {
+        if let Some(limit) = r.limits.get(name) {
+            if request > limit {
+                errs.push(FieldError::invalid(
+                    &path.child("requests").key(name),
+                    quote(&request.to_string()),
+                    &format!("must be less than or equal to {name} limit of {limit}"),
+                ));
+            }
+        }
+    }
+}
+
+fn validate_probe(probe: &Probe, path: &Path, errs: &mut Vec<FieldError>) {
+    let handlers = [
+        ("exec", probe.exec.is_some()),
+        ("httpGet", probe.http_get.is_some()),
+        ("tcpSocket", probe.tcp_socket.is_some()),
+    ];
+    one_handler(&handlers, path, errs);
+    if let Some(e) = &probe.exec {
+        exec(e, &path.child("exec"), errs);
+    }
+    if let Some(h) = &probe.http_get {
+        http_get(h, &path.child("httpGet"), errs);
+    }
+    if let Some(t) = &probe.tcp_socket {
+        tcp_socket(t, &path.child("tcpSocket"), errs);
+    }
+    for (field, v) in [
+        ("initialDelaySeconds", probe.initial_delay_seconds),
+        ("timeoutSeconds", probe.timeout_seconds),
+        ("periodSeconds", probe.period_seconds),
+        ("successThreshold", probe.success_threshold),
+        ("failureThreshold", probe.failure_threshold),
+    ] {
+        if let Some(v) = v {
+            nonnegative(v as i64, &path.child(field), errs);
+        }
+    }
+    if let Some(g) = probe.termination_grace_period_seconds.filter(|&g| g <= 0) {
+        errs.push(FieldError::invalid(&path.child("terminationGracePeriodSeconds"), g.to_string(), "must be greater than 0"));
+    }
+}
+
+fn lifecycle_handler(h: &LifecycleHandler, grace: i64, path: &Path, errs: &mut Vec<FieldError>) {
+    let handlers = [
+        ("exec", h.exec.is_some()),
+        ("httpGet", h.http_get.is_some()),
+        ("tcpSocket", h.tcp_socket.is_some()),
+        ("sleep", h.sleep.is_some()),
+    ];
+    one_handler(&handlers, path, errs);
+    if let Some(e) = &h.exec {
+        exec(e, &path.child("exec"), errs);
+    }
+    if let Some(g) = &h.http_get {
+        http_get(g, &path.child("httpGet"), errs);
+    }
+    if let Some(t) = &h.tcp_socket {
+        tcp_socket(t, &path.child("tcpSocket"), errs);
+    }
+    if let Some(s) = &h.sleep {
+        if s.seconds < 0 || s.seconds > grace {
+            errs.push(FieldError::invalid(
+                &path.child("sleep").child("seconds"),
+                s.seconds.to_string(),
+                &format!("must be non-negative and less than terminationGracePeriodSeconds ({grace})"),
+            ));
+        }
+    }
+}
+
+/// Exactly one handler: none is `Required`, each extra one `Forbidden`.
+fn one_handler(handlers: &[(&str, bool)], path: &Path, errs: &mut Vec<FieldError>) {
+    let mut seen = 0;
+    for (name, set) in handlers {
+        if *set {
+            if seen > 0 {
+                errs.push(FieldError::forbidden(&path.child(name), "may not specify more than 1 handler type"));
+            }
+            seen += 1;
+        }
+    }
+    if seen == 0 {
+        errs.push(FieldError::required(path, "must specify a handler type"));
+    }
+}
+
+fn exec(e: &ExecAction, path: &Path, errs: &mut Vec<FieldError>) {
+    if e.command.is_empty() {
+        errs.push(FieldError::required(&path.child("command"), ""));
+    }
+}
+
+fn http_get(h: &HttpGetAction, path: &Path, errs: &mut Vec<FieldError>) {
+    if h.path.as_deref() == Some("") {
+        errs.push(FieldError::required(&path.child("path"), ""));
+    }
+    port_num_or_name(&h.port, &path.child("port"), errs);
+    if let Some(s) = &h.scheme {
+        if s != "HTTP" && s != "HTTPS" {
+            errs.push(FieldError::not_supported(&path.child("scheme"), s, &["HTTP", "HTTPS"]));
+        }
+    }
+}
+
+fn tcp_socket(t: &TcpSocketAction, path: &Path, errs: &mut Vec<FieldError>) {
+    port_num_or_name(&t.port, &path.child("port"), errs);
+}
+
+/// A port given as a number (1–65535) or as a container port's name.
+pub fn port_num_or_name(port: &IntOrString, path: &Path, errs: &mut Vec<FieldError>) {
+    match port {
+        IntOrString::Int(n) => {
+            for msg in names::port_number(*n) {
+                errs.push(FieldError::invalid(path, n.to_string(), &msg));
+            }
+        }
+        IntOrString::String(s) => {
+            for msg in names::port_name(s) {
+                errs.push(FieldError::invalid(path, quote(s), &msg));
+            }
+        }
+    }
+}
+
+fn volume_mounts(c: &Container, volumes: &BTreeSet<String>, path: &Path, errs: &mut Vec<FieldError>) {
+    let mut paths = BTreeSet::new();
+    for (i, m) in c.volume_mounts.iter().enumerate() {
+        let p = path.index(i);
+        if m.name.is_empty() {
+            errs.push(FieldError::required(&p.child("name"), ""));
+        } else if !volumes.contains(&m.name) {
+            errs.push(FieldError::not_found(&p.child("name"), quote(&m.name)));
+        }
+        if m.mount_path.is_empty() {
+            errs.push(FieldError::required(&p.child("mountPath"), ""));
+        } else if !paths.insert(m.mount_path.clone()) {
+            errs.push(FieldError::invalid(&p.child("mountPath"), quote(&m.mount_path), "must be unique"));
+        }
+        if let Some(sub) = &m.sub_path {
+            if sub.starts_with('/') {
+                errs.push(FieldError::invalid(&p.child("subPath"), quote(sub), "must be a relative path"));
+            }
+            if sub.split('/').any(|part| part == "..") {
+                errs.push(FieldError::invalid(&p.child("subPath"), quote(sub), "must not contain '..'"));
+            }
+        }
+    }
+}
+
+/// `ValidateNonnegativeField`.
+pub fn nonnegative(v: i64, path: &Path, errs: &mut Vec<FieldError>) {
+    if v < 0 {
+        errs.push(FieldError::invalid(path, v.to_string(), "must be greater than or equal to 0"));
+    }
+}
+
+fn id_range(v: Option<i64>, path: &Path, errs: &mut Vec<FieldError>) {
+    if let Some(v) = v.filter(|v| !(0..=i32::MAX as i64).contains(v)) {
+        errs.push(FieldError::invalid(path, v.to_string(), "must be between 0 and 2147483647, inclusive"));
+    }
+}

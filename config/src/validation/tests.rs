@@ -1,0 +1,279 @@
+//! A table of bad objects, each with the exact messages Kubernetes would give.
+
+use super::*;
+use crate::defaults;
+use crate::manifest::decode_object;
+use serde_json::{json, Value};
+
+fn deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}]}
+            }
+        }
+    })
+}
+
+fn pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+}
+
+fn service() -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+}
+
+fn hpa() -> Value {
+    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 1, "maxReplicas": 5}})
+}
+
+/// Decodes, defaults and validates, as the API does on create.
+fn errors_of(v: Value) -> Vec<String> {
+    let mut obj = decode_object(v).expect("decodes").object;
+    defaults::apply(&mut obj);
+    match validate(&obj) {
+        Ok(()) => Vec::new(),
+        Err(errs) => errs.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+#[test]
+fn valid_objects_pass() {
+    for v in [deployment(), pod(), service(), hpa()] {
+        assert_eq!(errors_of(v), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn bad_objects_report_kubernetes_messages() {
+    let c0 = "spec.template.spec.containers[0]";
+    type Edit = fn(&mut Value);
+    let table: Vec<(Value, Edit, Vec<String>)> = vec![
+        (deployment(), |v| v["metadata"]["name"] = json!("Web_1"), vec![format!("metadata.name: Invalid value: \"Web_1\": {SUBDOMAIN_MSG}")]),
+        (deployment(), |v| v["spec"]["replicas"] = json!(-1), vec!["spec.replicas: Invalid value: -1: must be greater than or equal to 0".into()]),
+        (deployment(), |v| v["spec"]["template"]["spec"]["containers"][0]["image"] = json!(""), vec![format!("{c0}.image: Required value")]),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["metadata"]["labels"] = json!({"app": "x"}),
+            vec!["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"x\"}: `selector` does not match template `labels`".into()],
+        ),
+        (deployment(), |v| v["spec"]["selector"] = json!({}), vec!["spec.selector: Required value".into()]),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = json!(70000),
+            vec![format!("{c0}.ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive")],
+        ),
+        (
+            deployment(),
+            |v| {
+                let c = v["spec"]["template"]["spec"]["containers"][0].clone();
+                v["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().push(c);
+            },
+            vec!["spec.template.spec.containers[1].name: Duplicate value: \"web\"".into()],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["spec"]["containers"][0]["name"] = json!("Web"),
+            vec![format!("{c0}.name: Invalid value: \"Web\": {LABEL_MSG}")],
+        ),
+        (
+            deployment(),
+            |v| {
+                v["spec"]["template"]["spec"]["containers"][0]["livenessProbe"] =
+                    json!({"httpGet": {"port": 80}, "tcpSocket": {"port": 80}, "successThreshold": 2})
+            },
+            vec![
+                format!("{c0}.livenessProbe.tcpSocket: Forbidden: may not specify more than 1 handler type"),
+                format!("{c0}.livenessProbe.successThreshold: Invalid value: 2: must be 1"),
+            ],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = json!({"periodSeconds": -1}),
+            vec![
+                format!("{c0}.readinessProbe: Required value: must specify a handler type"),
+                format!("{c0}.readinessProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0"),
+            ],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure"),
+            vec!["spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\"".into()],
+        ),
+        (
+            pod(),
+            |v| v["spec"]["restartPolicy"] = json!("Sometimes"),
+            vec!["spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"".into()],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "-1"}}),
+            vec![format!("{c0}.resources.limits[cpu]: Invalid value: \"-1\": must be greater than or equal to 0")],
+        ),
+        (
+            deployment(),
+            |v| {
+                v["spec"]["template"]["spec"]["containers"][0]["resources"] =
+                    json!({"limits": {"cpu": "1", "memory": "64Mi"}, "requests": {"cpu": 2, "memory": "64Mi", "gpu": 1}})
+            },
+            vec![
+                format!("{c0}.resources.requests[gpu]: Invalid value: \"gpu\": must be a standard resource for containers"),
+                format!("{c0}.resources.requests[cpu]: Invalid value: \"2\": must be less than or equal to cpu limit of 1"),
+            ],
+        ),
+        (
+            deployment(),
+            |v| {
+                v["spec"]["template"]["spec"]["volumes"] = json!([{"name": "data"}, {"name": "data"}]);
+                v["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+                    json!([{"name": "data", "mountPath": "/d"}, {"name": "cache", "mountPath": "/d"}]);
+            },
+            vec![
+                "spec.template.spec.volumes[1].name: Duplicate value: \"data\"".into(),
+                format!("{c0}.volumeMounts[1].name: Not found: \"cache\""),
+                format!("{c0}.volumeMounts[1].mountPath: Invalid value: \"/d\": must be unique"),
+            ],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["strategy"] = json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}),
+            vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0".into()],
+        ),
+        (
+            deployment(),
+            |v| v["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": "x"}}),
+            vec!["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'".into()],
+        ),
+        (
+            deployment(),
+            |v| v["metadata"]["labels"] = json!({"bad key": "ok", "ok": "a".repeat(64)}),
+            vec![
+                "metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into(),
+                format!("metadata.labels: Invalid value: \"{}\": must be no more than 63 characters", "a".repeat(64)),
+            ],
+        ),
+        (
+            deployment(),
+            |v| {
+                v["spec"]["replicas"] = json!(-1);
+                v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
+                v["metadata"]["name"] = json!("");
+            },
+            vec![
+                "metadata.name: Required value: name or generateName is required".into(),
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0".into(),
+                format!("{c0}.image: Required value"),
+            ],
+        ),
+        (
+            service(),
+            |v| v["metadata"]["name"] = json!("1web"),
+            vec!["metadata.name: Invalid value: \"1web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into()],
+        ),
+        (
+            service(),
+            |v| v["spec"]["type"] = json!("Foo"),
+            vec!["spec.type: Unsupported value: \"Foo\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"".into()],
+        ),
+        (
+            service(),
+            |v| {
+                v["spec"]["type"] = json!("NodePort");
+                v["spec"]["ports"] = json!([{"name": "a", "port": 80, "nodePort": 80, "protocol": "HTTP"},
+                                            {"port": 80, "targetPort": "http_x"}]);
+            },
+            vec![
+                "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"".into(),
+                "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767".into(),
+                "spec.ports[1].name: Required value".into(),
+                "spec.ports[1].targetPort: Invalid value: \"http_x\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into(),
+            ],
+        ),
+        (
+            service(),
+            |v| v["spec"]["ports"] = json!([{"port": 80, "nodePort": 30080}]),
+            vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'".into()],
+        ),
+        (
+            hpa(),
+            |v| {
+                v["spec"]["minReplicas"] = json!(5);
+                v["spec"]["maxReplicas"] = json!(2);
+            },
+            vec!["spec.maxReplicas: Invalid value: 2: must be greater than or equal to `minReplicas`".into()],
+        ),
+        (
+            hpa(),
+            |v| {
+                v["spec"]["maxReplicas"] = json!(0);
+                v["spec"]["scaleTargetRef"]["name"] = json!("");
+            },
+            vec![
+                "spec.scaleTargetRef.name: Required value".into(),
+                "spec.maxReplicas: Invalid value: 0: must be greater than 0".into(),
+                "spec.maxReplicas: Invalid value: 0: must be greater than or equal to `minReplicas`".into(),
+            ],
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}}),
+            |_| {},
+            vec![format!("metadata.name: Invalid value: \"a.b\": {LABEL_MSG}")],
+        ),
+    ];
+    for (i, (mut v, edit, want)) in table.into_iter().enumerate() {
+        edit(&mut v);
+        assert_eq!(errors_of(v), want, "case {i}");
+    }
+}
+
+#[test]
+fn updates_keep_selectors_and_names() {
+    let decode = |v: Value| {
+        let mut o = decode_object(v).unwrap().object;
+        defaults::apply(&mut o);
+        o
+    };
+    let old = decode(deployment());
+    let mut changed = deployment();
+    changed["spec"]["selector"]["matchLabels"] = json!({"app": "web", "tier": "f"});
+    changed["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "tier": "f"});
+    changed["metadata"]["name"] = json!("web2");
+    let errs: Vec<String> = validate_update(&old, &decode(changed)).unwrap_err().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errs,
+        [
+            "metadata.name: Invalid value: \"web2\": field is immutable",
+            "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"tier\":\"f\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable",
+        ]
+    );
+    let mut scaled = deployment();
+    scaled["spec"]["replicas"] = json!(7);
+    assert_eq!(validate_update(&old, &decode(scaled)), Ok(()));
+}
+
+#[test]
+fn errors_carry_reasons_and_aggregate_like_the_api() {
+    let errs = vec![
+        FieldError::required(&Path::new("spec").child("x"), ""),
+        FieldError::invalid(&Path::new("spec").child("y"), "-1", "must be greater than or equal to 0"),
+    ];
+    assert_eq!(errs[0].reason(), "FieldValueRequired");
+    assert_eq!(errs[1].body(), "Invalid value: -1: must be greater than or equal to 0");
+    assert_eq!(
+        invalid_message("Deployment.apps", "web", &errs),
+        "Deployment.apps \"web\" is invalid: [spec.x: Required value, spec.y: Invalid value: -1: must be greater than or equal to 0]"
+    );
+    assert_eq!(invalid_message("Pod", "p", &errs[..1]), "Pod \"p\" is invalid: spec.x: Required value");
+}

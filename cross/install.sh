@@ -1,0 +1,190 @@
+#!/bin/sh
+# Installs Coracle (coracled, coracle, systemd units, default config, directories) on this
+# machine, or offline into a mounted image with --root. Running it again is harmless.
+#
+#   ./install.sh                    install, enable and (re)start coracled
+#   ./install.sh --root /mnt/img    install into an image: no systemctl, enabled by symlink
+#   ./install.sh --uninstall        remove it all except config, manifests and data
+#   ./install.sh --uninstall --purge   remove /etc/coracle and /var/lib/coracle too
+#
+# Layout: binaries in /usr/local/bin, units in /usr/local/lib/systemd/system, sysusers.d and
+# tmpfiles.d entries in /usr/local/lib, config in /etc/coracle, data in /var/lib/coracle.
+set -eu
+
+usage() {
+  cat <<'USAGE'
+usage: install.sh [--root DIR] [--bin-dir DIR] [--no-start] [--uninstall [--purge]]
+  --root DIR     install into the filesystem mounted at DIR (offline: no systemctl calls)
+  --bin-dir DIR  take coracled and coracle from DIR (default: bin/ beside this script)
+  --no-start     enable coracled but do not start or restart it
+  --uninstall    stop, disable and remove binaries and units; keep config and data
+  --purge        with --uninstall: also remove /etc/coracle and /var/lib/coracle
+USAGE
+}
+
+die() {
+  echo "install.sh: $*" >&2
+  exit 1
+}
+
+say() {
+  echo "install.sh: $*"
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=""
+bin_dir=""
+action=install
+purge=no
+start=yes
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) [ $# -ge 2 ] || die "--root needs a directory"; root=$2; shift 2 ;;
+    --root=*) root=${1#--root=}; shift ;;
+    --bin-dir) [ $# -ge 2 ] || die "--bin-dir needs a directory"; bin_dir=$2; shift 2 ;;
+    --bin-dir=*) bin_dir=${1#--bin-dir=}; shift ;;
+    --no-start) start=no; shift ;;
+    --uninstall) action=uninstall; shift ;;
+    --purge) purge=yes; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+[ "$purge" = no ] || [ "$action" = uninstall ] || die "--purge only goes with --uninstall"
+if [ -n "$root" ]; then
+  [ -d "$root" ] || die "--root $root: no such directory"
+  root=$(cd "$root" && pwd)
+  [ "$root" != / ] || root=""
+fi
+
+# Paths as the running system sees them; every file operation prefixes $root.
+BIN=/usr/local/bin
+UNIT_DIR=/usr/local/lib/systemd/system
+SYSUSERS=/usr/local/lib/sysusers.d/coracle.conf
+TMPFILES=/usr/local/lib/tmpfiles.d/coracle.conf
+WANTS=/etc/systemd/system/multi-user.target.wants/coracled.service
+CONF_DIR=/etc/coracle
+DATA_DIR=/var/lib/coracle
+RUN_DIR=/run/coracle
+UNIT=coracled.service
+
+# Tarball layout: systemd/ beside this script; repository layout: ../systemd.
+if [ -f "$here/systemd/$UNIT" ]; then
+  units_src=$here/systemd
+else
+  units_src=$here/../systemd
+fi
+[ -n "$bin_dir" ] || bin_dir=$here/bin
+
+# systemctl only for a live install on a machine whose PID 1 is systemd.
+live_systemd() {
+  [ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
+}
+
+[ "$(id -u)" = 0 ] || [ -n "$root" ] || die "run as root (or use --root DIR for an image you may write)"
+
+# Copies $1 to $root$2 with mode $3, replacing the file atomically so a running binary
+# is never overwritten in place.
+put() {
+  [ -f "$1" ] || die "missing $1 (is this an unpacked release tarball, or was --bin-dir given?)"
+  mkdir -p "$(dirname "$root$2")"
+  cp "$1" "$root$2.new"
+  chmod "$3" "$root$2.new"
+  mv -f "$root$2.new" "$root$2"
+}
+
+install_all() {
+  put "$bin_dir/coracled" "$BIN/coracled" 0755
+  put "$bin_dir/coracle" "$BIN/coracle" 0755
+  put "$units_src/$UNIT" "$UNIT_DIR/$UNIT" 0644
+  put "$units_src/coracle.sysusers" "$SYSUSERS" 0644
+  put "$units_src/coracle.tmpfiles" "$TMPFILES" 0644
+
+  mkdir -p "$root$CONF_DIR/manifests" "$root$DATA_DIR"
+  chmod 0755 "$root$CONF_DIR" "$root$CONF_DIR/manifests"
+  chmod 0700 "$root$DATA_DIR"
+  # The shipped defaults are always refreshed; the admin's config.yaml is never replaced.
+  put "$here/config.yaml" "$CONF_DIR/config.yaml.default" 0644
+  if [ ! -e "$root$CONF_DIR/config.yaml" ]; then
+    put "$here/config.yaml" "$CONF_DIR/config.yaml" 0644
+  fi
+
+  # The socket group: systemd-sysusers works offline too (--root); without it the image's
+  # systemd-sysusers.service creates the group at first boot.
+  if command -v systemd-sysusers >/dev/null 2>&1; then
+    if [ -n "$root" ]; then
+      systemd-sysusers --root="$root" "$root$SYSUSERS"
+    else
+      systemd-sysusers "$SYSUSERS"
+    fi
+  fi
+
+  if live_systemd; then
+    systemd-tmpfiles --create "$TMPFILES"
+    systemctl daemon-reload
+    systemctl enable "$UNIT"
+    if [ "$start" = yes ]; then
+      # Pods keep running across the restart (KillMode=process); the new daemon re-adopts them.
+      if systemctl is-active --quiet "$UNIT"; then
+        systemctl restart "$UNIT"
+      else
+        systemctl start "$UNIT"
+      fi
+    fi
+  else
+    mkdir -p "$(dirname "$root$WANTS")"
+    ln -sfn "$UNIT_DIR/$UNIT" "$root$WANTS"
+    [ -n "$root" ] || say "systemd is not running here: enabled $UNIT by symlink, not started"
+  fi
+  say "installed coracled and coracle into ${root:-}$BIN; config in ${root:-}$CONF_DIR"
+}
+
+# Refuses to delete a tree that still has mounts beneath it (pod volumes, container rootfs):
+# rm would follow them into the host's files.
+ensure_unmounted() {
+  while read -r _ mnt _; do
+    case "$mnt" in
+      "$1" | "$1"/*) die "$1 still has mounts ($mnt): stop the pods and unmount before --purge" ;;
+    esac
+  done </proc/self/mounts
+}
+
+uninstall_all() {
+  if live_systemd; then
+    systemctl disable --now "$UNIT" 2>/dev/null || true
+    # KillMode=process left the pods running in the unit's cgroup: an uninstall ends them.
+    systemctl kill --kill-who=all --signal=SIGKILL "$UNIT" 2>/dev/null || true
+  fi
+  rm -f "$root$WANTS" "$root$BIN/coracled" "$root$BIN/coracle" "$root$UNIT_DIR/$UNIT" \
+    "$root$SYSUSERS" "$root$TMPFILES"
+  if live_systemd; then
+    systemctl daemon-reload
+  fi
+
+  default=$root$CONF_DIR/config.yaml.default
+  if [ -f "$default" ] && [ -f "$root$CONF_DIR/config.yaml" ] && cmp -s "$default" "$root$CONF_DIR/config.yaml"; then
+    rm -f "$root$CONF_DIR/config.yaml"
+  fi
+  rm -f "$default"
+
+  if [ "$purge" = yes ]; then
+    for dir in "$root$DATA_DIR" "$root$CONF_DIR" "$root$RUN_DIR"; do
+      [ -e "$dir" ] || continue
+      ensure_unmounted "$dir"
+      rm -rf --one-file-system "$dir"
+    done
+    say "removed Coracle with its config and data"
+  else
+    # An untouched tree goes; anything the admin put there stays.
+    rmdir "$root$CONF_DIR/manifests" "$root$CONF_DIR" "$root$DATA_DIR" 2>/dev/null || true
+    say "removed Coracle; kept ${root:-}$CONF_DIR and ${root:-}$DATA_DIR (use --purge to remove them)"
+  fi
+  # The group stays: files on the board may still be owned by it.
+}
+
+case "$action" in
+  install) install_all ;;
+  uninstall) uninstall_all ;;
+esac

@@ -1,0 +1,125 @@
+//! `coracle describe TYPE NAME`: fetch the object and what its describer shows with it
+//! (events, replica sets, endpoints, pods), then print kubectl's text.
+
+use super::{decode, report, resource_groups, Context};
+use crate::cli::DescribeArgs;
+use crate::client::with_query;
+use crate::describe;
+use crate::error::CtlError;
+use crate::selector::Selector;
+use coracle_config::apps::ReplicaSet;
+use coracle_config::core::{Endpoints, Event, Pod};
+use coracle_config::{Object, Resource, ResourceInfo};
+use serde_json::Value;
+use std::time::SystemTime;
+
+/// Runs `describe`.
+pub fn run(ctx: &Context, args: &DescribeArgs) -> Result<(), CtlError> {
+    let selector = args.selector.as_deref().map(Selector::parse).transpose()?;
+    let mut failed = false;
+    let mut first = true;
+    for group in resource_groups(&args.resources)? {
+        let values: Vec<Value> = if group.names.is_empty() {
+            ctx.list(group.info, Some(&ctx.namespace), selector.as_ref())?
+        } else {
+            let mut found = Vec::new();
+            for name in &group.names {
+                match ctx.get(group.info, &ctx.namespace, name) {
+                    Ok(v) => found.push(v),
+                    Err(e) => report(&mut failed, e),
+                }
+            }
+            found
+        };
+        for v in values {
+            let object = decode(group.info, &v)?;
+            match describe_object(ctx, &object) {
+                Ok(text) => {
+                    if !first {
+                        println!();
+                        println!();
+                    }
+                    first = false;
+                    print!("{text}");
+                }
+                Err(e) => report(&mut failed, e),
+            }
+        }
+    }
+    if failed {
+        Err(CtlError::Reported)
+    } else {
+        Ok(())
+    }
+}
+
+fn describe_object(ctx: &Context, object: &Object) -> Result<String, CtlError> {
+    let now = SystemTime::now();
+    let events = events_for(ctx, object)?;
+    let ns = object.metadata().namespace.clone();
+    Ok(match object {
+        Object::Pod(p) => describe::pod::describe(p, &events, now),
+        Object::Deployment(d) => {
+            let sets = typed_list::<ReplicaSet>(ctx, &ns, Some(&d.spec.selector.to_query()))?;
+            describe::deployment::describe(d, &sets, &events, now)
+        }
+        Object::ReplicaSet(rs) => {
+            let pods = typed_list::<Pod>(ctx, &ns, Some(&rs.spec.selector.to_query()))?;
+            describe::replicaset::describe(rs, &pods, &events, now)
+        }
+        Object::Service(s) => {
+            let endpoints = match ctx.get(&Endpoints::INFO, &ns, &s.metadata.name) {
+                Ok(v) => Some(
+                    serde_json::from_value::<Endpoints>(v)
+                        .map_err(|e| CtlError::client(format!("decoding endpoints {:?}: {e}", s.metadata.name)))?,
+                ),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+            describe::service::describe(s, endpoints.as_ref(), &events, now)
+        }
+        Object::HorizontalPodAutoscaler(h) => describe::hpa::describe(h, &events, now),
+        other => describe::generic::describe(other, &events, now),
+    })
+}
+
+fn typed_list<T: Resource>(ctx: &Context, namespace: &str, selector: Option<&str>) -> Result<Vec<T>, CtlError> {
+    let path = with_query(&T::INFO.collection_path(Some(namespace)), &[("labelSelector", selector.unwrap_or(""))]);
+    let list = ctx.client.get(&path)?;
+    let items = list.get("items").cloned().unwrap_or(Value::Array(vec![]));
+    serde_json::from_value::<Vec<T>>(if items.is_null() { Value::Array(vec![]) } else { items })
+        .map_err(|e| CtlError::client(format!("decoding the {} list: {e}", T::INFO.plural)))
+}
+
+/// The events about `object`; a server without events (404) means none.
+fn events_for(ctx: &Context, object: &Object) -> Result<Vec<Event>, CtlError> {
+    let meta = object.metadata();
+    let info: &ResourceInfo = object.info();
+    let namespace = if meta.namespace.is_empty() { ctx.namespace.clone() } else { meta.namespace.clone() };
+    let mut selector = format!("involvedObject.name={},involvedObject.namespace={}", meta.name, meta.namespace);
+    if info.kind != "Pod" {
+        selector.push_str(&format!(",involvedObject.kind={}", info.kind));
+    }
+    if !meta.uid.is_empty() {
+        selector.push_str(&format!(",involvedObject.uid={}", meta.uid));
+    }
+    let path = with_query(&Event::INFO.collection_path(Some(&namespace)), &[("fieldSelector", &selector)]);
+    let list = match ctx.client.get(&path) {
+        Ok(list) => list,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let items = list.get("items").cloned().filter(|v| !v.is_null()).unwrap_or(Value::Array(vec![]));
+    let events: Vec<Event> =
+        serde_json::from_value(items).map_err(|e| CtlError::client(format!("decoding the events list: {e}")))?;
+    // Match locally too, so a server that ignores fieldSelector shows only this object's events.
+    Ok(events
+        .into_iter()
+        .filter(|e| {
+            let o = &e.involved_object;
+            o.name == meta.name
+                && (o.kind.is_empty() || o.kind == info.kind)
+                && (o.uid.is_empty() || meta.uid.is_empty() || o.uid == meta.uid)
+        })
+        .collect())
+}

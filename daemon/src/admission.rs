@@ -1,0 +1,126 @@
+//! Admission: the decode → default → validate pipeline every incoming object passes, whether
+//! it arrives in an API request body or from a file in the manifests directory.
+
+use coracle_config::autoscaling::HorizontalPodAutoscalerV1;
+use coracle_config::defaults;
+use coracle_config::manifest::{self, Parsed};
+use coracle_config::object::{Object, ResourceInfo};
+use coracle_config::validation::{self, FieldError};
+use std::fmt;
+
+/// Why an object was refused before it reached the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdmissionError {
+    /// The body is not a decodable object (malformed, unknown kind, wrong field type).
+    Decode(String),
+    /// The object decoded but breaks a validation rule.
+    Invalid { resource: &'static ResourceInfo, name: String, errors: Vec<FieldError> },
+}
+
+impl fmt::Display for AdmissionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdmissionError::Decode(message) => f.write_str(message),
+            AdmissionError::Invalid { resource, name, errors } => {
+                write!(f, "{}", invalid_message(resource, name, errors))
+            }
+        }
+    }
+}
+
+impl std::error::Error for AdmissionError {}
+
+/// Kubernetes' wording: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: …`,
+/// with several errors bracketed and comma-separated.
+pub fn invalid_message(resource: &ResourceInfo, name: &str, errors: &[FieldError]) -> String {
+    let qualified_kind = if resource.group.is_empty() {
+        resource.kind.to_string()
+    } else {
+        format!("{}.{}", resource.kind, resource.group)
+    };
+    let listed: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let body = if listed.len() == 1 { listed[0].clone() } else { format!("[{}]", listed.join(", ")) };
+    format!("{qualified_kind} \"{name}\" is invalid: {body}")
+}
+
+/// Decodes one object from a JSON value. An `autoscaling/v1` autoscaler is converted to the
+/// stored `autoscaling/v2` form first, so every later step sees one shape.
+pub fn decode(value: serde_json::Value) -> Result<Parsed, AdmissionError> {
+    let value = if is_v1_autoscaler(&value) {
+        let v1: HorizontalPodAutoscalerV1 = serde_json::from_value(value)
+            .map_err(|e| AdmissionError::Decode(format!("decoding autoscaling/v1 HorizontalPodAutoscaler: {e}")))?;
+        serde_json::to_value(v1.to_v2()).expect("autoscalers serialize")
+    } else {
+        value
+    };
+    manifest::decode_object(value).map_err(|e| AdmissionError::Decode(e.to_string()))
+}
+
+fn is_v1_autoscaler(value: &serde_json::Value) -> bool {
+    value.get("apiVersion").and_then(|v| v.as_str()) == Some("autoscaling/v1")
+        && value.get("kind").and_then(|v| v.as_str()) == Some("HorizontalPodAutoscaler")
+}
+
+/// Prepares a new object for the store: fills its namespace (`default_namespace` for
+/// namespaced kinds that name none), applies defaults and validates it.
+pub fn admit_create(mut object: Object, default_namespace: &str) -> Result<Object, AdmissionError> {
+    place_in_namespace(&mut object, default_namespace);
+    defaults::apply(&mut object);
+    validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
+    Ok(object)
+}
+
+/// Prepares a replacement of `old`: namespace, defaults, then both the object's own rules
+/// and the update rules (immutable fields stay put).
+pub fn admit_update(old: &Object, mut object: Object) -> Result<Object, AdmissionError> {
+    let namespace = old.metadata().namespace.clone();
+    place_in_namespace(&mut object, &namespace);
+    defaults::apply(&mut object);
+    validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
+    validation::validate_update(old, &object).map_err(|errors| invalid(&object, errors))?;
+    Ok(object)
+}
+
+fn place_in_namespace(object: &mut Object, namespace: &str) {
+    let namespaced = object.info().namespaced;
+    let meta = object.metadata_mut();
+    if !namespaced {
+        meta.namespace.clear();
+    } else if meta.namespace.is_empty() {
+        meta.namespace = namespace.to_string();
+    }
+}
+
+fn invalid(object: &Object, errors: Vec<FieldError>) -> AdmissionError {
+    let meta = object.metadata();
+    let name = if meta.name.is_empty() { meta.generate_name.clone() } else { meta.name.clone() };
+    AdmissionError::Invalid { resource: object.info(), name, errors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coracle_config::validation::FieldErrorKind;
+
+    fn field_error(field: &str) -> FieldError {
+        FieldError { field: field.into(), kind: FieldErrorKind::Required, detail: String::new() }
+    }
+
+    #[test]
+    fn v1_autoscalers_are_recognised_by_api_version_and_kind() {
+        let v1 = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler"});
+        let v2 = serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"});
+        assert!(is_v1_autoscaler(&v1));
+        assert!(!is_v1_autoscaler(&v2));
+    }
+
+    #[test]
+    fn invalid_message_names_kind_group_and_object() {
+        let deploy = ResourceInfo::lookup("deployments").unwrap();
+        let one = invalid_message(deploy, "web", &[field_error("spec.template.spec.containers[0].image")]);
+        assert_eq!(one, "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value");
+        let pod = ResourceInfo::lookup("pods").unwrap();
+        let two = invalid_message(pod, "p", &[field_error("spec.containers"), field_error("metadata.name")]);
+        assert_eq!(two, "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Required value]");
+    }
+}

@@ -1,0 +1,12 @@
+//! The Kubernetes-shaped HTTP API. The edge (`server`, `request`, `routes`) turns HTTP into
+//! typed requests; `handlers` serve them against the store; `errors` is the one place
+//! failures become `Status` bodies and codes.
+
+pub mod errors;
+pub mod handlers;
+pub mod request;
+pub mod routes;
+pub mod selectors;
+pub mod server;
+
+pub use server::{ApiConfig, ApiServer};

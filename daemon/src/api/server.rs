@@ -1,0 +1,283 @@
+//! The API's HTTP edge: the unix-socket and TCP listeners, a thread per request (watches hold
+//! theirs for as long as they stream), bearer-token auth on TCP, and turning replies into
+//! HTTP responses.
+
+use super::errors::ApiError;
+use super::handlers::{self, watch::WatchStream, Reply};
+use super::request::{self, HttpParts, MAX_BODY};
+use crate::store::Store;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tiny_http::{Header, Request, Response, Server};
+
+/// Where and how the API is served.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// The unix socket (mode 0660); its parent directory is created.
+    pub socket: PathBuf,
+    /// `ADDR:PORT` for the TCP listener, which requires `token`.
+    pub listen: Option<String>,
+    /// The bearer token TCP clients must present.
+    pub token: Option<String>,
+}
+
+/// The running listeners.
+pub struct ApiServer {
+    servers: Vec<Arc<Server>>,
+    acceptors: Vec<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    socket: PathBuf,
+    tcp_addr: Option<std::net::SocketAddr>,
+}
+
+fn io_context(context: String) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> io::Error {
+    move |e| io::Error::other(format!("{context}: {e}"))
+}
+
+/// Binds the unix socket: parent created, a stale socket removed (a live one is an error),
+/// mode 0660.
+fn bind_unix(socket: &Path) -> io::Result<Server> {
+    if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| io::Error::new(e.kind(), format!("creating socket directory {}: {e}", parent.display())))?;
+    }
+    if socket.exists() {
+        if UnixStream::connect(socket).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is served by a running process (another coracled?)", socket.display()),
+            ));
+        }
+        std::fs::remove_file(socket)
+            .map_err(|e| io::Error::new(e.kind(), format!("removing stale socket {}: {e}", socket.display())))?;
+    }
+    let server = Server::http_unix(socket).map_err(io_context(format!("binding {}", socket.display())))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| io::Error::new(e.kind(), format!("chmod 0660 {}: {e}", socket.display())))?;
+    Ok(server)
+}
+
+impl ApiServer {
+    /// Starts serving `store` on the unix socket and, if configured, on TCP.
+    pub fn start(store: Store, config: &ApiConfig) -> io::Result<ApiServer> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut servers = vec![(Arc::new(bind_unix(&config.socket)?), None)];
+        let mut tcp_addr = None;
+        if let Some(addr) = &config.listen {
+            let token = config.token.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("--listen {addr} needs a non-empty --token-file"))
+            })?;
+            let server = Server::http(addr.as_str()).map_err(io_context(format!("listening on {addr}")))?;
+            tcp_addr = server.server_addr().to_ip();
+            servers.push((Arc::new(server), Some(Arc::new(token))));
+        }
+        let acceptors = servers
+            .iter()
+            .map(|(server, token)| {
+                let (server, token, store, stopping) = (server.clone(), token.clone(), store.clone(), stopping.clone());
+                std::thread::Builder::new()
+                    .name("api-accept".into())
+                    .spawn(move || accept_loop(&server, &store, token, &stopping))
+                    .expect("spawning the API acceptor")
+            })
+            .collect();
+        log::info!("API serving on {}", config.socket.display());
+        if let Some(addr) = tcp_addr {
+            log::info!("API serving on tcp {addr} (bearer token required)");
+        }
+        Ok(ApiServer {
+            servers: servers.into_iter().map(|(s, _)| s).collect(),
+            acceptors,
+            stopping,
+            socket: config.socket.clone(),
+            tcp_addr,
+        })
+    }
+
+    /// The TCP address actually bound (useful with port 0).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// Stops accepting requests and removes the socket. Open watches end with the process.
+    pub fn shutdown(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for server in &self.servers {
+            server.unblock();
+        }
+        for acceptor in self.acceptors {
+            let _ = acceptor.join();
+        }
+        if let Err(e) = std::fs::remove_file(&self.socket) {
+            log::warn!("removing socket {}: {e}", self.socket.display());
+        }
+    }
+}
+
+fn accept_loop(server: &Server, store: &Store, token: Option<Arc<String>>, stopping: &AtomicBool) {
+    loop {
+        match server.recv() {
+            Ok(request) => {
+                let (store, token) = (store.clone(), token.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("api-request".into())
+                    .spawn(move || serve(&store, request, token.as_deref().map(String::as_str)));
+                if let Err(e) = spawned {
+                    log::warn!("API: cannot spawn a request thread: {e}");
+                }
+            }
+            Err(_) if stopping.load(Ordering::SeqCst) => return,
+            Err(e) => {
+                log::warn!("API: accepting a request: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
+fn authorized(request: &Request, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let presented = header(request, "Authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    // Compare in constant time so the token cannot be guessed byte by byte.
+    presented.len() == token.len() && presented.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Reads the body up to the limit; a larger body is refused without reading the rest.
+fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+    if body.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+    }
+    Ok(body)
+}
+
+fn serve(store: &Store, mut request: Request, token: Option<&str>) {
+    let method = request.method().as_str().to_string();
+    let url = request.url().to_string();
+    let result = if authorized(&request, token) {
+        read_body(&mut request).and_then(|body| {
+            let content_type = header(&request, "Content-Type");
+            let parsed = request::parse(&HttpParts { method: &method, url: &url, content_type, body: &body })?;
+            handlers::handle(store, parsed)
+        })
+    } else {
+        Err(ApiError::Unauthorized)
+    };
+    match result {
+        Ok(Reply::Watch(stream)) => {
+            log::debug!("{method} {url} → 200 (watch)");
+            stream_watch(request, stream);
+        }
+        Ok(Reply::Json { code, body, warnings }) => {
+            log::debug!("{method} {url} → {code}");
+            let mut response = json_response(code, &body);
+            for warning in warnings {
+                response.add_header(warning_header(&warning));
+            }
+            respond(request, response);
+        }
+        Ok(Reply::Text { code, body }) => {
+            log::debug!("{method} {url} → {code}");
+            let response = Response::from_string(body).with_status_code(code).with_header(content_type("text/plain"));
+            respond(request, response);
+        }
+        Err(error) => {
+            let status = error.status();
+            log::warn!("{method} {url} → {}: {}", status.code, status.message);
+            let mut response = json_response(status.code, &serde_json::to_value(&status).expect("status serializes"));
+            if status.code == 401 {
+                response.add_header(Header::from_bytes("WWW-Authenticate", "Bearer").expect("static header"));
+            }
+            if status.code == 413 {
+                response.add_header(Header::from_bytes("Connection", "close").expect("static header"));
+            }
+            respond(request, response);
+        }
+    }
+}
+
+fn content_type(value: &str) -> Header {
+    Header::from_bytes("Content-Type", value).expect("static header")
+}
+
+/// `Warning: 299 - "unknown field \"spec.foo\""`, as kube-apiserver sends it.
+pub fn warning_header(text: &str) -> Header {
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace(['\r', '\n'], " ");
+    Header::from_bytes("Warning", format!("299 - \"{escaped}\"")).expect("a header without line breaks")
+}
+
+fn json_response(code: u16, body: &serde_json::Value) -> Response<io::Cursor<Vec<u8>>> {
+    Response::from_data(serde_json::to_vec(body).expect("JSON serializes"))
+        .with_status_code(code)
+        .with_header(content_type("application/json"))
+}
+
+fn respond<R: Read>(request: Request, response: Response<R>) {
+    if let Err(e) = request.respond(response) {
+        log::debug!("API: writing a response: {e}");
+    }
+}
+
+/// Writes the watch as a chunked response by hand: tiny_http's own chunked encoder buffers
+/// 8 KiB before sending, and a watch event must reach the client at once.
+fn stream_watch(request: Request, mut stream: WatchStream) {
+    let mut writer = request.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+                Cache-Control: no-cache, private\r\n\r\n";
+    let result = (|| -> io::Result<()> {
+        writer.write_all(head.as_bytes())?;
+        writer.flush()?;
+        while let Some(line) = stream.next_line() {
+            write!(writer, "{:x}\r\n{line}\r\n", line.len())?;
+            writer.flush()?;
+        }
+        writer.write_all(b"0\r\n\r\n")?;
+        writer.flush()
+    })();
+    if let Err(e) = result {
+        log::debug!("API: watch ended by the client: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_headers_escape_quotes() {
+        let h = warning_header("unknown field \"spec.foo\"");
+        assert_eq!(h.value.as_str(), r#"299 - "unknown field \"spec.foo\"""#);
+    }
+
+    #[test]
+    fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run/coracle.sock");
+        let first = bind_unix(&socket).unwrap();
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        assert_eq!(bind_unix(&socket).err().map(|e| e.kind()), Some(io::ErrorKind::AddrInUse));
+        drop(first);
+        // tiny_http leaves the socket file behind: a stale socket.
+        if socket.exists() {
+            bind_unix(&socket).unwrap();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The content-addressed image store: loads `docker save` and OCI archives or layouts and
+//! root filesystem directories, verifies every digest, unpacks layers in overlayfs' format,
+//! and answers the runtime's "which layers and what command" for an image reference.
+//!
+//! On disk (DATA/images): `blobs/sha256/<hex>` manifests and configs (compressed layer blobs
+//! are dropped once unpacked: flash is small), `layers/<diff-id hex>/` unpacked layers,
+//! `index.json` names → manifest digests, `tmp/` staging.
+
+mod archive;
+mod compression;
+mod config;
+mod digest;
+mod error;
+mod flatten;
+mod fsutil;
+mod index;
+mod layer;
+mod overlay;
+mod reference;
+mod rootfs;
+mod safe_path;
+mod source;
+mod spec;
+mod store;
+mod unpack;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{effective_command, ImageConfig};
+pub use error::ImageError;
+pub use flatten::flatten;
+pub use reference::Reference;
+pub use store::{Image, ImageStore, ImageSummary, Removal};

@@ -1,0 +1,114 @@
+//! A pod's sandbox: its network namespace (or the host's) through the runtime, plus the
+//! hook where pod networking (CNI) plugs in.
+
+use super::layout;
+use crate::runtime::{ContainerRuntime, Sandbox, SandboxNetwork, SandboxSpec};
+use coracle_config::core::Pod;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Wires a pod's network namespace to the outside world; implemented by the CNI engineer's
+/// module. Both calls must be idempotent: they are repeated after a daemon restart.
+pub trait PodNetwork: Send + Sync {
+    /// Connects the namespace at `netns`; returns the pod's IP when it has one beyond loopback.
+    fn setup(&self, pod: &Pod, netns: &Path) -> Result<Option<IpAddr>, String>;
+    /// Releases what `setup` took (addresses, veths); the namespace itself is the runtime's.
+    fn teardown(&self, pod: &Pod, netns: &Path) -> Result<(), String>;
+}
+
+/// The default: the runtime's fresh namespace already has loopback up, and nothing more.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopbackOnly;
+
+impl PodNetwork for LoopbackOnly {
+    fn setup(&self, _pod: &Pod, _netns: &Path) -> Result<Option<IpAddr>, String> {
+        Ok(None)
+    }
+
+    fn teardown(&self, _pod: &Pod, _netns: &Path) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// True when the pod shares the host's network namespace.
+pub fn host_network(pod: &Pod) -> bool {
+    pod.spec.host_network == Some(true)
+}
+
+/// The pod's hostname: `spec.hostname`, else its name (truncated to 63, as Kubernetes does).
+pub fn hostname(pod: &Pod) -> String {
+    let name = pod.spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone());
+    name.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+}
+
+/// A ready sandbox and the pod's IP on it.
+#[derive(Clone, Debug)]
+pub struct PodSandbox {
+    /// What the runtime created.
+    pub sandbox: Sandbox,
+    /// The pod's IP (the host's on the host network), when known.
+    pub ip: Option<IpAddr>,
+}
+
+/// Creates (or finds) the pod's sandbox and wires its network; repeatable.
+pub fn ensure(
+    runtime: &dyn ContainerRuntime,
+    network: &dyn PodNetwork,
+    pod: &Pod,
+    host_ip: Option<IpAddr>,
+) -> Result<PodSandbox, String> {
+    let host = host_network(pod);
+    let spec = SandboxSpec {
+        id: layout::sandbox_id(&pod.metadata.uid),
+        hostname: hostname(pod),
+        network: if host { SandboxNetwork::Host } else { SandboxNetwork::New },
+        resolv_conf: None,
+    };
+    let sandbox = runtime.create_sandbox(&spec).map_err(|e| format!("creating the pod sandbox: {e}"))?;
+    let ip = match &sandbox.netns_path {
+        Some(netns) => network.setup(pod, netns).map_err(|e| format!("setting up the pod network: {e}"))?,
+        None => host_ip,
+    };
+    if let (Some(ip), false) = (ip, host) {
+        crate::runtime::sandbox::write_hosts(&sandbox, &spec.hostname, Some(ip))?;
+    }
+    Ok(PodSandbox { sandbox, ip })
+}
+
+/// Tears the pod's network down and removes its sandbox; a missing sandbox is fine.
+pub fn remove(runtime: &dyn ContainerRuntime, network: &dyn PodNetwork, pod: &Pod) -> Result<(), String> {
+    let id = layout::sandbox_id(&pod.metadata.uid);
+    if let Some(netns) = runtime.sandbox(&id).and_then(|s| s.netns_path) {
+        network.teardown(pod, &netns).map_err(|e| format!("tearing down the pod network: {e}"))?;
+    }
+    runtime.remove_sandbox(&id).map_err(|e| format!("removing sandbox {id}: {e}"))
+}
+
+/// The host's primary address, as the source address of a route to the outside (a UDP
+/// connect sends nothing), else loopback.
+pub fn detect_host_ip() -> IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_is_the_pod_name_unless_set() {
+        let mut pod = Pod::default();
+        pod.metadata.name = "web-0".into();
+        assert_eq!(hostname(&pod), "web-0");
+        pod.spec.hostname = Some("box".into());
+        assert_eq!(hostname(&pod), "box");
+        pod.spec.hostname = Some(format!("{}-x", "a".repeat(62)));
+        assert_eq!(hostname(&pod), "a".repeat(62));
+    }
+}

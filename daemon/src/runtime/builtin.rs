@@ -1,0 +1,154 @@
+//! The builtin runtime: starts each container under a coracled shim and reads its state back
+//! from the run directory, so a restarted daemon re-adopts what is still running.
+
+use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
+use super::sandbox;
+use super::shim::{ShimReport, ShimRequest, SHIM_ARG};
+use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
+use super::state::{self, ContainerState, StateRecord};
+use nix::sys::signal::Signal;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The builtin (nix/libc) runtime rooted at a run directory (`DATA/run`).
+pub struct BuiltinRuntime {
+    run_dir: PathBuf,
+    shim_program: PathBuf,
+    shim_args: Vec<OsString>,
+}
+
+impl BuiltinRuntime {
+    /// A runtime whose shims are this very executable (`/proc/self/exe __coracle_shim`).
+    pub fn new(run_dir: impl Into<PathBuf>) -> BuiltinRuntime {
+        BuiltinRuntime::with_shim(run_dir, "/proc/self/exe", vec![SHIM_ARG.into()])
+    }
+
+    /// A runtime whose shim is started as `program args…` (its fd 0 carries the request).
+    pub fn with_shim(run_dir: impl Into<PathBuf>, program: impl Into<PathBuf>, args: Vec<OsString>) -> BuiltinRuntime {
+        BuiltinRuntime { run_dir: run_dir.into(), shim_program: program.into(), shim_args: args }
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &std::path::Path {
+        &self.run_dir
+    }
+
+    fn container_dir(&self, id: &str) -> Result<PathBuf, RuntimeError> {
+        if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+            return Err(RuntimeError(format!("container id {id:?}: must be a non-empty file name")));
+        }
+        Ok(state::container_dir(&self.run_dir, id))
+    }
+
+    fn spawn_shim(&self, spec: &ContainerSpec, dir: &std::path::Path) -> Result<ShimReport, StartError> {
+        let shim_log_path = dir.join("shim.log");
+        let shim_log = std::fs::File::create(&shim_log_path)
+            .map_err(|e| StartError::run(format!("create {}: {e}", shim_log_path.display())))?;
+        let shim_err =
+            shim_log.try_clone().map_err(|e| StartError::run(format!("dup {}: {e}", shim_log_path.display())))?;
+        let (ours, theirs) = UnixStream::pair().map_err(|e| StartError::run(format!("socketpair for shim: {e}")))?;
+        let mut child = Command::new(&self.shim_program)
+            .args(&self.shim_args)
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(shim_log)
+            .stderr(shim_err)
+            .spawn()
+            .map_err(|e| StartError::run(format!("start shim {}: {e}", self.shim_program.display())))?;
+        let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone() };
+        let sent = serde_json::to_vec(&request)
+            .map_err(|e| e.to_string())
+            .and_then(|b| (&ours).write_all(&b).map_err(|e| e.to_string()))
+            .and_then(|()| ours.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string()));
+        let mut answer = Vec::new();
+        let received = sent.and_then(|()| (&ours).read_to_end(&mut answer).map_err(|e| e.to_string()));
+        // The direct child exits as soon as it has forked the long-lived shim.
+        let _ = child.wait();
+        received.map_err(|e| StartError::run(format!("talk to shim for {}: {e}", spec.id)))?;
+        serde_json::from_slice(&answer).map_err(|_| {
+            StartError::run(format!("shim for {} exited without reporting (see {})", spec.id, shim_log_path.display()))
+        })
+    }
+}
+
+impl ContainerRuntime for BuiltinRuntime {
+    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
+        Ok(sandbox::create(&self.run_dir, spec)?)
+    }
+
+    fn sandbox(&self, id: &str) -> Option<Sandbox> {
+        sandbox::load(&self.run_dir, id)
+    }
+
+    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        Ok(sandbox::remove(&self.run_dir, id)?)
+    }
+
+    fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError> {
+        let dir = self.container_dir(&spec.id).map_err(|e| StartError::run(e.0))?;
+        if spec.args.is_empty() {
+            return Err(StartError::run(format!("container {}: args: no command given", spec.id)));
+        }
+        if dir.exists() {
+            return Err(StartError::run(format!(
+                "container {}: {} already exists (remove the old container first)",
+                spec.id,
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
+        match self.spawn_shim(spec, &dir)? {
+            ShimReport::Started { pid, pid_start_time, shim_pid } => {
+                Ok(ContainerHandle { id: spec.id.clone(), pid, pid_start_time, shim_pid })
+            }
+            ShimReport::Failed { reason, message } => Err(StartError { reason, message }),
+        }
+    }
+
+    fn state(&self, id: &str) -> ContainerState {
+        match self.container_dir(id) {
+            Ok(dir) => state::read_state(&dir),
+            Err(_) => ContainerState::Unknown,
+        }
+    }
+
+    fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
+        let dir = self.container_dir(id)?;
+        let Some(record) = state::read_record::<StateRecord>(&dir.join(state::STATE_FILE)) else {
+            return Err(RuntimeError(format!("signal {signal} to container {id}: it never started")));
+        };
+        // Only the process we started: a recycled pid must not receive the signal.
+        if !state::is_same_process(record.pid, record.pid_start_time) {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(RuntimeError(format!("signal {signal} to container {id} (pid {}): {e}", record.pid))),
+        }
+    }
+
+    fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let dir = self.container_dir(id)?;
+        if let ContainerState::Running { pid, .. } = state::read_state(&dir) {
+            return Err(RuntimeError(format!("remove container {id}: still running as pid {pid}")));
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError(format!("remove {}: {e}", dir.display()))),
+        }
+    }
+
+    fn list(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.run_dir.join("containers")) else { return Vec::new() };
+        let mut ids: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[cfg(test)]
+#[path = "builtin_tests.rs"]
+mod tests;

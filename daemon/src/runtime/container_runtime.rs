@@ -1,0 +1,81 @@
+//! The one interface the node uses to run containers, so the builtin runtime and an OCI runtime
+//! (runc/crun) can sit behind it, picked once at start.
+
+use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
+use super::state::ContainerState;
+use nix::sys::signal::Signal;
+
+/// A container that has exec'd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerHandle {
+    /// The container id.
+    pub id: String,
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// The init's start time (field 22 of /proc/PID/stat): proves the pid is still ours.
+    pub pid_start_time: u64,
+    /// The supervising shim.
+    pub shim_pid: i32,
+}
+
+/// Why a container did not start, as Kubernetes shows it in `state.waiting`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    /// `StartError` (the exec failed) or `RunContainerError` (setup failed).
+    pub reason: String,
+    /// What failed, e.g. `exec: "/bin/nope": no such file or directory`.
+    pub message: String,
+}
+
+impl StartError {
+    /// A setup failure (`RunContainerError`).
+    pub fn run(message: impl Into<String>) -> StartError {
+        StartError { reason: "RunContainerError".into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Any other runtime failure; the message names the object and what was being done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeError(pub String);
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+impl From<String> for RuntimeError {
+    fn from(s: String) -> Self {
+        RuntimeError(s)
+    }
+}
+
+/// Sandboxes and containers, level-triggered: every call may be repeated and survives a daemon restart.
+pub trait ContainerRuntime: Send + Sync {
+    /// Creates (or returns the existing) pod sandbox.
+    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError>;
+    /// The sandbox created earlier under `id`, if it still exists.
+    fn sandbox(&self, id: &str) -> Option<Sandbox>;
+    /// Removes a sandbox's namespaces and files; a missing sandbox is fine.
+    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Starts a container and returns once it has exec'd (or failed to).
+    fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError>;
+    /// The container's state, re-read from the run directory and /proc.
+    fn state(&self, id: &str) -> ContainerState;
+    /// Sends `signal` to the container's init; a container that already exited is fine.
+    fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError>;
+    /// Forgets an exited container (its run directory; the log stays).
+    fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Ids of every container the run directory knows, running or not.
+    fn list(&self) -> Vec<String>;
+}

@@ -1,0 +1,148 @@
+//! The runtime's own plain spec types: what to run, independent of Kubernetes objects.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What a pod sandbox should be: the namespaces its containers share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Unique id; names the directory RUN_DIR/sandboxes/<id>.
+    pub id: String,
+    /// The pod's hostname, written into the sandbox's /etc/hosts.
+    pub hostname: String,
+    /// Whether the pod gets its own network namespace.
+    pub network: SandboxNetwork,
+    /// Contents of the pod's /etc/resolv.conf; `None` copies the host's.
+    pub resolv_conf: Option<String>,
+}
+
+/// The network a sandbox uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SandboxNetwork {
+    /// A fresh network namespace with only loopback up (CNI adds the rest).
+    New,
+    /// The host's network namespace (`hostNetwork: true`).
+    Host,
+}
+
+/// A created sandbox: pinned namespaces and per-pod files that containers join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// The sandbox id.
+    pub id: String,
+    /// Bind-mounted network namespace (for CNI and setns); `None` on the host network.
+    pub netns_path: Option<PathBuf>,
+    /// Bind-mounted IPC namespace.
+    pub ipcns_path: PathBuf,
+    /// The pod's /etc/hosts, bind-mounted into each container.
+    pub hosts_path: PathBuf,
+    /// The pod's /etc/resolv.conf, bind-mounted into each container.
+    pub resolv_conf_path: PathBuf,
+}
+
+impl Sandbox {
+    /// The /etc/hosts and /etc/resolv.conf binds every container of the pod gets.
+    pub fn standard_mounts(&self) -> Vec<MountSpec> {
+        vec![
+            MountSpec::bind(self.hosts_path.clone(), "/etc/hosts", false),
+            MountSpec::bind(self.resolv_conf_path.clone(), "/etc/resolv.conf", false),
+        ]
+    }
+}
+
+/// The container's root filesystem: image layers under a per-container writable layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rootfs {
+    /// Unpacked image layers, bottom → top (overlay-ready directories).
+    pub layers: Vec<PathBuf>,
+    /// The container's writable layer (also the flattened root when overlay is missing).
+    pub upper_dir: PathBuf,
+    /// Overlay's work directory, on the same filesystem as `upper_dir`.
+    pub work_dir: PathBuf,
+}
+
+/// The identity the container's process runs as.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Supplementary group ids.
+    pub additional_gids: Vec<u32>,
+}
+
+/// How a mount is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// Recursive bind of a host path (emptyDir, hostPath, hosts, resolv.conf).
+    Bind,
+    /// A fresh tmpfs (`emptyDir.medium: Memory`); `size_bytes` 0 means the kernel default.
+    Tmpfs { size_bytes: u64 },
+}
+
+/// One mount into the container's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Host path for binds; ignored for tmpfs.
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub destination: PathBuf,
+    /// Bind or tmpfs.
+    pub kind: MountKind,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+impl MountSpec {
+    /// A recursive bind of `source` at `destination`.
+    pub fn bind(source: impl Into<PathBuf>, destination: impl Into<PathBuf>, read_only: bool) -> MountSpec {
+        MountSpec { source: source.into(), destination: destination.into(), kind: MountKind::Bind, read_only }
+    }
+}
+
+/// Capability changes relative to Docker's default set, by Kubernetes name (`NET_ADMIN`, `ALL`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityChanges {
+    /// Capabilities added to the default set.
+    pub add: Vec<String>,
+    /// Capabilities removed from the default set (`ALL` removes every one not added).
+    pub drop: Vec<String>,
+}
+
+/// Everything the runtime needs to start one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Unique id; names RUN_DIR/containers/<id>.
+    pub id: String,
+    /// The pod sandbox whose network and IPC namespaces the container joins.
+    pub sandbox: Sandbox,
+    /// Image layers and the writable layer.
+    pub rootfs: Rootfs,
+    /// Mount the root read-only (`readOnlyRootFilesystem`).
+    pub readonly_rootfs: bool,
+    /// argv; `args[0]` is looked up in the container's PATH when it has no `/`.
+    pub args: Vec<String>,
+    /// Environment as `NAME=value`.
+    pub env: Vec<String>,
+    /// Working directory inside the container (created when missing).
+    pub cwd: PathBuf,
+    /// User and groups to run as.
+    pub user: UserSpec,
+    /// The container's hostname (the pod name).
+    pub hostname: String,
+    /// Volume and per-pod file mounts, applied in order.
+    pub mounts: Vec<MountSpec>,
+    /// Capability add/drop relative to Docker's defaults.
+    pub capabilities: CapabilityChanges,
+    /// Set PR_SET_NO_NEW_PRIVS (`allowPrivilegeEscalation: false`).
+    pub no_new_privileges: bool,
+    /// cgroup directories (one per hierarchy) the process joins before it execs.
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// The CRI log file (`…/0.log`).
+    pub log_path: PathBuf,
+    /// Rotate the log when it would grow beyond this many bytes (0 = never).
+    pub log_max_size: u64,
+    /// How many log files to keep, the live one included (at least 1).
+    pub log_max_files: u32,
+}

@@ -1,0 +1,163 @@
+//! Watch fan-out: a bounded window of recent changes, replayed to watchers that start from
+//! an older resourceVersion, and one bounded channel per watcher so a slow reader never
+//! blocks the store (it is cut off instead, as kube-apiserver does).
+
+use super::{Filter, StoreError, WatchEvent};
+use coracle_config::object::Object;
+use heapless::Deque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Changes kept for watchers that resume from an older resourceVersion. Each entry only
+/// holds an `Arc` to an object version, but that version stays alive while listed here,
+/// so the window is sized for memory as much as for reconnect time.
+pub(crate) const HISTORY: usize = 256;
+
+/// Events a watcher may have pending before it counts as too slow and is cut off.
+pub(crate) const WATCHER_BUFFER: usize = 256;
+
+/// Why a watch stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The store shut down.
+    ShutDown,
+    /// The watcher fell `WATCHER_BUFFER` events behind and was cut off; re-list and watch
+    /// again (the API ends the stream, as kube-apiserver does).
+    TooSlow,
+}
+
+const OPEN: u8 = 0;
+const SHUT_DOWN: u8 = 1;
+const TOO_SLOW: u8 = 2;
+
+/// A live subscription; events arrive in resourceVersion order. Dropping it unsubscribes.
+pub struct Watcher {
+    rx: Receiver<(u64, WatchEvent)>,
+    end: Arc<AtomicU8>,
+}
+
+impl Watcher {
+    /// Blocks until the next event, or returns None after `timeout` or once the store shuts down.
+    pub fn next_timeout(&self, timeout: Duration) -> Option<(u64, WatchEvent)> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Blocks until the next event; None once the stream has ended (see `ended`).
+    pub fn next(&self) -> Option<(u64, WatchEvent)> {
+        self.rx.recv().ok()
+    }
+
+    /// Set once no more events will come (every buffered one has still to be read):
+    /// callers of `next_timeout` tell a quiet stream from an ended one with this.
+    pub fn ended(&self) -> Option<WatchEnd> {
+        match self.end.load(Ordering::Acquire) {
+            SHUT_DOWN => Some(WatchEnd::ShutDown),
+            TOO_SLOW => Some(WatchEnd::TooSlow),
+            _ => None,
+        }
+    }
+}
+
+struct Subscriber {
+    filter: Filter,
+    tx: SyncSender<(u64, WatchEvent)>,
+    end: Arc<AtomicU8>,
+}
+
+/// The history window and the live subscribers.
+pub(crate) struct WatchHub {
+    history: Deque<(u64, WatchEvent), HISTORY>,
+    /// Every change with a version above this is in `history`.
+    window_start: u64,
+    subscribers: Vec<Subscriber>,
+    closed: bool,
+}
+
+impl Filter {
+    /// True when the filter selects `obj`.
+    pub fn matches(&self, obj: &Object) -> bool {
+        self.resource.is_none_or(|r| r.kind == obj.info().kind && r.group == obj.info().group)
+            && self.namespace.as_deref().is_none_or(|ns| ns == obj.metadata().namespace)
+    }
+}
+
+impl WatchHub {
+    /// An empty window starting at `current_rv` (older history did not survive a restart).
+    pub fn new(current_rv: u64) -> WatchHub {
+        WatchHub { history: Deque::new(), window_start: current_rv, subscribers: Vec::new(), closed: false }
+    }
+
+    /// Records a change and hands it to every subscriber that wants it.
+    pub fn publish(&mut self, rv: u64, event: WatchEvent) {
+        if self.history.is_full() {
+            if let Some((oldest, _)) = self.history.pop_front() {
+                self.window_start = oldest;
+            }
+        }
+        self.subscribers.retain(|s| {
+            if !s.filter.matches(event.object()) {
+                return true;
+            }
+            match s.tx.try_send((rv, event.clone())) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    log::warn!("store: cutting off a watcher {WATCHER_BUFFER} events behind");
+                    s.end.store(TOO_SLOW, Ordering::Release);
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        });
+        // The window is full only when it was popped above, so this cannot fail.
+        let _ = self.history.push_back((rv, event));
+    }
+
+    /// Starts a watcher. `from` None: changes after `current_rv`; Some(0): an ADDED for
+    /// every object in `current` first (Kubernetes' "any version"), then changes; Some(v):
+    /// every change after v, or `Expired` when v is older than the window.
+    pub fn subscribe(
+        &mut self,
+        filter: Filter,
+        from: Option<u64>,
+        current_rv: u64,
+        current: impl Iterator<Item = Arc<Object>>,
+    ) -> Result<Watcher, StoreError> {
+        let backlog: Vec<(u64, WatchEvent)> = match from {
+            None => Vec::new(),
+            Some(0) => current.filter(|o| filter.matches(o)).map(|o| (current_rv, WatchEvent::Added(o))).collect(),
+            Some(v) if v < self.window_start => {
+                return Err(StoreError::Expired { requested: v, oldest: self.window_start })
+            }
+            Some(v) => self.history.iter().filter(|(rv, ev)| *rv > v && filter.matches(ev.object())).cloned().collect(),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(backlog.len() + WATCHER_BUFFER);
+        for ev in backlog {
+            tx.try_send(ev).expect("the channel has room for the whole backlog");
+        }
+        let end = Arc::new(AtomicU8::new(OPEN));
+        if self.closed {
+            end.store(SHUT_DOWN, Ordering::Release);
+        } else {
+            self.subscribers.push(Subscriber { filter, tx, end: end.clone() });
+        }
+        Ok(Watcher { rx, end })
+    }
+
+    /// Ends every stream, now and for watchers started later.
+    pub fn close(&mut self) {
+        self.closed = true;
+        for s in self.subscribers.drain(..) {
+            s.end.store(SHUT_DOWN, Ordering::Release);
+        }
+    }
+
+    /// The oldest version a watch may start from.
+    pub fn window_start(&self) -> u64 {
+        self.window_start
+    }
+}

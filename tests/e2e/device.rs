@@ -1,0 +1,453 @@
+//! Coracle on a board: the systemd unit passes `systemd-analyze verify`, the daemon speaks
+//! sd_notify (READY=1, STATUS=, WATCHDOG=1, STOPPING=1), install.sh installs into an image
+//! and removes itself again, and the cross-built binaries run under qemu-user.
+
+use coracle_config::settings::DaemonSettings;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The directory holding the workspace's built binaries (target/debug beside this test's deps/).
+fn built_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("test binary lives in target/PROFILE/deps");
+    for bin in ["coracled", "coracle"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`, as tests/run does)",
+            dir.join(bin).display()
+        );
+    }
+    dir.to_path_buf()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn install_sh(root: &Path, extra: &[&str]) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.arg(repo_root().join("cross/install.sh")).arg("--root").arg(root).args(extra);
+    run(&mut cmd)
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// Every path under `root`, relative, sorted: the tree an install leaves.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+            if path.is_dir() && !path.is_symlink() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+const INSTALLED_FILES: [&str; 7] = [
+    "usr/local/bin/coracled",
+    "usr/local/bin/coracle",
+    "usr/local/lib/systemd/system/coracled.service",
+    "usr/local/lib/sysusers.d/coracle.conf",
+    "usr/local/lib/tmpfiles.d/coracle.conf",
+    "etc/coracle/config.yaml",
+    "etc/coracle/config.yaml.default",
+];
+const ENABLE_LINK: &str = "etc/systemd/system/multi-user.target.wants/coracled.service";
+
+#[test]
+fn unit_passes_systemd_analyze_verify() {
+    if !have("systemd-analyze") {
+        println!("SKIP unit_passes_systemd_analyze_verify: systemd-analyze not installed (Debian package `systemd`)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // verify resolves the unit's dependencies (sysinit.target, ...) and ExecStart inside --root.
+    let systemd_dir = root.path().join("usr/lib/systemd");
+    fs::create_dir_all(&systemd_dir).unwrap();
+    run(Command::new("cp").arg("-a").arg("/usr/lib/systemd/system").arg(&systemd_dir));
+    install_sh(root.path(), &["--bin-dir", built_bin_dir().to_str().unwrap()]);
+    let unit = root.path().join("usr/local/lib/systemd/system/coracled.service");
+    let out =
+        run(Command::new("systemd-analyze").arg("verify").arg(format!("--root={}", root.path().display())).arg(&unit));
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(warnings.trim().is_empty(), "systemd-analyze verify warned:\n{warnings}");
+
+    let unit_text = fs::read_to_string(&unit).unwrap();
+    for setting in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=30s",
+        "Restart=always",
+        "Delegate=yes",
+        "KillMode=process",
+        "ExecStart=/usr/local/bin/coracled",
+        "RuntimeDirectoryPreserve=yes",
+    ] {
+        assert!(unit_text.lines().any(|l| l.trim() == setting), "unit lacks {setting}");
+    }
+}
+
+#[test]
+fn tmpfiles_and_sysusers_entries_apply() {
+    if !have("systemd-tmpfiles") || !have("systemd-sysusers") {
+        println!("SKIP tmpfiles_and_sysusers_entries_apply: systemd-tmpfiles/systemd-sysusers not installed");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let units = repo_root().join("systemd");
+    run(Command::new("systemd-tmpfiles")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--create")
+        .arg(units.join("coracle.tmpfiles")));
+    for (dir, want) in [("run/coracle", 0o755), ("var/lib/coracle", 0o700), ("etc/coracle/manifests", 0o755)] {
+        assert_eq!(mode(&root.path().join(dir)), want, "{dir}");
+    }
+    run(Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(units.join("coracle.sysusers")));
+    let group = fs::read_to_string(root.path().join("etc/group")).unwrap();
+    assert!(group.lines().any(|l| l.starts_with("coracle:")), "no coracle group in {group}");
+}
+
+#[test]
+fn install_sh_into_an_image_is_idempotent_and_uninstalls() {
+    let bins = built_bin_dir();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let bin_dir = bins.to_str().unwrap();
+
+    install_sh(r, &["--bin-dir", bin_dir]);
+    for file in INSTALLED_FILES {
+        assert!(r.join(file).is_file(), "{file} not installed");
+    }
+    assert_eq!(fs::read(r.join("usr/local/bin/coracled")).unwrap(), fs::read(bins.join("coracled")).unwrap());
+    assert_eq!(mode(&r.join("usr/local/bin/coracle")), 0o755);
+    assert_eq!(mode(&r.join("usr/local/lib/systemd/system/coracled.service")), 0o644);
+    assert_eq!(mode(&r.join("var/lib/coracle")), 0o700);
+    assert!(r.join("etc/coracle/manifests").is_dir());
+    assert_eq!(
+        fs::read_link(r.join(ENABLE_LINK)).unwrap(),
+        Path::new("/usr/local/lib/systemd/system/coracled.service"),
+        "enabled by a symlink valid inside the image"
+    );
+    assert_eq!(
+        fs::read_to_string(r.join("etc/coracle/config.yaml")).unwrap(),
+        fs::read_to_string(repo_root().join("cross/config.yaml")).unwrap()
+    );
+    if have("systemd-sysusers") {
+        let group = fs::read_to_string(r.join("etc/group")).unwrap();
+        assert!(group.lines().any(|l| l.starts_with("coracle:")), "socket group missing: {group}");
+    }
+
+    // Again, with an admin's config and some data: same tree, config kept.
+    let first = tree(r);
+    fs::write(r.join("etc/coracle/config.yaml"), "node_name: board-7\n").unwrap();
+    fs::create_dir_all(r.join("var/lib/coracle/objects")).unwrap();
+    fs::write(r.join("var/lib/coracle/objects/rv"), "42").unwrap();
+    install_sh(r, &["--bin-dir", bin_dir]);
+    let mut second = tree(r);
+    second.retain(|p| !p.starts_with("var/lib/coracle/"));
+    assert_eq!(first, second, "a second install changes nothing");
+    assert_eq!(fs::read_to_string(r.join("etc/coracle/config.yaml")).unwrap(), "node_name: board-7\n");
+
+    // Uninstall keeps config and data, twice over.
+    for _ in 0..2 {
+        install_sh(r, &["--uninstall"]);
+        for gone in INSTALLED_FILES.iter().filter(|f| **f != "etc/coracle/config.yaml").chain([&ENABLE_LINK]) {
+            assert!(!r.join(gone).exists() && !r.join(gone).is_symlink(), "{gone} left behind");
+        }
+        assert_eq!(fs::read_to_string(r.join("etc/coracle/config.yaml")).unwrap(), "node_name: board-7\n");
+        assert_eq!(fs::read_to_string(r.join("var/lib/coracle/objects/rv")).unwrap(), "42");
+    }
+
+    install_sh(r, &["--uninstall", "--purge"]);
+    assert!(!r.join("etc/coracle").exists(), "--purge removes the config");
+    assert!(!r.join("var/lib/coracle").exists(), "--purge removes the data");
+    install_sh(r, &["--uninstall", "--purge"]);
+}
+
+#[test]
+fn uninstall_removes_an_untouched_default_config() {
+    let root = tempfile::tempdir().unwrap();
+    install_sh(root.path(), &["--bin-dir", built_bin_dir().to_str().unwrap()]);
+    install_sh(root.path(), &["--uninstall"]);
+    assert!(!root.path().join("etc/coracle").exists(), "an unmodified, empty /etc/coracle goes");
+}
+
+#[test]
+fn install_sh_refuses_purge_without_uninstall() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .arg(repo_root().join("cross/install.sh"))
+        .args(["--purge", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--purge"));
+}
+
+#[test]
+fn shipped_config_parses_and_shows_the_real_defaults() {
+    let text = fs::read_to_string(repo_root().join("cross/config.yaml")).unwrap();
+    let defaults = DaemonSettings::default();
+    assert_eq!(DaemonSettings::from_yaml(&text).unwrap(), defaults, "the file as shipped means the defaults");
+
+    // Uncomment every key line (`#key:` and `#  nested:`), leaving the prose (`# text`).
+    let uncommented: Vec<&str> = text
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if !rest.starts_with(' ') || rest.starts_with("  ") => rest,
+            _ => line,
+        })
+        .collect();
+    let mut shown = DaemonSettings::from_yaml(&uncommented.join("\n"))
+        .unwrap_or_else(|e| panic!("cross/config.yaml with every key uncommented: {}", e.message));
+    // These three are examples: their defaults are "off" and the hostname.
+    assert_eq!(shown.listen.take().as_deref(), Some("0.0.0.0:6443"));
+    assert!(shown.token_file.take().is_some());
+    shown.node_name.clone_from(&defaults.node_name);
+    assert_eq!(shown, defaults, "every value shown in cross/config.yaml is the real default");
+}
+
+/// The spawned daemon, killed if the test ends early so no coracled outlives it.
+struct DaemonGuard(Child);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Collects sd_notify datagrams until `done` holds or the daemon exits.
+struct NotifyListener {
+    socket: UnixDatagram,
+    seen: Vec<String>,
+    /// The daemon's stderr, shown when it dies.
+    log: PathBuf,
+}
+
+impl NotifyListener {
+    fn wait_for(&mut self, daemon: &mut Child, what: &str, done: impl Fn(&[String]) -> bool) {
+        // A generous bound against a hang, not a timing assertion.
+        let give_up = Instant::now() + Duration::from_secs(60);
+        self.socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut buf = [0u8; 4096];
+        while !done(&self.seen) {
+            if let Some(status) = daemon.try_wait().unwrap() {
+                let log = fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("coracled exited ({status}) before {what}; notifications {:?}\nlog:\n{log}", self.seen);
+            }
+            if Instant::now() > give_up {
+                let log = fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("no {what} from coracled; notifications so far: {:?}\nlog:\n{log}", self.seen);
+            }
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                self.seen.extend(text.lines().map(str::to_string));
+            }
+        }
+    }
+}
+
+#[test]
+fn daemon_notifies_ready_status_watchdog_and_stopping() {
+    if !is_root() {
+        println!("SKIP daemon_notifies_ready_status_watchdog_and_stopping: coracled needs root");
+        return;
+    }
+    let bins = built_bin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let api_socket = dir.path().join("run/coracle.sock");
+    let log = dir.path().join("coracled.log");
+    let mut listener =
+        NotifyListener { socket: UnixDatagram::bind(&notify_path).unwrap(), seen: Vec::new(), log: log.clone() };
+    let mut daemon = DaemonGuard(
+        Command::new(bins.join("coracled"))
+            .env("NOTIFY_SOCKET", &notify_path)
+            // Two seconds: pings every second, so WATCHDOG=1 arrives soon after READY=1.
+            .env("WATCHDOG_USEC", "2000000")
+            .env("CORACLE_DATA_DIR", dir.path().join("data"))
+            .env("CORACLE_RUN_DIR", dir.path().join("run"))
+            .env("CORACLE_SOCKET", &api_socket)
+            .env("CORACLE_MANIFESTS", dir.path().join("manifests"))
+            // The config shipped in the tarballs, as installed.
+            .env("CORACLE_CONFIG", repo_root().join("cross/config.yaml"))
+            .stdout(Stdio::null())
+            // A file, not a pipe: an unread pipe that fills up would wedge the daemon.
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawning coracled"),
+    );
+
+    listener.wait_for(&mut daemon.0, "READY=1", |seen| seen.iter().any(|l| l == "READY=1"));
+    // READY=1 promises the API serves.
+    let mut api = UnixStream::connect(&api_socket).expect("the API socket accepts after READY=1");
+    api.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    api.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "GET /version after READY=1: {reply}");
+
+    listener.wait_for(&mut daemon.0, "STATUS= and WATCHDOG=1", |seen| {
+        seen.iter().any(|l| l.starts_with("STATUS=")) && seen.iter().any(|l| l == "WATCHDOG=1")
+    });
+
+    // SAFETY: kill on our own child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    listener.wait_for(&mut daemon.0, "STOPPING=1", |seen| seen.iter().any(|l| l == "STOPPING=1"));
+    let status = daemon.0.wait().unwrap();
+    assert!(status.success(), "coracled exits cleanly on SIGTERM: {status}");
+}
+
+/// A board target: name for cross/build, rust triple, and the qemu-user binary to run it.
+struct Board {
+    name: &'static str,
+    triple: &'static str,
+    qemu: &'static str,
+}
+
+const BOARDS: [Board; 3] = [
+    Board { name: "aarch64", triple: "aarch64-unknown-linux-musl", qemu: "qemu-aarch64-static" },
+    Board { name: "armv7", triple: "armv7-unknown-linux-gnueabihf", qemu: "qemu-arm-static" },
+    Board { name: "riscv64", triple: "riscv64gc-unknown-linux-gnu", qemu: "qemu-riscv64-static" },
+];
+
+const MANIFEST: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        command: [httpd, -f, -p, '8080']
+";
+
+fn workspace_version() -> String {
+    let cargo = fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let package = cargo.split("[workspace.package]").nth(1).expect("[workspace.package] in Cargo.toml");
+    let line = package.lines().find(|l| l.trim_start().starts_with("version")).expect("workspace version");
+    line.split('"').nth(1).expect("quoted version").to_string()
+}
+
+/// Cross-compiles coracled's library tests and returns the test executable's path.
+fn cross_test_binary(board: &Board) -> PathBuf {
+    let root = repo_root();
+    let out = run(Command::new("nice")
+        .args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json", "-p", "coracled"])
+        .args(["--target", board.triple])
+        .env("CARGO_TARGET_DIR", root.join("target/cross"))
+        .current_dir(&root));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "coracled")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("no coracled test executable for {}", board.triple))
+}
+
+#[test]
+fn cross_binaries_run_under_qemu() {
+    if std::env::var("CORACLE_CROSS_TESTS").as_deref() != Ok("1") {
+        println!("SKIP cross_binaries_run_under_qemu: set CORACLE_CROSS_TESTS=1 (builds three targets, slow)");
+        return;
+    }
+    let root = repo_root();
+    let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
+    run(Command::new(root.join("cross/build")).args(&names).current_dir(&root));
+    let version = workspace_version();
+
+    for board in &BOARDS {
+        assert!(have(board.qemu), "{} missing: apt-get install qemu-user-static", board.qemu);
+        let unpacked = tempfile::tempdir().unwrap();
+        let tarball = root.join(format!("dist/coracle-{version}-{}.tar.gz", board.name));
+        run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(unpacked.path()));
+        let pkg = unpacked.path().join(format!("coracle-{version}-{}", board.name));
+        let ctl = pkg.join("bin/coracle");
+
+        let out = run(Command::new(board.qemu).arg(&ctl).args(["version", "--client"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&version), "{}: `coracle version --client` printed {text}", board.name);
+
+        let manifest = unpacked.path().join("web.yaml");
+        fs::write(&manifest, MANIFEST).unwrap();
+        let out = run(Command::new(board.qemu).arg(&ctl).args(["apply", "--dry-run=client", "-f"]).arg(&manifest));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("deployment.apps/web"), "{}: dry-run apply printed {text}", board.name);
+        fs::write(&manifest, MANIFEST.replace("replicas: 2", "replicas: two")).unwrap();
+        let out = Command::new(board.qemu)
+            .arg(&ctl)
+            .args(["apply", "--dry-run=client", "-f"])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{}: a bad manifest was accepted", board.name);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("replicas"), "{}: error names the field", board.name);
+
+        // The tarball's own install.sh installs the board's binaries into an image.
+        let image = tempfile::tempdir().unwrap();
+        run(Command::new("sh").arg(pkg.join("install.sh")).arg("--root").arg(image.path()));
+        assert_eq!(
+            fs::read(image.path().join("usr/local/bin/coracled")).unwrap(),
+            fs::read(pkg.join("bin/coracled")).unwrap()
+        );
+
+        // The store's tests, durability included, on the board's architecture.
+        let tests = cross_test_binary(board);
+        let data = tempfile::tempdir().unwrap();
+        let out = run(Command::new(board.qemu).arg(&tests).arg("store::").env("TMPDIR", data.path()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let passed = text.lines().filter(|l| l.starts_with("test store::") && l.ends_with(" ok")).count();
+        assert!(passed > 0, "{}: no store test ran:\n{text}", board.name);
+    }
+}
