@@ -7,8 +7,8 @@ use crate::autoscaling::{
     HorizontalPodAutoscaler, HpaScalingPolicy, HpaScalingRules, MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use crate::core::{
-    ClientIpConfig, Container, EmptyDirVolumeSource, Endpoints, HttpGetAction, LifecycleHandler, Pod, PodSpec,
-    Probe, Service, SessionAffinityConfig,
+    ClientIpConfig, Container, EmptyDirVolumeSource, Endpoints, HttpGetAction, LifecycleHandler, Pod, PodSpec, Probe,
+    Service, SessionAffinityConfig,
 };
 use crate::object::Object;
 use crate::IntOrString;
@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
         assert_eq!(c.ports[0].protocol.as_deref(), Some("TCP"));
         let p = c.readiness_probe.as_ref().unwrap();
-        assert_eq!((p.timeout_seconds, p.period_seconds, p.success_threshold, p.failure_threshold), (Some(1), Some(10), Some(1), Some(3)));
+        assert_eq!(
+            (p.timeout_seconds, p.period_seconds, p.success_threshold, p.failure_threshold),
+            (Some(1), Some(10), Some(1), Some(3))
+        );
         let g = p.http_get.as_ref().unwrap();
         assert_eq!((g.path.as_deref(), g.scheme.as_deref()), (Some("/"), Some("HTTP")));
     }

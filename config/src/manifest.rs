@@ -103,7 +103,9 @@ pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
         match map.get(name) {
             None | Some(Value::Null) => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(ManifestError::new(format!("{name}: invalid type: {}, expected a string", describe(other)))),
+            Some(other) => {
+                Err(ManifestError::new(format!("{name}: invalid type: {}, expected a string", describe(other))))
+            }
         }
     };
     let api_version = type_field("apiVersion")?;
@@ -127,11 +129,7 @@ pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
             let (v1, warnings) = decode_tracked::<HorizontalPodAutoscalerV1>(value)?;
             (Object::HorizontalPodAutoscaler(v1.to_v2()), warnings)
         }
-        _ => {
-            return Err(ManifestError::new(format!(
-                "no kind {kind:?} is registered for version {api_version:?}"
-            )))
-        }
+        _ => return Err(ManifestError::new(format!("no kind {kind:?} is registered for version {api_version:?}"))),
     };
     let mut object = object;
     object.set_type_meta();
@@ -291,7 +289,10 @@ mod tests {
         );
         assert!(err("apiVersion: v1\nmetadata: {name: x}\n").starts_with("document 1: Object 'Kind' is missing in '"));
         assert!(err("kind: Pod\n").starts_with("document 1: Object 'apiVersion' is missing in '"));
-        assert_eq!(err("just text"), "document 1: expected an object with apiVersion and kind, got string \"just text\"");
+        assert_eq!(
+            err("just text"),
+            "document 1: expected an object with apiVersion and kind, got string \"just text\""
+        );
         assert_eq!(err("kind: 3\napiVersion: v1"), "document 1: kind: invalid type: number `3`, expected a string");
         assert_eq!(
             err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Nope}\n"),

@@ -52,7 +52,8 @@ impl fmt::Display for QuantityError {
 impl std::error::Error for QuantityError {}
 
 /// apimachinery's `ErrFormatWrong` wording.
-const FORMAT_WRONG: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+const FORMAT_WRONG: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 const SUFFIX: &str = "unable to parse quantity's suffix";
 const TOO_LARGE: &str = "quantity is too large (the limit is 9223372036854775807 units)";
 
@@ -116,10 +117,12 @@ impl Quantity {
         self.format
     }
 
+    /// True for any spelling of zero (`0`, `0Mi`, `-0`).
     pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
 
+    /// True below zero, which no resource amount may be.
     pub fn is_negative(&self) -> bool {
         self.nanos < 0
     }
@@ -451,9 +454,10 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects_naming_the_value() {
-        for bad in
-            ["", "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", " 1", "1 ", "-", "+", "1e", "1K", "1kk", "m", "1e3m", "10Qi"]
-        {
+        for bad in [
+            "", "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-", " 1", "1 ", "-", "+",
+            "1e", "1K", "1kk", "m", "1e3m", "10Qi",
+        ] {
             let err = Quantity::parse(bad).expect_err(bad);
             assert!(err.to_string().starts_with(&format!("invalid quantity {bad:?}: ")), "{err}");
         }

@@ -30,6 +30,35 @@ pub struct DaemonSettings {
     pub network: NetworkSettings,
     /// This node's name in pod status and events; the host name by default.
     pub node_name: String,
+    /// The cgroup, beneath the daemon's own, that holds every pod's cgroup.
+    pub cgroup_subpath: String,
+    pub autoscaler: AutoscalerSettings,
+}
+
+/// The horizontal pod autoscaler's timing, Kubernetes' defaults; edge users and tests
+/// shorten them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoscalerSettings {
+    /// How often each autoscaler is evaluated (`--horizontal-pod-autoscaler-sync-period`).
+    pub sync_period_seconds: u64,
+    /// The scale-down stabilization window for autoscalers without `behavior`.
+    pub downscale_stabilization_seconds: u64,
+    /// After a pod starts, how long its CPU samples may still be start-up noise.
+    pub cpu_initialization_period_seconds: u64,
+    /// A pod that turned unready this soon after starting counts as never ready.
+    pub initial_readiness_delay_seconds: u64,
+}
+
+impl Default for AutoscalerSettings {
+    fn default() -> Self {
+        AutoscalerSettings {
+            sync_period_seconds: 15,
+            downscale_stabilization_seconds: 300,
+            cpu_initialization_period_seconds: 300,
+            initial_readiness_delay_seconds: 30,
+        }
+    }
 }
 
 /// Which container runtime starts containers.
@@ -42,6 +71,7 @@ pub struct RuntimeSettings {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// The `runtime.kind` key: `builtin` or `oci`.
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
     /// Coracle's own namespaces-and-cgroups runtime.
@@ -81,6 +111,7 @@ pub struct NetworkSettings {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// The `network.mode` key: `cni`, `host` or `none`.
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// A network namespace per pod, wired with CNI plugins.
@@ -106,6 +137,8 @@ impl Default for DaemonSettings {
             logs: LogSettings::default(),
             network: NetworkSettings::default(),
             node_name: host_name(),
+            cgroup_subpath: "coracle".into(),
+            autoscaler: AutoscalerSettings::default(),
         }
     }
 }
@@ -177,7 +210,8 @@ impl DaemonSettings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(DaemonSettings::default()),
             Err(e) => return Err(SettingsError { message: format!("reading {}: {e}", path.display()) }),
         };
-        DaemonSettings::from_yaml(&text).map_err(|e| SettingsError { message: format!("{}: {}", path.display(), e.message) })
+        DaemonSettings::from_yaml(&text)
+            .map_err(|e| SettingsError { message: format!("{}: {}", path.display(), e.message) })
     }
 
     /// Parses settings from YAML text; an empty document gives the defaults.
@@ -212,8 +246,13 @@ impl DaemonSettings {
                 "RUN_DIR" => self.run_dir = value.clone().into(),
                 "MANIFESTS" | "MANIFESTS_DIR" => self.manifests_dir = value.clone().into(),
                 "LISTEN" => self.listen = Some(value.clone()).filter(|v| !v.is_empty()),
-                "TOKEN_FILE" => self.token_file = Some(value.clone().into()).filter(|p: &PathBuf| !p.as_os_str().is_empty()),
+                "TOKEN_FILE" => {
+                    self.token_file = Some(value.clone().into()).filter(|p: &PathBuf| !p.as_os_str().is_empty())
+                }
                 "NODE_NAME" => self.node_name = value.clone(),
+                "CGROUP_SUBPATH" => self.cgroup_subpath = value.clone(),
+                "HPA_SYNC_PERIOD_SECONDS" => self.autoscaler.sync_period_seconds = number()?,
+                "HPA_DOWNSCALE_STABILIZATION_SECONDS" => self.autoscaler.downscale_stabilization_seconds = number()?,
                 "RUNTIME" => {
                     self.runtime.kind = match value.as_str() {
                         "builtin" => RuntimeKind::Builtin,

@@ -18,7 +18,8 @@ fn load(name: &str) -> Vec<Parsed> {
 fn source_documents(name: &str) -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests").join(name);
     let text = std::fs::read_to_string(path).unwrap();
-    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).collect();
+    let docs: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).collect();
     docs.into_iter()
         .flat_map(|d| match d.get("items").and_then(Value::as_array) {
             Some(items) => items.clone(),

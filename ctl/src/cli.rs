@@ -49,6 +49,24 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print the client and server version information
     Version(VersionArgs),
+    /// Set a new size for a deployment or replica set
+    Scale(ScaleArgs),
+    /// Auto-scale a deployment or replica set
+    Autoscale(AutoscaleArgs),
+    /// Take a deployment, replica set, pod or service and expose it as a new service
+    Expose(ExposeArgs),
+    /// Run a particular image in a pod
+    Run(RunArgs),
+    /// Set specific features on objects
+    Set(SetArgs),
+    /// Manage the rollout of a deployment
+    Rollout(RolloutArgs),
+    /// Print the logs for a container in a pod
+    Logs(LogsArgs),
+    /// Display resource (CPU/memory) usage
+    Top(TopArgs),
+    /// Manage the images in coracled's image store
+    Image(ImageArgs),
 }
 
 /// `apply -f`.
@@ -103,6 +121,12 @@ pub struct GetArgs {
     /// If the requested object does not exist the command will return exit code 0
     #[arg(long = "ignore-not-found")]
     pub ignore_not_found: bool,
+    /// After listing/getting the requested objects, watch for changes
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+    /// Watch for changes to the requested objects, without listing/getting first
+    #[arg(long = "watch-only")]
+    pub watch_only: bool,
 }
 
 /// `describe TYPE NAME…` or `describe TYPE/NAME`.
@@ -163,6 +187,330 @@ pub struct VersionArgs {
     /// One of 'yaml' or 'json'
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+}
+
+/// `scale TYPE/NAME --replicas=N`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The deployment or replica set: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// The new desired number of replicas
+    #[arg(long, required = true)]
+    pub replicas: i32,
+    /// Precondition for current size: scale only if the current replicas match (-1: no check)
+    #[arg(long = "current-replicas", default_value_t = -1, allow_negative_numbers = true)]
+    pub current_replicas: i32,
+}
+
+/// `autoscale TYPE/NAME --max=M [--min=N] [--cpu-percent=P]`.
+#[derive(Debug, Args)]
+pub struct AutoscaleArgs {
+    /// The deployment or replica set: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// The lower limit for the number of pods (-1: the server's default)
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub min: i32,
+    /// The upper limit for the number of pods
+    #[arg(long, required = true)]
+    pub max: i32,
+    /// The target average CPU utilization over all the pods (-1: the server's default)
+    #[arg(long = "cpu-percent", default_value_t = -1, allow_negative_numbers = true)]
+    pub cpu_percent: i32,
+    /// The name of the autoscaler (default: the target's name)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `expose TYPE/NAME --port=P`.
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    /// The deployment, replica set, pod or service: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// The port that the service should serve on (default: the target's first port)
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// Name or number of the port on the pods that the service directs traffic to
+    #[arg(long = "target-port")]
+    pub target_port: Option<String>,
+    /// Type for this service: ClusterIP, NodePort or LoadBalancer
+    #[arg(long = "type")]
+    pub type_: Option<String>,
+    /// The name of the new service (default: the target's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The network protocol for the service: TCP, UDP or SCTP
+    #[arg(long)]
+    pub protocol: Option<String>,
+    /// Labels for the service (default: the target's labels), as key=value,key=value
+    #[arg(short = 'l', long = "labels")]
+    pub labels: Option<String>,
+    /// A label selector for the service (default: from the target)
+    #[arg(long)]
+    pub selector: Option<String>,
+}
+
+/// `run NAME --image=I [-- COMMAND ARGS…]`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pod's name
+    pub name: String,
+    /// The image for the container to run
+    #[arg(long, required = true)]
+    pub image: String,
+    /// The port that this container exposes
+    #[arg(long)]
+    pub port: Option<i32>,
+    /// Environment variables to set in the container, as NAME=VALUE
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Labels to apply to the pod, as key=value,key=value (default: run=NAME)
+    #[arg(short = 'l', long = "labels")]
+    pub labels: Option<String>,
+    /// The pod's restart policy: Always, OnFailure or Never
+    #[arg(long, default_value = "Always")]
+    pub restart: String,
+    /// If true and extra arguments are present, use them as the command instead of the args
+    #[arg(long)]
+    pub command: bool,
+    /// The image pull policy for the container
+    #[arg(long = "image-pull-policy")]
+    pub image_pull_policy: Option<String>,
+    /// Must be "none", "server" or "client"; "client" only prints what would be sent
+    #[arg(long = "dry-run", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: String,
+    /// Output format: json, yaml or name
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// Arguments for the container (after --)
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// `set SUBCOMMAND`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(subcommand)]
+    pub command: SetCommand,
+}
+
+/// What `set` can change.
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// Update the image of a pod template
+    Image(SetImageArgs),
+}
+
+/// `set image TYPE/NAME CONTAINER=IMAGE…`.
+#[derive(Debug, Args)]
+pub struct SetImageArgs {
+    /// TYPE/NAME (or TYPE NAME) followed by CONTAINER=IMAGE pairs ('*' sets every container)
+    #[arg(required = true, num_args = 2..)]
+    pub args: Vec<String>,
+}
+
+/// `rollout SUBCOMMAND`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+/// The rollout verbs.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Show the status of the rollout
+    Status(RolloutStatusArgs),
+    /// View rollout history
+    History(RolloutHistoryArgs),
+    /// Undo a previous rollout
+    Undo(RolloutUndoArgs),
+    /// Mark the provided resource as paused
+    Pause(RolloutTargetArgs),
+    /// Resume a paused resource
+    Resume(RolloutTargetArgs),
+    /// Restart a resource
+    Restart(RolloutTargetArgs),
+}
+
+/// The deployment a rollout verb acts on.
+#[derive(Debug, Args)]
+pub struct RolloutTargetArgs {
+    /// The deployment: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+}
+
+/// `rollout status`.
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// The deployment: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// Watch the status of the rollout until it's done
+    #[arg(short = 'w', long, default_value = "true", num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub watch: bool,
+    /// The length of time to wait before ending watch (e.g. 5m); zero means never
+    #[arg(long, default_value = "0s")]
+    pub timeout: String,
+}
+
+/// `rollout history`.
+#[derive(Debug, Args)]
+pub struct RolloutHistoryArgs {
+    /// The deployment: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// See the details, including the pod template, of the revision specified
+    #[arg(long, default_value_t = 0)]
+    pub revision: i64,
+}
+
+/// `rollout undo`.
+#[derive(Debug, Args)]
+pub struct RolloutUndoArgs {
+    /// The deployment: TYPE/NAME or TYPE NAME
+    #[arg(required = true, num_args = 1..=2)]
+    pub resource: Vec<String>,
+    /// The revision to roll back to; 0 rolls back to the previous revision
+    #[arg(long = "to-revision", default_value_t = 0)]
+    pub to_revision: i64,
+}
+
+/// `logs POD|TYPE/NAME [-c C]`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod, or TYPE/NAME of a deployment or replica set (its first pod)
+    pub target: String,
+    /// Print the logs of this container
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Specify if the logs should be streamed
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Lines of recent log file to display (-1: all)
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub tail: i64,
+    /// Print the logs for the previous instance of the container
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+    /// Include timestamps on each line in the log output
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Only return logs newer than a relative duration like 5s, 2m, or 3h
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+/// `top SUBCOMMAND`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+/// What `top` measures.
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Display resource (CPU/memory) usage of pods
+    #[command(visible_aliases = ["pods", "po"])]
+    Pod(TopPodArgs),
+    /// Display resource (CPU/memory) usage of the node
+    #[command(visible_aliases = ["nodes", "no"])]
+    Node(TopNodeArgs),
+}
+
+/// `top pod [NAME]`.
+#[derive(Debug, Args)]
+pub struct TopPodArgs {
+    /// Show only this pod
+    pub name: Option<String>,
+    /// List the pods' usage across all namespaces
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Print usage of the containers within each pod
+    #[arg(long)]
+    pub containers: bool,
+    /// Selector (label query) to filter on
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// If present, print output without headers
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
+    /// Sort by cpu or memory
+    #[arg(long = "sort-by")]
+    pub sort_by: Option<String>,
+}
+
+/// `top node [NAME]`.
+#[derive(Debug, Args)]
+pub struct TopNodeArgs {
+    /// Show only this node
+    pub name: Option<String>,
+    /// If present, print output without headers
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
+}
+
+/// `image SUBCOMMAND`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+/// The image store verbs.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Load images from a docker-save or OCI archive (- for stdin)
+    Load(ImageLoadArgs),
+    /// Import a root filesystem directory on the board as an image
+    Import(ImageImportArgs),
+    /// List the stored images
+    #[command(visible_alias = "list")]
+    Ls(ImageLsArgs),
+    /// Remove images by reference or digest
+    #[command(visible_alias = "remove")]
+    Rm(ImageRmArgs),
+}
+
+/// `image load FILE|-`.
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// The archive (tar, optionally gzip or zstd compressed); - reads stdin
+    #[arg(value_name = "FILE")]
+    pub file: Option<String>,
+    /// Read from this archive instead of the positional argument
+    #[arg(short = 'i', long = "input", conflicts_with = "file")]
+    pub input: Option<String>,
+}
+
+/// `image import DIR NAME:TAG`.
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The root filesystem directory (on the board, where coracled runs)
+    pub dir: PathBuf,
+    /// The reference to store it under, e.g. myapp:1.0
+    pub reference: String,
+}
+
+/// `image ls`.
+#[derive(Debug, Args)]
+pub struct ImageLsArgs {
+    /// Print only the image references
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `image rm REF…`.
+#[derive(Debug, Args)]
+pub struct ImageRmArgs {
+    /// Image references or digests
+    #[arg(required = true)]
+    pub references: Vec<String>,
 }
 
 #[cfg(test)]

@@ -1,10 +1,16 @@
 //! Admission: the decode → default → validate pipeline every incoming object passes, whether
-//! it arrives in an API request body or from a file in the manifests directory.
+//! it arrives in an API request body or from a file in the manifests directory. Services
+//! also get their ClusterIP and node ports here (`allocate`, `admit_update`), in the write
+//! call itself as Kubernetes does, so every write path (POST, PUT, PATCH, server-side apply,
+//! the manifests folder) shares one allocator.
 
+use crate::services::allocator;
+use crate::store::Store;
 use coracle_config::autoscaling::HorizontalPodAutoscalerV1;
+use coracle_config::core::Service;
 use coracle_config::defaults;
 use coracle_config::manifest::{self, Parsed};
-use coracle_config::object::{Object, ResourceInfo};
+use coracle_config::object::{Object, Resource, ResourceInfo};
 use coracle_config::validation::{self, FieldError};
 use std::fmt;
 
@@ -70,12 +76,34 @@ pub fn admit_create(mut object: Object, default_namespace: &str) -> Result<Objec
     Ok(object)
 }
 
-/// Prepares a replacement of `old`: namespace, defaults, then both the object's own rules
-/// and the update rules (immutable fields stay put).
-pub fn admit_update(old: &Object, mut object: Object) -> Result<Object, AdmissionError> {
+/// Gives an admitted new object what the cluster allocates at create time: a Service's
+/// ClusterIP and node ports (taken or out-of-range requests are 422 naming the field).
+/// Call right before the store's create, and [`release`] right after it, whatever its outcome.
+pub fn allocate(store: &Store, object: &mut Object) -> Result<(), AdmissionError> {
+    let Object::Service(svc) = object else { return Ok(()) };
+    allocator::allocate(store, svc).map_err(|error| invalid_service(svc, error))
+}
+
+/// Drops the in-memory hold on what [`allocate`] or [`admit_update`] picked; call once the
+/// write reached the store (the stored Service now holds them: the stored objects are the
+/// allocation table, so a delete frees them) or did not (failed, or dry run).
+pub fn release(object: &Object) {
+    if let Object::Service(svc) = object {
+        allocator::release(svc);
+    }
+}
+
+/// Prepares a replacement of `old`: namespace, defaults, a Service's allocations (what the
+/// user left unset is carried over from `old`, so re-applying a manifest without clusterIP
+/// is no change of an immutable field), then both the object's own rules and the update
+/// rules (immutable fields stay put).
+pub fn admit_update(store: &Store, old: &Object, mut object: Object) -> Result<Object, AdmissionError> {
     let namespace = old.metadata().namespace.clone();
     place_in_namespace(&mut object, &namespace);
     defaults::apply(&mut object);
+    if let (Object::Service(before), Object::Service(after)) = (old, &mut object) {
+        allocator::allocate_update(store, before, after).map_err(|error| invalid_service(after, error))?;
+    }
     validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
     validation::validate_update(old, &object).map_err(|errors| invalid(&object, errors))?;
     Ok(object)
@@ -89,6 +117,10 @@ fn place_in_namespace(object: &mut Object, namespace: &str) {
     } else if meta.namespace.is_empty() {
         meta.namespace = namespace.to_string();
     }
+}
+
+fn invalid_service(svc: &Service, error: FieldError) -> AdmissionError {
+    AdmissionError::Invalid { resource: &Service::INFO, name: svc.metadata.name.clone(), errors: vec![error] }
 }
 
 fn invalid(object: &Object, errors: Vec<FieldError>) -> AdmissionError {
@@ -122,5 +154,60 @@ mod tests {
         let pod = ResourceInfo::lookup("pods").unwrap();
         let two = invalid_message(pod, "p", &[field_error("spec.containers"), field_error("metadata.name")]);
         assert_eq!(two, "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Required value]");
+    }
+    fn service(name: &str, body: serde_json::Value) -> Object {
+        let mut value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}});
+        value.as_object_mut().unwrap().insert("spec".into(), body);
+        admit_create(decode(value).unwrap().object, "default").unwrap()
+    }
+
+    fn spec(object: &Object) -> &coracle_config::core::ServiceSpec {
+        let Object::Service(s) = object else { panic!("not a service") };
+        &s.spec
+    }
+
+    #[test]
+    fn services_get_allocations_that_a_second_apply_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut web = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        allocate(&store, &mut web).unwrap();
+        let stored = store.create(web.clone()).unwrap();
+        release(&web);
+        let ip = spec(&stored).cluster_ip.clone().unwrap();
+        assert!(ip.starts_with("10.96."), "{ip}");
+        let node_port = spec(&stored).ports[0].node_port.unwrap();
+        // The same manifest again, without clusterIP or nodePort: no "field is immutable".
+        let again = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        let updated = admit_update(&store, &stored, again).unwrap();
+        release(&updated);
+        assert_eq!(
+            (spec(&updated).cluster_ip.clone(), spec(&updated).ports[0].node_port),
+            (Some(ip.clone()), Some(node_port))
+        );
+        // Asking for what "web" holds is 422 naming the field.
+        let mut clash = service("other", serde_json::json!({"clusterIP": ip, "ports": [{"port": 80}]}));
+        let e = allocate(&store, &mut clash).unwrap_err().to_string();
+        assert_eq!(e, format!("Service \"other\" is invalid: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated"));
+        let mut taken =
+            service("np", serde_json::json!({"type": "NodePort", "ports": [{"port": 81, "nodePort": node_port}]}));
+        let e = allocate(&store, &mut taken).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+            )),
+            "{e}"
+        );
+        // After the delete, the address is free again.
+        store.delete(&Service::INFO, "default", "web", &crate::store::DeleteOptions::default()).unwrap();
+        allocate(&store, &mut clash).unwrap();
+    }
+
+    #[test]
+    fn node_ports_out_of_range_are_refused_with_kubernetes_wording() {
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "low"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}});
+        let e = admit_create(decode(value).unwrap().object, "default").unwrap_err().to_string();
+        assert_eq!(e, "Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767");
     }
 }

@@ -5,7 +5,7 @@ use clap::Parser;
 use coracle_config::core::Namespace;
 use coracle_config::object::{Object, Resource};
 use coracle_config::settings::DaemonSettings;
-use coracled::api::{ApiConfig, ApiServer};
+use coracled::api::{ApiConfig, ApiContext, ApiServer};
 use coracled::cli::Cli;
 use coracled::manifests::ManifestFollower;
 use coracled::store::{Store, StoreError};
@@ -74,6 +74,82 @@ fn ensure_default_namespace(store: &Store) -> Result<(), String> {
     }
 }
 
+/// Services: ClusterIP allocation range, the local route that makes ClusterIPs host
+/// addresses, the endpoints controller, the pods' hosts-file refresher and the proxy.
+fn start_service_networking(settings: &DaemonSettings, store: &Store) -> Result<coracled::proxy::ProxyHandle, String> {
+    let cidr: coracled::net::cidr::Ipv4Cidr =
+        settings.network.service_cidr.parse().map_err(|e| format!("network.service_cidr: {e}"))?;
+    coracled::services::allocator::configure(cidr);
+    if let Err(e) = coracled::net::service_route::install(cidr) {
+        log::warn!("ClusterIPs will not be reachable: {e}");
+    }
+    let paths: std::sync::Arc<dyn coracled::net::SandboxPaths> =
+        std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() });
+    let _endpoints = coracled::controllers::endpoints::spawn_endpoints_controller(store.clone());
+    let _hosts = coracled::services::hosts::spawn_hosts_refresher(store.clone(), paths.clone());
+    let config = coracled::proxy::ProxyConfig {
+        node_ip: coracled::net::service_route::node_address(),
+        paths,
+        limits: coracled::proxy::TcpLimits::default(),
+    };
+    Ok(coracled::proxy::start(store.clone(), config))
+}
+
+/// The ReplicaSet, Deployment and HorizontalPodAutoscaler controllers.
+fn start_controllers(
+    settings: &DaemonSettings,
+    store: &Store,
+    usage: std::sync::Arc<coracled::node::metrics::PodUsage>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    use coracled::controllers::{hpa, ControllerSettings};
+    let a = &settings.autoscaler;
+    let mut hpa_settings = hpa::HpaSettings {
+        sync_period: Duration::from_secs(a.sync_period_seconds),
+        downscale_stabilization: Duration::from_secs(a.downscale_stabilization_seconds),
+        ..Default::default()
+    };
+    hpa_settings.calculator.cpu_initialization_period = Duration::from_secs(a.cpu_initialization_period_seconds);
+    hpa_settings.calculator.initial_readiness_delay = Duration::from_secs(a.initial_readiness_delay_seconds);
+    hpa_settings.calculator.metric_window = usage.period();
+    let recorder = coracled::events::Recorder::new(store.clone(), "controller-manager", &settings.node_name);
+    let controller_settings = ControllerSettings { hpa: hpa_settings, ..Default::default() };
+    coracled::controllers::spawn_controllers(store.clone(), recorder, usage, &controller_settings)
+}
+
+/// The node (kubelet) on the runtime the settings choose. A board where pods cannot run
+/// (no usable cgroups) still serves the API, without graceful pod deletion.
+fn start_node(
+    settings: &DaemonSettings,
+    store: &Store,
+    images: std::sync::Arc<coracled::image::ImageStore>,
+    usage: std::sync::Arc<coracled::node::metrics::PodUsage>,
+) -> Option<coracled::node::Node> {
+    let cgroups = match coracled::cgroups::Cgroups::detect(&settings.cgroup_subpath) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("node disabled, pods will not run: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&settings.run_dir) {
+        log::error!("node disabled, pods will not run: creating {}: {e}", settings.run_dir.display());
+        return None;
+    }
+    let runtime = coracled::runtime::from_settings(settings);
+    let paths = coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() };
+    // Leases of pods whose namespace is still pinned belong to re-adopted pods; keep them.
+    let live = |uid: &str| coracled::net::SandboxPaths::netns_path(&paths, uid).is_some();
+    let network = match coracled::net::from_settings(&settings.network, &settings.data_dir, &live) {
+        Ok(n) => n,
+        Err(e) => {
+            log::error!("node disabled, pods will not run: pod network: {e}");
+            return None;
+        }
+    };
+    let options = coracled::node::NodeOptions { usage: Some(usage), network, ..Default::default() };
+    Some(coracled::node::Node::start_with(store.clone(), settings, runtime, images, cgroups, options))
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let settings = settings(cli)?;
     let token = read_token(&settings)?;
@@ -90,21 +166,37 @@ fn run(cli: &Cli) -> Result<(), String> {
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
+    let proxy = start_service_networking(&settings, &store)?;
     let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(store.clone());
     let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
+    let images = std::sync::Arc::new(
+        coracled::image::ImageStore::open(&settings.data_dir)
+            .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
+    );
+    let usage = std::sync::Arc::new(coracled::node::metrics::PodUsage::with_period(
+        &settings.node_name,
+        coracled::node::metrics::SAMPLE_PERIOD.min(Duration::from_secs(settings.autoscaler.sync_period_seconds)),
+    ));
+    let _controllers = start_controllers(&settings, &store, usage.clone());
     let api = ApiServer::start(
-        store.clone(),
+        ApiContext::new(store.clone(), images.clone(), &settings.data_dir).with_metrics(usage.clone()),
         &ApiConfig { socket: settings.socket.clone(), listen: settings.listen.clone(), token },
     )
     .map_err(|e| format!("starting the API: {e}"))?;
+    let node = start_node(&settings, &store, images.clone(), usage);
     log::info!("coracled ready (data {})", settings.data_dir.display());
 
     let signal = signals.wait().map_err(|e| format!("waiting for a signal: {e}"))?;
     log::info!("{signal:?} received; shutting down");
     api.shutdown();
     follower.stop();
+    // Containers keep running: the next start re-adopts them.
+    if let Some(node) = node {
+        node.stop();
+    }
     store.flush().map_err(|e| format!("flushing the store: {e}"))?;
     store.shutdown().map_err(|e| format!("shutting the store down: {e}"))?;
+    proxy.shutdown();
     log::info!("coracled stopped");
     Ok(())
 }

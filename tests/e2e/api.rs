@@ -151,7 +151,10 @@ fn every_error_has_its_code_and_status() {
         "{causes:?}"
     );
 
+    // A PATCH must name its patch type; plain JSON is not one (Kubernetes answers 415).
     let (code, _) = d.http("PATCH", &format!("{SERVICES}/dup"), Some("{}"));
+    assert_eq!(code, 415);
+    let (code, _) = d.http("POST", &format!("{SERVICES}/dup"), Some("{}"));
     assert_eq!(code, 405);
     assert_eq!(d.http("GET", "/apis/batch/v1/jobs", None).0, 404);
 }

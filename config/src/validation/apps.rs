@@ -9,6 +9,7 @@ use crate::core::PodTemplateSpec;
 use crate::meta::LabelSelector;
 use crate::IntOrString;
 
+/// `ValidateDeploymentSpec`: replicas, selector, template, strategy and deadlines.
 pub fn deployment_spec(spec: &DeploymentSpec, errs: &mut Vec<FieldError>) {
     let path = Path::new("spec");
     if let Some(r) = spec.replicas {
@@ -32,7 +33,9 @@ pub fn deployment_spec(spec: &DeploymentSpec, errs: &mut Vec<FieldError>) {
                 }
             }
             Some("") => errs.push(FieldError::required(&p.child("type"), "")),
-            Some(other) => errs.push(FieldError::not_supported(&p.child("type"), other, &["Recreate", "RollingUpdate"])),
+            Some(other) => {
+                errs.push(FieldError::not_supported(&p.child("type"), other, &["Recreate", "RollingUpdate"]))
+            }
         }
     }
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
@@ -49,6 +52,7 @@ pub fn deployment_spec(spec: &DeploymentSpec, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// `ValidateReplicaSetSpec`: replicas, selector and template.
 pub fn replica_set_spec(spec: &ReplicaSetSpec, errs: &mut Vec<FieldError>) {
     let path = Path::new("spec");
     if let Some(r) = spec.replicas {

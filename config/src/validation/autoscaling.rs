@@ -4,6 +4,7 @@ use super::field::{quote, FieldError, Path};
 use super::names;
 use crate::autoscaling::{HpaScalingRules, HpaSpec, MetricTarget};
 
+/// `validateHorizontalPodAutoscalerSpec`: target, replica bounds, metrics, behavior.
 pub fn hpa_spec(spec: &HpaSpec, errs: &mut Vec<FieldError>) {
     let path = Path::new("spec");
     let target = path.child("scaleTargetRef");
@@ -17,7 +18,11 @@ pub fn hpa_spec(spec: &HpaSpec, errs: &mut Vec<FieldError>) {
         }
     }
     if let Some(min) = spec.min_replicas.filter(|&m| m < 1) {
-        errs.push(FieldError::invalid(&path.child("minReplicas"), min.to_string(), "must be greater than or equal to 1"));
+        errs.push(FieldError::invalid(
+            &path.child("minReplicas"),
+            min.to_string(),
+            "must be greater than or equal to 1",
+        ));
     }
     let max = path.child("maxReplicas");
     if spec.max_replicas < 1 {
@@ -41,7 +46,10 @@ pub fn hpa_spec(spec: &HpaSpec, errs: &mut Vec<FieldError>) {
             continue;
         }
         let Some(r) = &m.resource else {
-            errs.push(FieldError::required(&p.child("resource"), "must populate information for the given metric source"));
+            errs.push(FieldError::required(
+                &p.child("resource"),
+                "must populate information for the given metric source",
+            ));
             continue;
         };
         let rp = p.child("resource");
@@ -115,7 +123,11 @@ fn scaling_rules(r: &HpaScalingRules, path: &Path, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::invalid(
                 &p.child("periodSeconds"),
                 policy.period_seconds.to_string(),
-                if policy.period_seconds <= 0 { "must be greater than zero" } else { "must be less than or equal to 1800" },
+                if policy.period_seconds <= 0 {
+                    "must be greater than zero"
+                } else {
+                    "must be less than or equal to 1800"
+                },
             ));
         }
     }

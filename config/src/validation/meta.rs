@@ -12,7 +12,13 @@ pub type NameCheck = fn(&str) -> Vec<String>;
 const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
 /// `ValidateObjectMeta`: name (or generateName), namespace by scope, labels, annotations.
-pub fn object_meta(meta: &ObjectMeta, namespaced: bool, name_check: NameCheck, path: &Path, errs: &mut Vec<FieldError>) {
+pub fn object_meta(
+    meta: &ObjectMeta,
+    namespaced: bool,
+    name_check: NameCheck,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) {
     if meta.name.is_empty() {
         if meta.generate_name.is_empty() {
             errs.push(FieldError::required(&path.child("name"), "name or generateName is required"));
@@ -39,7 +45,11 @@ pub fn object_meta(meta: &ObjectMeta, namespaced: bool, name_check: NameCheck, p
         errs.push(FieldError::forbidden(&path.child("namespace"), "not allowed on this type"));
     }
     if meta.generation < 0 {
-        errs.push(FieldError::invalid(&path.child("generation"), meta.generation.to_string(), "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            &path.child("generation"),
+            meta.generation.to_string(),
+            "must be greater than or equal to 0",
+        ));
     }
     labels(&meta.labels, &path.child("labels"), errs);
     annotations(&meta.annotations, &path.child("annotations"), errs);

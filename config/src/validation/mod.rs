@@ -65,7 +65,11 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), Vec<FieldError>
     };
     if let Some((before, after)) = selectors {
         if before != after {
-            errs.push(FieldError::invalid(&Path::new("spec").child("selector"), go_selector(after), "field is immutable"));
+            errs.push(FieldError::invalid(
+                &Path::new("spec").child("selector"),
+                go_selector(after),
+                "field is immutable",
+            ));
         }
     }
     if let (Object::Service(o), Object::Service(n)) = (old, new) {

@@ -20,6 +20,7 @@ pub enum PodSpecOwner {
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
+/// `ValidatePodSpec`: containers, volumes, restart and DNS policy, security context.
 pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs: &mut Vec<FieldError>) {
     let volumes = validate_volumes(&spec.volumes, &path.child("volumes"), errs);
     let grace = spec.termination_grace_period_seconds.unwrap_or(30);
@@ -130,8 +131,16 @@ fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>)
                 if h.path.is_empty() {
                     errs.push(FieldError::required(&hp.child("path"), ""));
                 }
-                const TYPES: &[&str] =
-                    &["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"];
+                const TYPES: &[&str] = &[
+                    "",
+                    "BlockDevice",
+                    "CharDevice",
+                    "Directory",
+                    "DirectoryOrCreate",
+                    "File",
+                    "FileOrCreate",
+                    "Socket",
+                ];
                 if let Some(t) = &h.type_ {
                     if !TYPES.contains(&t.as_str()) {
                         errs.push(FieldError::not_supported(&hp.child("type"), t, TYPES));
@@ -278,12 +287,12 @@ fn env(c: &Container, path: &Path, errs: &mut Vec<FieldError>) {
                 errs.push(FieldError::invalid(&fp, "\"\"", "may not be specified when `value` is not empty"));
             }
             match (&from.field_ref, &from.resource_field_ref) {
-                (None, None) => errs.push(FieldError::invalid(&fp, "\"\"", "must specify one of: `fieldRef` or `resourceFieldRef`")),
-                (Some(_), Some(_)) => errs.push(FieldError::invalid(
-                    &fp,
-                    "\"\"",
-                    "may not have more than one field specified at a time",
-                )),
+                (None, None) => {
+                    errs.push(FieldError::invalid(&fp, "\"\"", "must specify one of: `fieldRef` or `resourceFieldRef`"))
+                }
+                (Some(_), Some(_)) => {
+                    errs.push(FieldError::invalid(&fp, "\"\"", "may not have more than one field specified at a time"))
+                }
                 (Some(f), None) if f.field_path.is_empty() => {
                     errs.push(FieldError::required(&fp.child("fieldRef").child("fieldPath"), ""))
                 }
@@ -358,7 +367,11 @@ fn validate_probe(probe: &Probe, path: &Path, errs: &mut Vec<FieldError>) {
         }
     }
     if let Some(g) = probe.termination_grace_period_seconds.filter(|&g| g <= 0) {
-        errs.push(FieldError::invalid(&path.child("terminationGracePeriodSeconds"), g.to_string(), "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            &path.child("terminationGracePeriodSeconds"),
+            g.to_string(),
+            "must be greater than 0",
+        ));
     }
 }
 

@@ -13,6 +13,7 @@ pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 
+/// `ValidateService`'s spec checks: type, ports, node ports, affinity, cluster IP.
 pub fn service_spec(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
     let path = Path::new("spec");
     let type_ = spec.type_.as_deref().unwrap_or("ClusterIP");
@@ -66,16 +67,21 @@ pub fn service_spec(spec: &ServiceSpec, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    for (field, policy) in
-        [("externalTrafficPolicy", &spec.external_traffic_policy), ("internalTrafficPolicy", &spec.internal_traffic_policy)]
-    {
+    for (field, policy) in [
+        ("externalTrafficPolicy", &spec.external_traffic_policy),
+        ("internalTrafficPolicy", &spec.internal_traffic_policy),
+    ] {
         if let Some(p) = policy.as_deref().filter(|p| *p != "Cluster" && *p != "Local") {
             errs.push(FieldError::not_supported(&path.child(field), p, &["Cluster", "Local"]));
         }
     }
     for (i, ip) in spec.external_ips.iter().enumerate() {
         if ip.parse::<IpAddr>().is_err() {
-            errs.push(FieldError::invalid(&path.child("externalIPs").index(i), quote(ip), "must be a valid IP address"));
+            errs.push(FieldError::invalid(
+                &path.child("externalIPs").index(i),
+                quote(ip),
+                "must be a valid IP address",
+            ));
         }
     }
 }
@@ -130,6 +136,7 @@ fn ports(spec: &ServiceSpec, type_: &str, path: &Path, errs: &mut Vec<FieldError
     }
 }
 
+/// `ValidateEndpoints`: addresses are IPs, ports valid and named when several.
 pub fn endpoints(e: &Endpoints, errs: &mut Vec<FieldError>) {
     for (i, subset) in e.subsets.iter().enumerate() {
         let p = Path::new("subsets").index(i);

@@ -250,7 +250,8 @@ fn updates_keep_selectors_and_names() {
     changed["spec"]["selector"]["matchLabels"] = json!({"app": "web", "tier": "f"});
     changed["spec"]["template"]["metadata"]["labels"] = json!({"app": "web", "tier": "f"});
     changed["metadata"]["name"] = json!("web2");
-    let errs: Vec<String> = validate_update(&old, &decode(changed)).unwrap_err().iter().map(|e| e.to_string()).collect();
+    let errs: Vec<String> =
+        validate_update(&old, &decode(changed)).unwrap_err().iter().map(|e| e.to_string()).collect();
     assert_eq!(
         errs,
         [

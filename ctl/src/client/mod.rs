@@ -9,12 +9,12 @@ mod status;
 
 pub use endpoint::{Connection, Endpoint};
 pub use query::{encode, with_query};
-pub use request::Body;
+pub use request::{Body, UploadLength};
 pub use response::{read_response, BodyReader, Response};
 pub use status::{status_from_response, warnings};
 
 use crate::error::CtlError;
-use request::{write_request, RequestHead};
+use request::{write_request, write_upload, RequestHead};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,17 @@ impl Client {
     /// `send` without a read timeout, for long-lived streams.
     pub fn stream(&self, method: &str, path: &str) -> Result<StreamingResponse, CtlError> {
         self.send_with(method, path, None, None)
+    }
+
+    /// `stream` whose reads fail with `TimedOut`/`WouldBlock` after `timeout` of silence, so a
+    /// caller with a deadline regains control.
+    pub fn stream_timeout(
+        &self,
+        method: &str,
+        path: &str,
+        timeout: Option<Duration>,
+    ) -> Result<StreamingResponse, CtlError> {
+        self.send_with(method, path, None, timeout)
     }
 
     fn send_with(
@@ -86,24 +97,82 @@ impl Client {
     /// Sends JSON (if any), expects 2xx and a JSON answer; other statuses become
     /// `CtlError::Api` carrying the server's `Status`.
     pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CtlError> {
+        self.json_as(method, path, "application/json", body)
+    }
+
+    /// `json` with another media type for the body, e.g. `application/merge-patch+json`.
+    pub fn json_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CtlError> {
         let bytes = body.map(|v| serde_json::to_vec(v).expect("JSON values serialize"));
-        let body = bytes.as_deref().map(|bytes| Body { content_type: "application/json", bytes });
+        let body = bytes.as_deref().map(|bytes| Body { content_type, bytes });
         let r = self.call(method, path, body)?;
-        if !r.is_success() {
-            return Err(CtlError::Api { status: Box::new(status_from_response(r.status, &r.body)), context: None });
+        json_answer(method, path, r)
+    }
+
+    /// PATCHes `path` with `patch` of media type `content_type`, returning the patched object.
+    pub fn patch(&self, path: &str, content_type: &str, patch: &Value) -> Result<Value, CtlError> {
+        self.json_as("PATCH", path, content_type, Some(patch))
+    }
+
+    /// Streams `body` as the request body (Content-Length when `length` is known, chunked
+    /// otherwise) and waits without a read timeout for the JSON answer: loading an archive
+    /// on a small board can take minutes.
+    pub fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &mut dyn std::io::Read,
+        length: UploadLength,
+    ) -> Result<Value, CtlError> {
+        let mut conn = self.endpoint.connect(None)?;
+        let host = self.endpoint.host_header();
+        let head = RequestHead { host: &host, token: self.token.as_deref(), accept: "application/json, */*" };
+        let io_err =
+            |e: std::io::Error| CtlError::client(format!("{method} {path} on {}: {e}", self.endpoint.display()));
+        let sent = write_upload(&mut conn, method, path, &head, content_type, body, length);
+        // A server that refuses the upload may answer and close before reading it all; its
+        // answer says more than the broken pipe does.
+        let response = match read_response(conn, method) {
+            Ok(r) => r,
+            Err(e) => return Err(io_err(sent.err().unwrap_or(e))),
+        };
+        let bytes = response
+            .body
+            .into_bytes()
+            .map_err(|e| CtlError::client(format!("reading the response to {method} {path}: {e}")))?;
+        let r = Response { status: response.status, headers: response.headers, body: bytes };
+        if r.is_success() {
+            if let Err(e) = sent {
+                return Err(io_err(e));
+            }
         }
-        if r.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&r.body).map_err(|e| {
-            CtlError::client(format!("{method} {path}: the server's answer is not JSON ({e}): {}", preview(&r.body)))
-        })
+        json_answer(method, path, r)
     }
 
     /// GET a JSON document.
     pub fn get(&self, path: &str) -> Result<Value, CtlError> {
         self.json("GET", path, None)
     }
+}
+
+/// A collected response as JSON: 2xx → the parsed body (Null when empty), else the
+/// server's `Status` as `CtlError::Api`.
+fn json_answer(method: &str, path: &str, r: Response<Vec<u8>>) -> Result<Value, CtlError> {
+    if !r.is_success() {
+        return Err(CtlError::Api { status: Box::new(status_from_response(r.status, &r.body)), context: None });
+    }
+    if r.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&r.body).map_err(|e| {
+        CtlError::client(format!("{method} {path}: the server's answer is not JSON ({e}): {}", preview(&r.body)))
+    })
 }
 
 /// The first bytes of a body, for error messages.

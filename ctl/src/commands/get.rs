@@ -19,6 +19,9 @@ struct Found {
 
 /// Runs `get`.
 pub fn run(ctx: &Context, args: &GetArgs) -> Result<(), CtlError> {
+    if args.watch || args.watch_only {
+        return super::get_watch::run(ctx, args);
+    }
     let format = OutputFormat::parse(args.output.as_deref())?;
     let selector = args.selector.as_deref().map(Selector::parse).transpose()?;
     let groups = resource_groups(&args.resources)?;

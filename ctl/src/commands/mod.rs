@@ -2,13 +2,25 @@
 //! verb is a variant in `cli::Command`, a file here and a line in `run`.
 
 pub mod apply;
+pub mod autoscale;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod expose;
 pub mod get;
+pub mod get_watch;
+pub mod image;
+pub mod logs;
+pub mod rollout;
+pub mod run;
+pub mod scale;
+pub mod set_image;
+pub mod target;
+pub mod top;
 pub mod version;
+pub mod watch;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, SetCommand};
 use crate::client::{with_query, Client, Endpoint};
 use crate::error::CtlError;
 use crate::selector::Selector;
@@ -188,6 +200,17 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Describe(args) => describe::run(&ctx, args),
         Command::Delete(args) => delete::run(&ctx, args),
         Command::Version(args) => version::run(Some(&ctx), args),
+        Command::Scale(args) => scale::run(&ctx, args),
+        Command::Autoscale(args) => autoscale::run(&ctx, args),
+        Command::Expose(args) => expose::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Set(args) => match &args.command {
+            SetCommand::Image(a) => set_image::run(&ctx, a),
+        },
+        Command::Rollout(args) => rollout::run(&ctx, args),
+        Command::Logs(args) => logs::run(&ctx, args),
+        Command::Top(args) => top::run(&ctx, args),
+        Command::Image(args) => image::run(&ctx, args),
     }
 }
 

@@ -3,8 +3,10 @@
 pub mod json;
 pub mod name;
 pub mod pod_status;
+pub mod size;
 pub mod table;
 pub mod tabwriter;
+pub mod top;
 pub mod yaml;
 
 use crate::error::CtlError;

@@ -35,6 +35,14 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     Store(StoreError),
     Admission(AdmissionError),
+    /// Any other failure with its own code and reason (image and metrics APIs).
+    Status {
+        code: u16,
+        reason: &'static str,
+        message: String,
+    },
+    /// A server-side failure (I/O) that is not the client's doing.
+    Internal(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -146,6 +154,10 @@ impl ApiError {
                 s
             }
             ApiError::Store(e) => store_status(e),
+            ApiError::Status { code, reason, message } => Status::failure(*code, reason, message.clone()),
+            ApiError::Internal(message) => {
+                Status::failure(500, "InternalError", format!("Internal error occurred: {message}"))
+            }
         }
     }
 }

@@ -2,11 +2,15 @@
 //! typed requests; `handlers` serve them against the store; `errors` is the one place
 //! failures become `Status` bodies and codes.
 
+pub mod context;
 pub mod errors;
 pub mod handlers;
+pub mod patch;
 pub mod request;
 pub mod routes;
 pub mod selectors;
 pub mod server;
+pub mod table;
 
+pub use context::{ApiContext, ContainerUsage, MetricsSource, Usage};
 pub use server::{ApiConfig, ApiServer};

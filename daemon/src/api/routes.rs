@@ -34,6 +34,15 @@ pub struct ResourcePath {
     pub subresource: Option<String>,
 }
 
+/// A `metrics.k8s.io/v1beta1` path: pod metrics (all, a namespace's, or one) or node metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsPath {
+    /// `nodes` rather than `pods`.
+    pub nodes: bool,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
 /// What a path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -41,19 +50,32 @@ pub enum Route {
     Version,
     Discovery(DiscoveryDoc),
     Resource(ResourcePath),
+    /// `/apis/images.coracle.io/v1/images[/<url-escaped reference>]`
+    Images {
+        reference: Option<String>,
+    },
+    Metrics(MetricsPath),
+    /// `/openapi/v3` (None) or `/openapi/v3/<group-version path>`.
+    OpenApi(Option<String>),
 }
+
+/// Coracle's own group for the image store (`coracle image …`).
+pub const IMAGES_GROUP: &str = "images.coracle.io";
+/// The resource metrics group (`kubectl top`).
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
 
 /// The versions each group serves, preferred first.
 pub fn group_versions(group: &str) -> &'static [&'static str] {
     match group {
         "" | "apps" => &["v1"],
         "autoscaling" => &["v2", "v1"],
+        METRICS_GROUP => &["v1beta1"],
         _ => &[],
     }
 }
 
 /// Every API group besides the core one, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "autoscaling"];
+pub const GROUPS: &[&str] = &["apps", "autoscaling", METRICS_GROUP];
 
 /// Parses a path (without the query string); None when nothing is served there.
 pub fn parse(path: &str) -> Option<Route> {
@@ -65,9 +87,23 @@ pub fn parse(path: &str) -> Option<Route> {
         "/version" => return Some(Route::Version),
         "/api" => return Some(Route::Discovery(DiscoveryDoc::CoreVersions)),
         "/apis" => return Some(Route::Discovery(DiscoveryDoc::Groups)),
+        "/openapi/v3" => return Some(Route::OpenApi(None)),
         _ => {}
     }
+    if let Some(doc) = trimmed.strip_prefix("/openapi/v3/") {
+        return Some(Route::OpenApi(Some(doc.to_string())));
+    }
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["apis", IMAGES_GROUP, "v1", "images"] => return Some(Route::Images { reference: None }),
+        // A reference is one escaped segment; an unescaped one (`localhost/app:1`) still works.
+        ["apis", IMAGES_GROUP, "v1", "images", rest @ ..] => {
+            let reference = rest.iter().map(|s| super::request::percent_decode(s)).collect::<Vec<_>>().join("/");
+            return Some(Route::Images { reference: Some(reference) });
+        }
+        ["apis", METRICS_GROUP, "v1beta1", rest @ ..] if !rest.is_empty() => return metrics_path(rest),
+        _ => {}
+    }
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -80,6 +116,19 @@ pub fn parse(path: &str) -> Option<Route> {
         return Some(Route::Discovery(DiscoveryDoc::Resources { group: group.into(), version: version.into() }));
     }
     resource_path(group, version, rest).map(Route::Resource)
+}
+
+fn metrics_path(rest: &[&str]) -> Option<Route> {
+    let owned = |s: &&str| Some(s.to_string());
+    let path = match rest {
+        ["pods"] => MetricsPath { nodes: false, namespace: None, name: None },
+        ["namespaces", ns, "pods"] => MetricsPath { nodes: false, namespace: owned(ns), name: None },
+        ["namespaces", ns, "pods", name] => MetricsPath { nodes: false, namespace: owned(ns), name: owned(name) },
+        ["nodes"] => MetricsPath { nodes: true, namespace: None, name: None },
+        ["nodes", name] => MetricsPath { nodes: true, namespace: None, name: owned(name) },
+        _ => return None,
+    };
+    Some(Route::Metrics(path))
 }
 
 fn find(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
@@ -166,6 +215,25 @@ mod tests {
         );
         assert_eq!(parse("/healthz"), Some(Route::Health(Probe::Healthz)));
         assert_eq!(parse("/version"), Some(Route::Version));
+    }
+
+    #[test]
+    fn images_metrics_and_openapi() {
+        assert_eq!(parse("/apis/images.coracle.io/v1/images"), Some(Route::Images { reference: None }));
+        assert_eq!(
+            parse("/apis/images.coracle.io/v1/images/localhost/app%3A1"),
+            Some(Route::Images { reference: Some("localhost/app:1".into()) })
+        );
+        let Some(Route::Metrics(m)) = parse("/apis/metrics.k8s.io/v1beta1/namespaces/d/pods/web") else { panic!() };
+        assert_eq!((m.nodes, m.namespace.as_deref(), m.name.as_deref()), (false, Some("d"), Some("web")));
+        assert!(matches!(
+            parse("/apis/metrics.k8s.io/v1beta1/nodes"),
+            Some(Route::Metrics(MetricsPath { nodes: true, .. }))
+        ));
+        assert!(matches!(parse("/apis/metrics.k8s.io/v1beta1"), Some(Route::Discovery(_))));
+        assert_eq!(parse("/openapi/v3"), Some(Route::OpenApi(None)));
+        assert_eq!(parse("/openapi/v3/apis/apps/v1"), Some(Route::OpenApi(Some("apis/apps/v1".into()))));
+        assert!(parse("/openapi/v2").is_none());
     }
 
     #[test]

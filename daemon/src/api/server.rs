@@ -2,10 +2,10 @@
 //! theirs for as long as they stream), bearer-token auth on TCP, and turning replies into
 //! HTTP responses.
 
+use super::context::ApiContext;
 use super::errors::ApiError;
-use super::handlers::{self, watch::WatchStream, Reply};
+use super::handlers::{self, Reply};
 use super::request::{self, HttpParts, MAX_BODY};
-use crate::store::Store;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -63,8 +63,8 @@ fn bind_unix(socket: &Path) -> io::Result<Server> {
 }
 
 impl ApiServer {
-    /// Starts serving `store` on the unix socket and, if configured, on TCP.
-    pub fn start(store: Store, config: &ApiConfig) -> io::Result<ApiServer> {
+    /// Starts serving `context` on the unix socket and, if configured, on TCP.
+    pub fn start(context: ApiContext, config: &ApiConfig) -> io::Result<ApiServer> {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut servers = vec![(Arc::new(bind_unix(&config.socket)?), None)];
         let mut tcp_addr = None;
@@ -79,10 +79,11 @@ impl ApiServer {
         let acceptors = servers
             .iter()
             .map(|(server, token)| {
-                let (server, token, store, stopping) = (server.clone(), token.clone(), store.clone(), stopping.clone());
+                let (server, token, context, stopping) =
+                    (server.clone(), token.clone(), context.clone(), stopping.clone());
                 std::thread::Builder::new()
                     .name("api-accept".into())
-                    .spawn(move || accept_loop(&server, &store, token, &stopping))
+                    .spawn(move || accept_loop(&server, &context, token, &stopping))
                     .expect("spawning the API acceptor")
             })
             .collect();
@@ -119,14 +120,14 @@ impl ApiServer {
     }
 }
 
-fn accept_loop(server: &Server, store: &Store, token: Option<Arc<String>>, stopping: &AtomicBool) {
+fn accept_loop(server: &Server, context: &ApiContext, token: Option<Arc<String>>, stopping: &AtomicBool) {
     loop {
         match server.recv() {
             Ok(request) => {
-                let (store, token) = (store.clone(), token.clone());
+                let (context, token) = (context.clone(), token.clone());
                 let spawned = std::thread::Builder::new()
                     .name("api-request".into())
-                    .spawn(move || serve(&store, request, token.as_deref().map(String::as_str)));
+                    .spawn(move || serve(&context, request, token.as_deref().map(String::as_str)));
                 if let Err(e) = spawned {
                     log::warn!("API: cannot spawn a request thread: {e}");
                 }
@@ -168,22 +169,57 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
-fn serve(store: &Store, mut request: Request, token: Option<&str>) {
+/// The media types an image upload may carry; the store sniffs the compression itself.
+const ARCHIVE_TYPES: &[&str] = &[
+    "",
+    "application/x-tar",
+    "application/tar",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zstd",
+    "application/octet-stream",
+];
+
+/// An image archive upload: the body streams into the image store, with no size limit.
+fn upload_image(context: &ApiContext, request: &mut Request) -> Result<Reply, ApiError> {
+    let media =
+        header(request, "Content-Type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !ARCHIVE_TYPES.contains(&media.as_str()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{media} (an image upload takes application/x-tar, application/gzip, application/zstd or \
+             application/octet-stream)"
+        )));
+    }
+    handlers::images::load(&context.images, request.as_reader())
+}
+
+fn serve(context: &ApiContext, mut request: Request, token: Option<&str>) {
     let method = request.method().as_str().to_string();
     let url = request.url().to_string();
-    let result = if authorized(&request, token) {
+    let result = if !authorized(&request, token) {
+        Err(ApiError::Unauthorized)
+    } else if request::is_image_upload(&method, &url) {
+        upload_image(context, &mut request)
+    } else {
         read_body(&mut request).and_then(|body| {
             let content_type = header(&request, "Content-Type");
-            let parsed = request::parse(&HttpParts { method: &method, url: &url, content_type, body: &body })?;
-            handlers::handle(store, parsed)
+            let accept = header(&request, "Accept");
+            let parts = HttpParts { method: &method, url: &url, content_type, accept, body: &body };
+            handlers::handle(context, request::parse(&parts)?)
         })
-    } else {
-        Err(ApiError::Unauthorized)
     };
     match result {
-        Ok(Reply::Watch(stream)) => {
+        Ok(Reply::Watch(mut stream)) => {
             log::debug!("{method} {url} → 200 (watch)");
-            stream_watch(request, stream);
+            stream_chunks(request, "application/json", || stream.next_line().map(String::into_bytes));
+        }
+        Ok(Reply::Stream { content_type, mut source }) => {
+            log::debug!("{method} {url} → 200 (stream)");
+            stream_chunks(request, content_type, || source.next_chunk());
+        }
+        Ok(Reply::Bytes { code, content_type: kind, body }) => {
+            log::debug!("{method} {url} → {code}");
+            respond(request, Response::from_data(body).with_status_code(code).with_header(content_type(kind)));
         }
         Ok(Reply::Json { code, body, warnings }) => {
             log::debug!("{method} {url} → {code}");
@@ -235,24 +271,28 @@ fn respond<R: Read>(request: Request, response: Response<R>) {
     }
 }
 
-/// Writes the watch as a chunked response by hand: tiny_http's own chunked encoder buffers
-/// 8 KiB before sending, and a watch event must reach the client at once.
-fn stream_watch(request: Request, mut stream: WatchStream) {
+/// Writes a streamed response (a watch, a followed log) chunked by hand: tiny_http's own
+/// chunked encoder buffers 8 KiB before sending, and each piece must reach the client at once.
+fn stream_chunks(request: Request, content_type: &str, mut next: impl FnMut() -> Option<Vec<u8>>) {
     let mut writer = request.into_writer();
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
-                Cache-Control: no-cache, private\r\n\r\n";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\
+         Cache-Control: no-cache, private\r\n\r\n"
+    );
     let result = (|| -> io::Result<()> {
         writer.write_all(head.as_bytes())?;
         writer.flush()?;
-        while let Some(line) = stream.next_line() {
-            write!(writer, "{:x}\r\n{line}\r\n", line.len())?;
+        while let Some(chunk) = next().filter(|c| !c.is_empty()) {
+            write!(writer, "{:x}\r\n", chunk.len())?;
+            writer.write_all(&chunk)?;
+            writer.write_all(b"\r\n")?;
             writer.flush()?;
         }
         writer.write_all(b"0\r\n\r\n")?;
         writer.flush()
     })();
     if let Err(e) = result {
-        log::debug!("API: watch ended by the client: {e}");
+        log::debug!("API: stream ended by the client: {e}");
     }
 }
 

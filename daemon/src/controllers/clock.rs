@@ -14,9 +14,12 @@ impl Clock {
         Clock(Arc::new(SystemTime::now))
     }
 
-    /// A clock that starts at the system time and moves only when `ManualTime::advance` is called.
+    /// A clock that starts at the system time, on a whole second as stored timestamps
+    /// are, and moves only when `ManualTime::advance` is called.
     pub fn manual() -> (Clock, ManualTime) {
-        let now = Arc::new(Mutex::new(SystemTime::now()));
+        let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+        let now = Arc::new(Mutex::new(start));
         let read = now.clone();
         (Clock(Arc::new(move || *read.lock().unwrap_or_else(|p| p.into_inner()))), ManualTime(now))
     }

@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn claims_follow_the_controller_ref_manager() {
-        let selector = LabelSelector { match_labels: BTreeMap::from([("app".into(), "w".into())]), ..Default::default() };
+        let selector =
+            LabelSelector { match_labels: BTreeMap::from([("app".into(), "w".into())]), ..Default::default() };
         let owner = meta("rs", &[], None);
         assert_eq!(claim(&owner, &selector, &meta("p", &[("app", "w")], Some("rs"))), Claim::Owned);
         assert_eq!(claim(&owner, &selector, &meta("p", &[("app", "x")], Some("rs"))), Claim::Release);

@@ -46,18 +46,19 @@ mod tests {
     use coracle_config::meta::Condition;
 
     fn ready_at(t: SystemTime) -> Pod {
-        let mut p = Pod::default();
-        p.status = Some(PodStatus {
-            phase: Some("Running".into()),
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                last_transition_time: Some(coracle_config::time::rfc3339(t)),
+        Pod {
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(coracle_config::time::rfc3339(t)),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            }),
             ..Default::default()
-        });
-        p
+        }
     }
 
     #[test]

@@ -202,7 +202,10 @@ mod tests {
         q.add(ObjectKey::new("default", "a"), t0 + Duration::from_secs(3));
         assert_eq!(q.next_due(), Some(t0 + Duration::from_secs(1)));
         assert!(q.pop_due(t0).is_empty());
-        assert_eq!(q.pop_due(t0 + Duration::from_secs(3)), [ObjectKey::new("default", "a"), ObjectKey::new("default", "b")]);
+        assert_eq!(
+            q.pop_due(t0 + Duration::from_secs(3)),
+            [ObjectKey::new("default", "a"), ObjectKey::new("default", "b")]
+        );
         assert!(q.is_empty());
     }
 
@@ -216,11 +219,8 @@ mod tests {
         assert_eq!(q.retry(&key, &io(), t0), ERROR_RETRY * 2);
         q.succeeded(&key);
         assert_eq!(q.retry(&key, &io(), t0), ERROR_RETRY);
-        let conflict = StoreError::Conflict {
-            resource: coracle_config::object::ALL[0],
-            name: "a".into(),
-            message: String::new(),
-        };
+        let conflict =
+            StoreError::Conflict { resource: coracle_config::object::ALL[0], name: "a".into(), message: String::new() };
         assert_eq!(q.retry(&key, &conflict, t0), CONFLICT_RETRY);
     }
 }

@@ -102,20 +102,7 @@ impl World {
 
     /// Plays the kubelet: the pod runs and is Ready from the clock's now.
     pub fn mark_ready(&self, pod: &Pod) {
-        let mut p = pod.clone();
-        p.status = Some(PodStatus {
-            phase: Some("Running".into()),
-            start_time: Some(coracle_config::time::rfc3339(self.clock.now())),
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                last_transition_time: Some(coracle_config::time::rfc3339(self.clock.now())),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        p.metadata.resource_version.clear();
-        self.store.update_status(p.into(), true).unwrap();
+        mark_ready(&self.store, pod, self.clock.now());
     }
 
     /// Marks every pod that is not Ready yet.
@@ -125,5 +112,26 @@ impl World {
             self.mark_ready(p);
         }
         pending.len()
+    }
+}
+
+/// Plays the kubelet: `pod` runs and is Ready from `now`.
+pub fn mark_ready(store: &Store, pod: &Pod, now: std::time::SystemTime) {
+    let mut p = pod.clone();
+    p.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        start_time: Some(coracle_config::time::rfc3339(now)),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            last_transition_time: Some(coracle_config::time::rfc3339(now)),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    p.metadata.resource_version.clear();
+    match store.update_status(p.into(), true) {
+        Ok(_) | Err(crate::store::StoreError::NotFound { .. }) => {}
+        Err(e) => panic!("marking {} ready: {e}", pod.metadata.name),
     }
 }

@@ -56,7 +56,13 @@ impl DedupTable {
     }
 
     /// Notes one occurrence; `fresh` names the Event a first occurrence is stored as.
-    pub fn observe(&mut self, key: DedupKey, fresh: impl FnOnce() -> Seen, timestamp: &str, now: Instant) -> (Write, Seen) {
+    pub fn observe(
+        &mut self,
+        key: DedupKey,
+        fresh: impl FnOnce() -> Seen,
+        timestamp: &str,
+        now: Instant,
+    ) -> (Write, Seen) {
         if let Some(seen) = self.entries.get_mut(&key) {
             seen.count += 1;
             seen.last_timestamp = timestamp.to_string();
@@ -108,7 +114,13 @@ mod tests {
     use super::*;
 
     fn key(reason: &str) -> DedupKey {
-        DedupKey { uid: "u".into(), field_path: String::new(), type_: "Normal", reason: reason.into(), message: "m".into() }
+        DedupKey {
+            uid: "u".into(),
+            field_path: String::new(),
+            type_: "Normal",
+            reason: reason.into(),
+            message: "m".into(),
+        }
     }
 
     fn fresh(name: &str, now: Instant) -> Seen {

@@ -72,7 +72,12 @@ fn upsert(store: &Store, object: Object, file_name: &str) -> Result<(), String> 
     ensure_namespace(store, &namespace, file_name)?;
     match store.get(info, &namespace, &name) {
         None => {
-            store.create(object).map_err(|e| format!("creating {} {}: {e}", info.kind, name))?;
+            let mut object = object;
+            admission::allocate(store, &mut object).map_err(|e| e.to_string())?;
+            let picks = object.clone();
+            let created = store.create(object);
+            admission::release(&picks);
+            created.map_err(|e| format!("creating {} {}: {e}", info.kind, name))?;
             log::info!("manifests: {file_name}: created {} {namespace}/{name}", info.kind);
         }
         Some(existing) => {
@@ -82,9 +87,12 @@ fn upsert(store: &Store, object: Object, file_name: &str) -> Result<(), String> 
                     info.kind
                 );
             }
-            let mut object = admission::admit_update(&existing, object).map_err(|e| e.to_string())?;
+            let mut object = admission::admit_update(store, &existing, object).map_err(|e| e.to_string())?;
             object.metadata_mut().resource_version.clear();
-            let stored = store.update(object).map_err(|e| format!("updating {} {name}: {e}", info.kind))?;
+            let picks = object.clone();
+            let updated = store.update(object);
+            admission::release(&picks);
+            let stored = updated.map_err(|e| format!("updating {} {name}: {e}", info.kind))?;
             if stored.metadata().resource_version != existing.metadata().resource_version {
                 log::info!("manifests: {file_name}: updated {} {namespace}/{name}", info.kind);
             }

@@ -20,7 +20,11 @@ impl BackoffPolicy {
     /// without any delay would spin the board's CPU).
     pub fn from_settings(s: &BackoffSettings) -> BackoffPolicy {
         let base = Duration::from_secs(s.base_seconds.max(1));
-        BackoffPolicy { base, cap: Duration::from_secs(s.cap_seconds).max(base), reset: Duration::from_secs(s.reset_seconds) }
+        BackoffPolicy {
+            base,
+            cap: Duration::from_secs(s.cap_seconds).max(base),
+            reset: Duration::from_secs(s.reset_seconds),
+        }
     }
 }
 
@@ -101,7 +105,8 @@ mod tests {
 
     #[test]
     fn settings_choose_base_and_cap() {
-        let policy = BackoffPolicy::from_settings(&BackoffSettings { base_seconds: 1, cap_seconds: 4, reset_seconds: 60 });
+        let policy =
+            BackoffPolicy::from_settings(&BackoffSettings { base_seconds: 1, cap_seconds: 4, reset_seconds: 60 });
         let mut b = RestartBackoff::default();
         let t = Instant::now();
         let delays: Vec<u64> = (0..4).map(|_| b.crashed(&policy, Duration::ZERO, t).as_secs()).collect();

@@ -3,15 +3,12 @@
 
 use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
 use super::sandbox;
-use super::shim::{ShimReport, ShimRequest, SHIM_ARG};
+use super::shim::{self, ShimReport, ShimRequest, SHIM_ARG};
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
 use super::state::{self, ContainerState, StateRecord};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// The builtin (nix/libc) runtime rooted at a run directory (`DATA/run`).
 pub struct BuiltinRuntime {
@@ -42,35 +39,6 @@ impl BuiltinRuntime {
         }
         Ok(state::container_dir(&self.run_dir, id))
     }
-
-    fn spawn_shim(&self, spec: &ContainerSpec, dir: &std::path::Path) -> Result<ShimReport, StartError> {
-        let shim_log_path = dir.join("shim.log");
-        let shim_log = std::fs::File::create(&shim_log_path)
-            .map_err(|e| StartError::run(format!("create {}: {e}", shim_log_path.display())))?;
-        let shim_err =
-            shim_log.try_clone().map_err(|e| StartError::run(format!("dup {}: {e}", shim_log_path.display())))?;
-        let (ours, theirs) = UnixStream::pair().map_err(|e| StartError::run(format!("socketpair for shim: {e}")))?;
-        let mut child = Command::new(&self.shim_program)
-            .args(&self.shim_args)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stdout(shim_log)
-            .stderr(shim_err)
-            .spawn()
-            .map_err(|e| StartError::run(format!("start shim {}: {e}", self.shim_program.display())))?;
-        let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone() };
-        let sent = serde_json::to_vec(&request)
-            .map_err(|e| e.to_string())
-            .and_then(|b| (&ours).write_all(&b).map_err(|e| e.to_string()))
-            .and_then(|()| ours.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string()));
-        let mut answer = Vec::new();
-        let received = sent.and_then(|()| (&ours).read_to_end(&mut answer).map_err(|e| e.to_string()));
-        // The direct child exits as soon as it has forked the long-lived shim.
-        let _ = child.wait();
-        received.map_err(|e| StartError::run(format!("talk to shim for {}: {e}", spec.id)))?;
-        serde_json::from_slice(&answer).map_err(|_| {
-            StartError::run(format!("shim for {} exited without reporting (see {})", spec.id, shim_log_path.display()))
-        })
-    }
 }
 
 impl ContainerRuntime for BuiltinRuntime {
@@ -99,7 +67,8 @@ impl ContainerRuntime for BuiltinRuntime {
             )));
         }
         std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
-        match self.spawn_shim(spec, &dir)? {
+        let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone(), oci: None };
+        match shim::spawn(&self.shim_program, &self.shim_args, &request, &dir.join("shim.log"))? {
             ShimReport::Started { pid, pid_start_time, shim_pid } => {
                 Ok(ContainerHandle { id: spec.id.clone(), pid, pid_start_time, shim_pid })
             }
@@ -148,7 +117,3 @@ impl ContainerRuntime for BuiltinRuntime {
         ids
     }
 }
-
-#[cfg(test)]
-#[path = "builtin_tests.rs"]
-mod tests;

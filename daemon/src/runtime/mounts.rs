@@ -75,7 +75,9 @@ pub fn prepare_root(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn mount_rootfs(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
+/// Mounts the container's image layers under its writable layer at `root` (overlay, or a
+/// flattened copy bound in place where overlayfs is missing).
+pub fn mount_rootfs(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
     let rootfs = &spec.rootfs;
     mkdir_p(&rootfs.upper_dir)?;
     if rootfs.layers.is_empty() {

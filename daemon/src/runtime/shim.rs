@@ -2,9 +2,13 @@
 //! conmon). It reads its request from fd 0, detaches from the daemon, clones the container's
 //! init into new pid/mount/uts namespaces, places it in its cgroups, reports success or the
 //! start error back, then relays the container's output into the CRI log and records its exit.
+//! For the OCI backend the same shim has an external runtime (runc) create and start the
+//! container instead of cloning it, and supervises it the same way.
 
+use super::container_runtime::StartError;
 use super::cri_log::{CriLog, LineSplitter, Stream};
 use super::init::{container_init, FailedStage, InitPipes};
+use super::oci::launch::{self as oci_launch, OciLaunch};
 use super::spec::ContainerSpec;
 use super::state::{self, ExitRecord, StateRecord};
 use nix::fcntl::OFlag;
@@ -14,10 +18,12 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
 /// argv[1] that turns a coracled process into a container shim.
@@ -33,6 +39,9 @@ pub struct ShimRequest {
     pub run_dir: PathBuf,
     /// The container to run.
     pub spec: ContainerSpec,
+    /// Start the container through an external OCI runtime instead of cloning it ourselves.
+    #[serde(default)]
+    pub oci: Option<OciLaunch>,
 }
 
 /// What the shim answers once the container has exec'd or failed to.
@@ -42,6 +51,39 @@ pub enum ShimReport {
     Started { pid: i32, pid_start_time: u64, shim_pid: i32 },
     /// The container never ran; `reason` is `StartError` or `RunContainerError`.
     Failed { reason: String, message: String },
+}
+
+/// Starts a shim as `program args…`, hands it `request` over a socket on its fd 0 and waits for
+/// its report; the shim's own stdout and stderr go to `shim_log`.
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    request: &ShimRequest,
+    shim_log: &Path,
+) -> Result<ShimReport, StartError> {
+    let id = &request.spec.id;
+    let log =
+        std::fs::File::create(shim_log).map_err(|e| StartError::run(format!("create {}: {e}", shim_log.display())))?;
+    let log_err = log.try_clone().map_err(|e| StartError::run(format!("dup {}: {e}", shim_log.display())))?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| StartError::run(format!("socketpair for shim: {e}")))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| StartError::run(format!("start shim {}: {e}", program.display())))?;
+    let sent = serde_json::to_vec(request)
+        .map_err(|e| e.to_string())
+        .and_then(|b| (&ours).write_all(&b).map_err(|e| e.to_string()))
+        .and_then(|()| ours.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string()));
+    let mut answer = Vec::new();
+    let received = sent.and_then(|()| (&ours).read_to_end(&mut answer).map_err(|e| e.to_string()));
+    // The direct child exits as soon as it has forked the long-lived shim.
+    let _ = child.wait();
+    received.map_err(|e| StartError::run(format!("talk to shim for {id}: {e}")))?;
+    serde_json::from_slice(&answer)
+        .map_err(|_| StartError::run(format!("shim for {id} exited without reporting (see {})", shim_log.display())))
 }
 
 /// Runs the shim when this process was started as one; returns its exit code.
@@ -141,50 +183,22 @@ fn supervise(request: &ShimRequest, channel: UnixStream) -> i32 {
         Ok(log) => log,
         Err(e) => return run_error(format!("open log {}: {e}", spec.log_path.display())),
     };
-    let pipes = (|| Ok::<_, String>((pipe()?, pipe()?, pipe()?, pipe()?)))();
-    let ((out_r, out_w), (err_r, err_w), (sync_r, sync_w), (fail_r, fail_w)) = match pipes {
+    let (out_r, out_w) = match pipe() {
         Ok(p) => p,
         Err(e) => return run_error(e),
     };
-    let root = dir.join("rootfs");
-    let mut init_pipes =
-        Some(InitPipes { sync_read: sync_r, error_write: fail_w, stdout_write: out_w, stderr_write: err_w });
-    let mut stack = vec![0u8; INIT_STACK];
-    let init = Box::new(|| match init_pipes.take() {
-        Some(pipes) => container_init(spec, &root, pipes),
-        None => 1,
-    });
-    let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
-    // SAFETY: clone(2) with a dedicated stack; the child runs `init` on it and ends in execve or _exit.
-    let cloned = unsafe { nix::sched::clone(init, &mut stack, flags, Some(Signal::SIGCHLD as i32)) };
-    // Our copies of the child's pipe ends must close, or the error pipe never reaches EOF.
-    drop(init_pipes.take());
-    drop(stack);
-    let pid = match cloned {
-        Ok(pid) => pid,
-        Err(e) => return run_error(format!("clone container init: {e}")),
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return run_error(e),
     };
-    for cgroup in &spec.cgroup_dirs {
-        let procs = cgroup.join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, pid.as_raw().to_string()) {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = reap(pid);
-            return run_error(format!("join cgroup {}: {e}", procs.display()));
-        }
-    }
-    let pid_start_time = state::process_start_time(pid.as_raw()).unwrap_or(0);
-    if let Err(e) = std::fs::File::from(sync_w).write_all(b"1") {
-        let _ = reap(pid);
-        return run_error(format!("release container init: {e}"));
-    }
-    let mut failure = Vec::new();
-    let _ = std::fs::File::from(fail_r).read_to_end(&mut failure);
-    if !failure.is_empty() {
-        let _ = reap(pid);
-        let (stage, message) = FailedStage::decode(&failure);
-        let reason = if stage == FailedStage::Exec { "StartError" } else { "RunContainerError" };
-        return fail(&dir, &channel, reason, message);
-    }
+    let launched = match &request.oci {
+        Some(oci) => oci_launch::create_and_start(spec, oci, out_w, err_w),
+        None => clone_init(spec, &dir, out_w, err_w),
+    };
+    let (pid, pid_start_time) = match launched {
+        Ok(pid) => (pid, state::process_start_time(pid.as_raw()).unwrap_or(0)),
+        Err(e) => return fail(&dir, &channel, &e.reason, e.message),
+    };
     let started_at = now();
     let shim_pid = std::process::id() as i32;
     let record = StateRecord {
@@ -200,6 +214,9 @@ fn supervise(request: &ShimRequest, channel: UnixStream) -> i32 {
     if let Err(e) = written {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = reap(pid);
+        if let Some(oci) = &request.oci {
+            let _ = oci_launch::unmount_rootfs(&oci.bundle);
+        }
         return run_error(format!("write {}: {e}", dir.join(state::STATE_FILE).display()));
     }
     send(&channel, &ShimReport::Started { pid: pid.as_raw(), pid_start_time, shim_pid });
@@ -216,11 +233,60 @@ fn supervise(request: &ShimRequest, channel: UnixStream) -> i32 {
             (255, None)
         }
     };
+    if let Some(oci) = &request.oci {
+        // The root is only needed while the container runs; nothing of it outlives the exit.
+        if let Err(e) = oci_launch::unmount_rootfs(&oci.bundle) {
+            eprintln!("coracle shim: {e}");
+        }
+    }
     write_exit(&dir, &ExitRecord { exit_code, signal, finished_at: now(), started_at, reason: None, message: None });
     0
 }
 
-fn reap(pid: Pid) -> nix::Result<WaitStatus> {
+/// Clones the container's init into new namespaces, places it in its cgroups and waits until it
+/// has exec'd; returns its pid.
+fn clone_init(spec: &ContainerSpec, dir: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<Pid, StartError> {
+    let ((sync_r, sync_w), (fail_r, fail_w)) = (pipe().map_err(StartError::run)?, pipe().map_err(StartError::run)?);
+    let root = dir.join("rootfs");
+    let mut init_pipes =
+        Some(InitPipes { sync_read: sync_r, error_write: fail_w, stdout_write: out_w, stderr_write: err_w });
+    let mut stack = vec![0u8; INIT_STACK];
+    let init = Box::new(|| match init_pipes.take() {
+        Some(pipes) => container_init(spec, &root, pipes),
+        None => 1,
+    });
+    let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    // SAFETY: clone(2) with a dedicated stack; the child runs `init` on it and ends in execve or _exit.
+    let cloned = unsafe { nix::sched::clone(init, &mut stack, flags, Some(Signal::SIGCHLD as i32)) };
+    // Our copies of the child's pipe ends must close, or the error pipe never reaches EOF.
+    drop(init_pipes.take());
+    drop(stack);
+    let pid = cloned.map_err(|e| StartError::run(format!("clone container init: {e}")))?;
+    for cgroup in &spec.cgroup_dirs {
+        let procs = cgroup.join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, pid.as_raw().to_string()) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = reap(pid);
+            return Err(StartError::run(format!("join cgroup {}: {e}", procs.display())));
+        }
+    }
+    if let Err(e) = std::fs::File::from(sync_w).write_all(b"1") {
+        let _ = reap(pid);
+        return Err(StartError::run(format!("release container init: {e}")));
+    }
+    let mut failure = Vec::new();
+    let _ = std::fs::File::from(fail_r).read_to_end(&mut failure);
+    if !failure.is_empty() {
+        let _ = reap(pid);
+        let (stage, message) = FailedStage::decode(&failure);
+        let reason = if stage == FailedStage::Exec { "StartError" } else { "RunContainerError" };
+        return Err(StartError { reason: reason.into(), message });
+    }
+    Ok(pid)
+}
+
+/// Waits for `pid`, retrying on EINTR.
+pub fn reap(pid: Pid) -> nix::Result<WaitStatus> {
     loop {
         match waitpid(pid, None) {
             Err(nix::errno::Errno::EINTR) => continue,

@@ -2,12 +2,12 @@
 //! kubectl reads to learn resource names, short names, categories and verbs.
 
 use crate::api::errors::ApiError;
-use crate::api::routes::{group_versions, DiscoveryDoc, GROUPS};
+use crate::api::routes::{group_versions, DiscoveryDoc, GROUPS, METRICS_GROUP};
 use coracle_config::object::{ResourceInfo, ALL};
 use serde_json::{json, Value};
 
 /// The Kubernetes minor version reported; the kubectl dispatcher picks its client by it.
-const KUBE_MINOR: &str = "32";
+pub const KUBE_MINOR: &str = "32";
 
 /// `GOARCH` spelling of the build target.
 fn goarch() -> &'static str {
@@ -72,6 +72,14 @@ fn resource_entries(info: &ResourceInfo) -> Vec<Value> {
     entries
 }
 
+/// `metrics.k8s.io/v1beta1`: read-only pod and node metrics.
+fn metrics_resources() -> Vec<Value> {
+    vec![
+        json!({"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": ["get", "list"]}),
+        json!({"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": ["get", "list"]}),
+    ]
+}
+
 fn group_version_json(group: &str, version: &str) -> Value {
     json!({"groupVersion": format!("{group}/{version}"), "version": version})
 }
@@ -102,8 +110,11 @@ pub fn document(doc: &DiscoveryDoc) -> Result<Value, ApiError> {
             if !group_versions(group).contains(&version.as_str()) {
                 return Err(ApiError::PathNotFound(format!("/apis/{group}/{version}")));
             }
-            let resources: Vec<Value> =
-                ALL.iter().filter(|i| i.group == group).flat_map(|i| resource_entries(i)).collect();
+            let resources: Vec<Value> = if group == METRICS_GROUP {
+                metrics_resources()
+            } else {
+                ALL.iter().filter(|i| i.group == group).flat_map(|i| resource_entries(i)).collect()
+            };
             let group_version = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
             json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
         }
@@ -141,6 +152,15 @@ mod tests {
         assert!(named(&resources("autoscaling", "v1"), "horizontalpodautoscalers")["categories"] == json!(["all"]));
         let groups = document(&DiscoveryDoc::Groups).unwrap();
         assert_eq!(groups["groups"][1]["preferredVersion"]["groupVersion"], "autoscaling/v2");
+    }
+
+    #[test]
+    fn metrics_group_is_discoverable() {
+        let groups = document(&DiscoveryDoc::Groups).unwrap();
+        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "metrics.k8s.io"));
+        let list = resources("metrics.k8s.io", "v1beta1");
+        assert_eq!(named(&list, "pods")["kind"], "PodMetrics");
+        assert_eq!(named(&list, "nodes")["namespaced"], false);
     }
 
     #[test]

@@ -1,13 +1,25 @@
 //! The API's core: typed requests in, replies out. Nothing here sees HTTP.
 
 pub mod discovery;
+pub mod images;
+pub mod logs;
+pub mod metrics;
 pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod subresources;
 pub mod watch;
 
+use super::context::ApiContext;
 use super::errors::ApiError;
-use super::request::ApiRequest;
-use crate::store::Store;
+use super::request::{ApiRequest, ImagesRequest};
 use watch::WatchStream;
+
+/// A body produced piece by piece (a followed log): each chunk is sent as it comes.
+pub trait ChunkSource: Send {
+    /// The next piece, or None at the end.
+    fn next_chunk(&mut self) -> Option<Vec<u8>>;
+}
 
 /// What a handled request answers.
 pub enum Reply {
@@ -15,8 +27,12 @@ pub enum Reply {
     Json { code: u16, body: serde_json::Value, warnings: Vec<String> },
     /// A plain-text answer (health probes).
     Text { code: u16, body: String },
+    /// Raw bytes of a given type (logs).
+    Bytes { code: u16, content_type: &'static str, body: Vec<u8> },
     /// A watch: newline-delimited JSON events until the stream ends.
     Watch(WatchStream),
+    /// A 200 streamed chunk by chunk until the source ends.
+    Stream { content_type: &'static str, source: Box<dyn ChunkSource> },
 }
 
 impl Reply {
@@ -26,17 +42,35 @@ impl Reply {
     }
 }
 
-/// Serves one request against the store.
-pub fn handle(store: &Store, request: ApiRequest) -> Result<Reply, ApiError> {
+/// Serves one request.
+pub fn handle(ctx: &ApiContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let store = &ctx.store;
     match request {
         ApiRequest::Health(_) => Ok(Reply::Text { code: 200, body: "ok".into() }),
         ApiRequest::Version => Ok(Reply::ok(discovery::version())),
         ApiRequest::Discovery(doc) => discovery::document(&doc).map(Reply::ok),
+        ApiRequest::OpenApi(doc) => openapi::document(doc.as_deref()).map(Reply::ok),
         ApiRequest::List { path, query } => Ok(Reply::ok(objects::list(store, &path, &query))),
         ApiRequest::Watch { path, query } => Ok(Reply::Watch(WatchStream::open(store, &path, query))),
-        ApiRequest::Get { path } => objects::get(store, &path).map(Reply::ok),
-        ApiRequest::Create { path, body } => objects::create(store, &path, body),
-        ApiRequest::Replace { path, body } => objects::replace(store, &path, body),
+        ApiRequest::Get { path, .. } if path.subresource.is_some() => subresources::get(store, &path).map(Reply::ok),
+        ApiRequest::Get { path, table } => objects::get(store, &path, table).map(Reply::ok),
+        ApiRequest::Create { path, body, options } => objects::create(store, &path, body, &options),
+        ApiRequest::Replace { path, body, options } if path.subresource.is_some() => {
+            subresources::replace(store, &path, body, &options)
+        }
+        ApiRequest::Replace { path, body, options } => objects::replace(store, &path, body, &options),
+        ApiRequest::Patch { path, kind, body, options } if path.subresource.is_some() => {
+            subresources::patch(store, &path, kind, &body, &options)
+        }
+        ApiRequest::Patch { path, kind, body, options } => patch::patch(store, &path, kind, &body, &options),
         ApiRequest::Delete { path, options } => objects::delete(store, &path, &options).map(Reply::ok),
+        ApiRequest::DeleteCollection { path, query, options } => {
+            objects::delete_collection(store, &path, &query, &options).map(Reply::ok)
+        }
+        ApiRequest::Log { path, query } => logs::log(store, &ctx.logs_dir, &path, &query),
+        ApiRequest::Metrics(path) => metrics::serve(store, ctx.metrics.as_deref(), &path).map(Reply::ok),
+        ApiRequest::Images(ImagesRequest::List) => Ok(Reply::ok(images::list(&ctx.images))),
+        ApiRequest::Images(ImagesRequest::Import { dir, name }) => images::import(&ctx.images, &dir, &name),
+        ApiRequest::Images(ImagesRequest::Delete { reference }) => images::delete(store, &ctx.images, &reference),
     }
 }

@@ -24,6 +24,16 @@ pub struct WatchStream {
     /// Lines to send before the live events: the initial state, or a terminal ERROR.
     pending: VecDeque<String>,
     watcher: Option<Watcher>,
+    /// Events carry one-row Tables (the client asked for `as=Table`).
+    table: bool,
+    /// Whether a Table event went out yet: only the first carries column definitions.
+    table_sent: bool,
+}
+
+/// One object as a one-row Table; `definitions` on the first event of the stream.
+fn table_row(object: &std::sync::Arc<coracle_config::object::Object>, definitions: bool) -> serde_json::Value {
+    let rv = object.metadata().resource_version.parse().ok();
+    crate::api::table::table(object.info(), std::slice::from_ref(object), rv, definitions)
 }
 
 fn line(kind: &str, object: serde_json::Value) -> String {
@@ -37,6 +47,7 @@ impl WatchStream {
     /// ADDED event per existing object, as Kubernetes does; an expired resourceVersion gives
     /// a stream holding a single ERROR event with a 410 Status.
     pub fn open(store: &Store, path: &ResourcePath, query: ListQuery) -> WatchStream {
+        let table = query.table;
         let mut selectors = query.selectors;
         if let Some(name) = &path.name {
             selectors.fields.0.push(FieldRequirement {
@@ -56,7 +67,11 @@ impl WatchStream {
                 let (mut objects, rv) = store.list(&filter);
                 objects.retain(|o| selectors.matches(o));
                 objects.sort_by_key(|o| o.metadata().resource_version.parse::<u64>().unwrap_or(0));
-                pending.extend(objects.iter().map(|o| line("ADDED", present(o, path))));
+                let mut first = true;
+                pending.extend(objects.iter().map(|o| {
+                    let object = if table { table_row(o, std::mem::take(&mut first)) } else { present(o, path) };
+                    line("ADDED", object)
+                }));
                 rv
             }
         };
@@ -72,8 +87,19 @@ impl WatchStream {
             path: path.clone(),
             selectors,
             deadline: Instant::now() + query.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            table_sent: table && !pending.is_empty(),
             pending,
             watcher,
+            table,
+        }
+    }
+
+    fn render(&mut self, object: &std::sync::Arc<coracle_config::object::Object>) -> serde_json::Value {
+        if self.table {
+            let first = !std::mem::replace(&mut self.table_sent, true);
+            table_row(object, first)
+        } else {
+            present(object, &self.path)
         }
     }
 
@@ -87,7 +113,8 @@ impl WatchStream {
             let remaining = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
             match watcher.next_timeout(remaining.min(POLL)) {
                 Some((_, event)) if self.selectors.matches(event.object()) => {
-                    return Some(line(event.type_name(), present(event.object(), &self.path)));
+                    let object = self.render(event.object());
+                    return Some(line(event.type_name(), object));
                 }
                 Some(_) => {}
                 // Shut down, or cut off for falling behind: end the stream; clients re-list

@@ -69,7 +69,11 @@ mod tests {
         p.status = Some(PodStatus {
             phase: Some(phase.into()),
             conditions,
-            container_statuses: vec![ContainerStatus { name: "c".into(), restart_count: restarts, ..Default::default() }],
+            container_statuses: vec![ContainerStatus {
+                name: "c".into(),
+                restart_count: restarts,
+                ..Default::default()
+            }],
             ..Default::default()
         });
         p
@@ -91,7 +95,10 @@ mod tests {
             pod("pending", "Pending", None, 0, "2024-01-01T00:00:00Z"),
             unscheduled,
         ];
-        assert_eq!(order(&pods), ["unscheduled", "pending", "unknown", "running-unready", "ready-recent", "ready-long"]);
+        assert_eq!(
+            order(&pods),
+            ["unscheduled", "pending", "unknown", "running-unready", "ready-recent", "ready-long"]
+        );
     }
 
     #[test]

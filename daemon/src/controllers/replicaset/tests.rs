@@ -29,7 +29,11 @@ fn creates_the_replicas_with_owner_and_generated_names() {
     let pods = w.pods();
     assert_eq!(pods.len(), 3);
     for p in &pods {
-        assert!(p.metadata.name.starts_with("web-") && p.metadata.name.len() == "web-".len() + 5, "{}", p.metadata.name);
+        assert!(
+            p.metadata.name.starts_with("web-") && p.metadata.name.len() == "web-".len() + 5,
+            "{}",
+            p.metadata.name
+        );
         let owner = p.metadata.controller_ref().unwrap();
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("ReplicaSet", rs.metadata().uid.as_str()));
         assert_eq!(owner.block_owner_deletion, Some(true));

@@ -1,0 +1,322 @@
+//! The node (the kubelet): turns the pods in the store into supervised containers.
+//!
+//! One supervisor thread watches the pods and keeps a worker thread per pod; each worker
+//! runs its pod's level-triggered state machine (`pod_worker`) on a timer and on every
+//! change to the pod. Threads have small stacks: a hundred pods cost little memory.
+
+pub mod adoption;
+pub mod backoff;
+pub mod container_spec;
+pub mod layout;
+pub mod metrics;
+pub mod pod_worker;
+pub mod probes;
+pub mod sandbox;
+pub mod status;
+pub mod termination;
+
+use crate::cgroups::Cgroups;
+use crate::events::Recorder;
+use crate::image::ImageStore;
+use crate::runtime::ContainerRuntime;
+use crate::store::{Filter, Store, WatchEnd, WatchEvent};
+use backoff::BackoffPolicy;
+use coracle_config::core::Pod;
+use coracle_config::object::{Object, Resource};
+use coracle_config::settings::DaemonSettings;
+use pod_worker::{Next, PodWorker};
+use sandbox::PodNetwork;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// pids.max of a pod's cgroup unless the node is told otherwise.
+pub const DEFAULT_PIDS_MAX: i64 = 1024;
+/// Stack of a pod worker thread: the state machine is shallow.
+const WORKER_STACK: usize = 256 * 1024;
+
+/// What every pod worker shares.
+pub struct NodeContext {
+    pub store: Store,
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub images: Arc<ImageStore>,
+    pub cgroups: Cgroups,
+    pub network: Arc<dyn PodNetwork>,
+    pub recorder: Recorder,
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub host_ip: IpAddr,
+    pub backoff: BackoffPolicy,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    pub pids_max: i64,
+}
+
+/// Node options beyond the daemon settings.
+pub struct NodeOptions {
+    /// Pod networking; loopback only by default.
+    pub network: Arc<dyn PodNetwork>,
+    /// pids.max per pod.
+    pub pids_max: i64,
+    /// Where usage samples go; made by the caller when the API serves them too.
+    pub usage: Option<Arc<metrics::PodUsage>>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions { network: Arc::new(sandbox::LoopbackOnly), pids_max: DEFAULT_PIDS_MAX, usage: None }
+    }
+}
+
+/// A message to a pod worker.
+enum ToWorker {
+    Update(Pod),
+    Removed(Pod),
+    Stop,
+}
+
+struct WorkerHandle {
+    tx: Sender<ToWorker>,
+    thread: JoinHandle<()>,
+}
+
+/// The running node.
+pub struct Node {
+    ctx: Arc<NodeContext>,
+    usage: Arc<metrics::PodUsage>,
+    stop: Arc<AtomicBool>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts the node with loopback-only pod networking.
+    pub fn start(
+        store: Store,
+        settings: &DaemonSettings,
+        runtime: Arc<dyn ContainerRuntime>,
+        images: Arc<ImageStore>,
+        cgroups: Cgroups,
+    ) -> Node {
+        Node::start_with(store, settings, runtime, images, cgroups, NodeOptions::default())
+    }
+
+    /// Starts the node: cleans up after vanished pods, re-adopts living containers, then
+    /// supervises every pod in the store. Pod deletion becomes graceful from here on.
+    pub fn start_with(
+        store: Store,
+        settings: &DaemonSettings,
+        runtime: Arc<dyn ContainerRuntime>,
+        images: Arc<ImageStore>,
+        cgroups: Cgroups,
+        options: NodeOptions,
+    ) -> Node {
+        store.set_graceful_pod_deletion(true);
+        let ctx = Arc::new(NodeContext {
+            recorder: Recorder::new(store.clone(), "kubelet", &settings.node_name),
+            store,
+            runtime,
+            images,
+            cgroups,
+            network: options.network,
+            data_dir: settings.data_dir.clone(),
+            node_name: settings.node_name.clone(),
+            host_ip: sandbox::detect_host_ip(),
+            backoff: BackoffPolicy::from_settings(&settings.backoff),
+            log_max_size: settings.logs.max_size_bytes,
+            log_max_files: settings.logs.max_files,
+            pids_max: options.pids_max,
+        });
+        let usage = options.usage.unwrap_or_else(|| Arc::new(metrics::PodUsage::new(&settings.node_name)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let supervisor = {
+            let (ctx, usage, stop, run_dir) = (ctx.clone(), usage.clone(), stop.clone(), settings.run_dir.clone());
+            std::thread::Builder::new()
+                .name("node".into())
+                .spawn(move || Supervisor { ctx, usage, stop, run_dir, workers: HashMap::new() }.run())
+                .expect("spawning the node thread")
+        };
+        Node { ctx, usage, stop, supervisor: Some(supervisor) }
+    }
+
+    /// Stops supervising; containers keep running, to be re-adopted by the next start.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.supervisor.take() {
+            let _ = t.join();
+        }
+        self.ctx.recorder.flush();
+    }
+
+    /// CPU used by the pod over the last sampling interval, in millicores.
+    pub fn pod_cpu_millicores(&self, pod_uid: &str) -> Option<u64> {
+        self.usage.cpu_millicores(pod_uid)
+    }
+
+    /// Memory charged to the pod's cgroup, in bytes.
+    pub fn pod_memory_bytes(&self, pod_uid: &str) -> Option<u64> {
+        self.usage.memory_bytes(pod_uid)
+    }
+
+    /// The pod usage table, shareable with the HPA and the API.
+    pub fn usage(&self) -> Arc<metrics::PodUsage> {
+        self.usage.clone()
+    }
+}
+
+struct Supervisor {
+    ctx: Arc<NodeContext>,
+    usage: Arc<metrics::PodUsage>,
+    stop: Arc<AtomicBool>,
+    run_dir: PathBuf,
+    workers: HashMap<String, WorkerHandle>,
+}
+
+fn pod_of(obj: &Object) -> Option<&Pod> {
+    match obj {
+        Object::Pod(p) => Some(p),
+        _ => None,
+    }
+}
+
+impl Supervisor {
+    fn run(mut self) {
+        let filter = Filter { resource: Some(&Pod::INFO), namespace: None };
+        let (pods, rv) = self.ctx.store.list(&filter);
+        let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
+        let live: HashMap<String, HashSet<String>> = pods
+            .iter()
+            .map(|p| {
+                let names = p.spec.init_containers.iter().chain(&p.spec.containers).map(|c| c.name.clone()).collect();
+                (p.metadata.uid.clone(), names)
+            })
+            .collect();
+        let mut adoptable = adoption::survey(&self.ctx, &self.run_dir, &live);
+        for pod in pods {
+            let leftovers = adoptable.remove(&pod.metadata.uid).unwrap_or_default();
+            self.spawn_worker(pod, leftovers);
+        }
+        let mut from = Some(rv);
+        let mut next_sample = Instant::now();
+        while !self.stop.load(Ordering::Acquire) {
+            let watcher = match self.ctx.store.watch(filter.clone(), from) {
+                Ok(w) => w,
+                Err(e) => {
+                    log::warn!("node: watching pods: {e}; relisting");
+                    self.resync(&filter);
+                    from = None;
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            from = None;
+            loop {
+                if self.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                if Instant::now() >= next_sample {
+                    self.usage.sample(&self.ctx.cgroups, self.workers.keys().map(String::as_str));
+                    next_sample = Instant::now() + self.usage.period();
+                }
+                self.workers.retain(|_, w| !w.thread.is_finished());
+                match watcher.next_timeout(Duration::from_millis(500)) {
+                    Some((_, event)) => self.dispatch(event),
+                    None => match watcher.ended() {
+                        Some(WatchEnd::ShutDown) => {
+                            self.stop.store(true, Ordering::Release);
+                            break;
+                        }
+                        Some(WatchEnd::TooSlow) => {
+                            self.resync(&filter);
+                            break;
+                        }
+                        None => {}
+                    },
+                }
+            }
+        }
+        for (_, w) in self.workers.drain() {
+            let _ = w.tx.send(ToWorker::Stop);
+            let _ = w.thread.join();
+        }
+    }
+
+    fn dispatch(&mut self, event: WatchEvent) {
+        let Some(pod) = pod_of(event.object()).cloned() else { return };
+        let uid = pod.metadata.uid.clone();
+        match event {
+            WatchEvent::Deleted(_) => {
+                if let Some(w) = self.workers.get(&uid) {
+                    let _ = w.tx.send(ToWorker::Removed(pod));
+                }
+            }
+            _ => match self.workers.get(&uid) {
+                Some(w) if !w.thread.is_finished() => {
+                    let _ = w.tx.send(ToWorker::Update(pod));
+                }
+                _ => self.spawn_worker(pod, Vec::new()),
+            },
+        }
+    }
+
+    /// After a lost watch: every pod gets its current object; vanished pods are removed.
+    fn resync(&mut self, filter: &Filter) {
+        let (pods, _) = self.ctx.store.list(filter);
+        let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
+        let uids: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
+        for (uid, w) in &self.workers {
+            if !uids.contains(uid.as_str()) {
+                let mut gone = Pod::default();
+                gone.metadata.uid = uid.clone();
+                let _ = w.tx.send(ToWorker::Removed(gone));
+            }
+        }
+        for pod in pods {
+            self.dispatch(WatchEvent::Modified(Arc::new(Object::Pod(pod))));
+        }
+    }
+
+    fn spawn_worker(&mut self, pod: Pod, leftovers: Vec<(String, u32, String)>) {
+        let (tx, rx) = mpsc::channel();
+        let ctx = self.ctx.clone();
+        let uid = pod.metadata.uid.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("pod-{}", pod.metadata.name.chars().take(10).collect::<String>()))
+            .stack_size(WORKER_STACK)
+            .spawn(move || run_worker(ctx, pod, leftovers, rx))
+            .expect("spawning a pod worker thread");
+        self.workers.insert(uid, WorkerHandle { tx, thread });
+    }
+}
+
+fn run_worker(ctx: Arc<NodeContext>, mut pod: Pod, leftovers: Vec<(String, u32, String)>, rx: Receiver<ToWorker>) {
+    let mut worker = PodWorker::new(ctx, &pod, leftovers);
+    loop {
+        let wake = match worker.sync(&pod) {
+            Next::At(at) => at,
+            Next::Done => return,
+        };
+        let mut message = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        // Only the newest version of the pod matters.
+        while let Ok(ToWorker::Update(_)) = &message {
+            match rx.try_recv() {
+                Ok(next) => message = Ok(next),
+                Err(_) => break,
+            }
+        }
+        match message {
+            Ok(ToWorker::Update(next)) => pod = next,
+            Ok(ToWorker::Removed(gone)) => {
+                let gone = if gone.metadata.name.is_empty() { pod.clone() } else { gone };
+                worker.remove_now(&gone);
+                return;
+            }
+            Ok(ToWorker::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}

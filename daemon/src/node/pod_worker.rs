@@ -1,0 +1,776 @@
+//! One pod's state machine. Every pass (`sync`) re-reads the runtime's view of the pod's
+//! containers, acts on the difference to the spec (start, restart after backoff, probe,
+//! terminate) and writes the status back only when something a user sees changed.
+
+use super::backoff::RestartBackoff;
+use super::container_spec::{self, SpecInputs};
+use super::probes::{self, exec, network, Outcome, ProbeKind, ProbeState, Verdict};
+use super::sandbox::{self, PodSandbox};
+use super::{layout, status, termination, NodeContext};
+use crate::cgroups::Limits;
+use crate::events::EventType;
+use crate::runtime::{ContainerSpec, ContainerState as RuntimeState};
+use crate::store::StoreError;
+use coracle_config::core::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodIp, PodStatus,
+};
+use coracle_config::meta::ObjectReference;
+use coracle_config::object::{Object, Resource};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often running containers are looked at for an exit.
+const POLL: Duration = Duration::from_secs(1);
+/// How soon a missing image or a failed sandbox is tried again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What a pass asks of the worker's loop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Run the next pass at this instant (or sooner, on a change to the pod).
+    At(Instant),
+    /// The pod is gone from the node: the worker ends.
+    Done,
+}
+
+/// One container of the pod, as the node remembers it between passes.
+struct Slot {
+    name: String,
+    init: bool,
+    /// Attempt number of the current (or last) container instance.
+    attempt: u32,
+    /// The current instance's runtime id, running or exited.
+    id: Option<String>,
+    restart_count: i32,
+    /// Whether any instance has started (a new start then counts as a restart).
+    ever_started: bool,
+    /// The current instance's exit, once seen.
+    exited: Option<ContainerStateTerminated>,
+    /// The previous instance's exit (`lastState`).
+    last: Option<ContainerStateTerminated>,
+    /// The instance has exited and the policy keeps it down.
+    finished: bool,
+    backoff: RestartBackoff,
+    /// Why the container is not running when it is not (image, config, backoff).
+    waiting: Option<(String, String)>,
+    running_since: Option<Instant>,
+    started_at: String,
+    probes: Vec<ProbeState>,
+    image: String,
+    image_id: String,
+    /// The spec it runs with, for exec probes.
+    spec: Option<ContainerSpec>,
+}
+
+impl Slot {
+    fn new(c: &Container, init: bool) -> Slot {
+        Slot {
+            name: c.name.clone(),
+            init,
+            attempt: 0,
+            id: None,
+            restart_count: 0,
+            ever_started: false,
+            exited: None,
+            last: None,
+            finished: false,
+            backoff: RestartBackoff::default(),
+            waiting: None,
+            running_since: None,
+            started_at: String::new(),
+            probes: Vec::new(),
+            image: c.image.clone(),
+            image_id: String::new(),
+            spec: None,
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        self.exited.as_ref().is_some_and(|t| t.exit_code == 0)
+    }
+
+    fn is_running(&self) -> bool {
+        self.running_since.is_some()
+    }
+
+    fn probe(&self, kind: ProbeKind) -> Option<&ProbeState> {
+        self.probes.iter().find(|p| p.kind == kind)
+    }
+
+    fn started(&self) -> bool {
+        self.is_running() && self.probe(ProbeKind::Startup).is_none_or(|p| p.passing == Some(true))
+    }
+
+    fn ready(&self) -> bool {
+        self.started() && self.probe(ProbeKind::Readiness).is_none_or(|p| p.passing == Some(true))
+    }
+
+    fn field_path(&self) -> String {
+        if self.init {
+            format!("spec.initContainers{{{}}}", self.name)
+        } else {
+            format!("spec.containers{{{}}}", self.name)
+        }
+    }
+
+    fn status(&self) -> ContainerStatus {
+        let state = if let (true, Some(_)) = (self.is_running(), &self.id) {
+            status::running(&self.started_at)
+        } else if let Some((reason, message)) = &self.waiting {
+            status::waiting(reason, message.clone())
+        } else if let Some(t) = &self.exited {
+            ContainerState { terminated: Some(t.clone()), ..Default::default() }
+        } else {
+            status::waiting(if self.init { "PodInitializing" } else { "ContainerCreating" }, "")
+        };
+        ContainerStatus {
+            name: self.name.clone(),
+            state,
+            last_state: ContainerState { terminated: self.last.clone(), ..Default::default() },
+            ready: self.ready(),
+            restart_count: self.restart_count,
+            image: self.image.clone(),
+            image_id: self.image_id.clone(),
+            container_id: self.id.as_deref().map(status::container_id_uri),
+            started: (!self.init).then(|| self.started()),
+        }
+    }
+}
+
+/// The pod worker: the pod's containers and what is known about them.
+pub struct PodWorker {
+    ctx: Arc<NodeContext>,
+    uid: String,
+    slots: Vec<Slot>,
+    sandbox: Option<PodSandbox>,
+    /// The phase was terminal when the node took the pod up: nothing is started again.
+    terminal: bool,
+    termination: Option<termination::Progress>,
+}
+
+impl PodWorker {
+    /// A worker for `pod`, re-adopting the runtime containers `leftovers` (ids the runtime
+    /// still knows for this pod) and the counters its stored status carries.
+    pub fn new(ctx: Arc<NodeContext>, pod: &Pod, leftovers: Vec<(String, u32, String)>) -> PodWorker {
+        let old = pod.status.clone().unwrap_or_default();
+        let mut slots: Vec<Slot> = Vec::new();
+        let specs =
+            pod.spec.init_containers.iter().map(|c| (c, true)).chain(pod.spec.containers.iter().map(|c| (c, false)));
+        for (c, init) in specs {
+            let mut slot = Slot::new(c, init);
+            let statuses = if init { &old.init_container_statuses } else { &old.container_statuses };
+            if let Some(s) = statuses.iter().find(|s| s.name == c.name) {
+                slot.restart_count = s.restart_count;
+                slot.last = s.last_state.terminated.clone();
+                slot.ever_started = s.container_id.is_some() || s.last_state.terminated.is_some();
+                if let Some(t) = &s.state.terminated {
+                    slot.exited = Some(t.clone());
+                }
+            }
+            slots.push(slot);
+        }
+        let mut worker = PodWorker {
+            ctx,
+            uid: pod.metadata.uid.clone(),
+            slots,
+            sandbox: None,
+            terminal: matches!(pod.phase(), "Succeeded" | "Failed"),
+            termination: None,
+        };
+        worker.adopt(pod, leftovers);
+        worker
+    }
+
+    /// Takes over the newest runtime instance of each container; older ones are removed.
+    fn adopt(&mut self, pod: &Pod, mut leftovers: Vec<(String, u32, String)>) {
+        leftovers.sort_by_key(|(_, attempt, _)| std::cmp::Reverse(*attempt));
+        for (name, attempt, id) in leftovers {
+            let Some(slot) = self.slots.iter_mut().find(|s| s.name == name) else { continue };
+            if slot.id.is_some() {
+                termination::discard_container(&*self.ctx.runtime, &id);
+                continue;
+            }
+            slot.attempt = attempt;
+            slot.id = Some(id.clone());
+            match self.ctx.runtime.state(&id) {
+                RuntimeState::Running { pid, started_at } => {
+                    log::info!("node: re-adopted container {id} (pid {pid}) of pod {}", pod.metadata.name);
+                    slot.running_since = Some(Instant::now());
+                    slot.started_at = started_at;
+                    slot.ever_started = true;
+                    slot.exited = None;
+                    slot.waiting = None;
+                }
+                RuntimeState::Exited { .. } => {
+                    // Seen at the next pass, unless the stored status already shows this exit.
+                    let uri = status::container_id_uri(&id);
+                    let shown = slot.exited.as_ref().or(slot.last.as_ref()).and_then(|t| t.container_id.as_deref());
+                    if shown != Some(uri.as_str()) {
+                        slot.exited = None;
+                    } else if slot.exited.is_none() {
+                        slot.id = None;
+                    }
+                }
+                RuntimeState::Unknown => {
+                    log::warn!(
+                        "node: container {id} of pod {} cannot be proven alive; restarting it",
+                        pod.metadata.name
+                    );
+                    termination::discard_container(&*self.ctx.runtime, &id);
+                    slot.id = None;
+                }
+            }
+        }
+        // Readiness of a re-adopted container is kept until its probe says otherwise.
+        let old = pod.status.clone().unwrap_or_default();
+        for slot in self.slots.iter_mut().filter(|s| s.is_running()) {
+            let Some(spec) = all_containers(pod).find(|(c, _)| c.name == slot.name).map(|(c, _)| c) else { continue };
+            slot.probes = make_probes(spec, Instant::now());
+            let was = old.container_statuses.iter().find(|s| s.name == slot.name);
+            for p in &mut slot.probes {
+                p.passing = match p.kind {
+                    ProbeKind::Startup => was.and_then(|s| s.started).filter(|s| *s),
+                    _ => was.map(|s| s.ready).filter(|r| *r),
+                };
+            }
+        }
+    }
+
+    /// One pass over the pod; returns when to look again.
+    pub fn sync(&mut self, pod: &Pod) -> Next {
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(pod);
+        }
+        let now = Instant::now();
+        let mut wake = now + POLL;
+        if let Err(message) = self.prepare(pod) {
+            log::warn!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
+            self.event_pod(pod, EventType::Warning, "FailedCreatePodSandBox", &message);
+            self.write_status(pod);
+            return Next::At(now + RETRY);
+        }
+        self.observe(pod);
+        if !self.terminal {
+            self.act(pod, &mut wake);
+        }
+        self.write_status(pod);
+        Next::At(wake)
+    }
+
+    /// Pod directory, pod cgroup and sandbox: everything containers need first.
+    fn prepare(&mut self, pod: &Pod) -> Result<(), String> {
+        let dir = layout::pod_dir(&self.ctx.data_dir, &self.uid);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let limits = Limits { pids_max: Some(self.ctx.pids_max), ..Limits::default() };
+        self.ctx
+            .cgroups
+            .create(&layout::pod_cgroup(&self.uid), &limits)
+            .map_err(|e| format!("creating the pod cgroup: {e}"))?;
+        if self.sandbox.is_none() {
+            let s = sandbox::ensure(&*self.ctx.runtime, &*self.ctx.network, pod, Some(self.ctx.host_ip))?;
+            self.sandbox = Some(s);
+        }
+        Ok(())
+    }
+
+    /// Reads the runtime's state of every current instance and records exits.
+    fn observe(&mut self, pod: &Pod) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            let Some(id) = self.slots[i].id.clone() else { continue };
+            if self.slots[i].exited.is_some() {
+                continue;
+            }
+            match self.ctx.runtime.state(&id) {
+                RuntimeState::Running { started_at, .. } => {
+                    let slot = &mut self.slots[i];
+                    if slot.running_since.is_none() {
+                        slot.running_since = Some(now);
+                    }
+                    slot.started_at = started_at;
+                }
+                exit @ RuntimeState::Exited { .. } => {
+                    let oom = self.oom_killed(&self.slots[i].name);
+                    let t = status::terminated(&exit, oom, &id).expect("an exited state");
+                    self.exited(pod, i, t, now);
+                }
+                RuntimeState::Unknown => {
+                    log::warn!("node: container {id} vanished; it will be started again");
+                    termination::discard_container(&*self.ctx.runtime, &id);
+                    let slot = &mut self.slots[i];
+                    slot.id = None;
+                    slot.running_since = None;
+                }
+            }
+        }
+    }
+
+    fn oom_killed(&self, container: &str) -> bool {
+        let cgroup = self.ctx.cgroups.open(&layout::container_cgroup(&self.uid, container));
+        cgroup.and_then(|c| c.stats().ok()).is_some_and(|s| s.oom_kills > 0)
+    }
+
+    /// Records an instance's exit and decides whether (and after what backoff) it restarts.
+    fn exited(&mut self, pod: &Pod, i: usize, t: ContainerStateTerminated, now: Instant) {
+        let policy = status::restart_policy(pod).to_string();
+        let reference = self.reference(pod, i);
+        let slot = &mut self.slots[i];
+        let ran = slot.running_since.map(|s| now.saturating_duration_since(s)).unwrap_or_default();
+        log::info!(
+            "node: container {} of pod {}/{} exited with {} ({})",
+            slot.name,
+            pod.metadata.namespace,
+            pod.metadata.name,
+            t.exit_code,
+            t.reason
+        );
+        slot.running_since = None;
+        slot.probes.clear();
+        let restart = status::should_restart(&policy, t.exit_code, slot.init);
+        slot.exited = Some(t);
+        slot.finished = !restart;
+        if restart {
+            let delay = slot.backoff.crashed(&self.ctx.backoff, ran, now);
+            let message = status::crash_loop_message(delay, &slot.name, pod);
+            self.ctx.recorder.record_ref(
+                &reference,
+                EventType::Warning,
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    slot.name, pod.metadata.name, pod.metadata.namespace, pod.metadata.uid
+                ),
+            );
+            slot.waiting = Some(("CrashLoopBackOff".into(), message));
+        }
+    }
+
+    /// Starts what should run: init containers one at a time, then the app containers.
+    fn act(&mut self, pod: &Pod, wake: &mut Instant) {
+        let now = Instant::now();
+        let n_init = pod.spec.init_containers.len();
+        for i in 0..n_init {
+            let slot = &self.slots[i];
+            if slot.succeeded() && slot.finished {
+                continue;
+            }
+            if slot.is_running() || slot.finished {
+                // Running: wait for it. Finished with a failure: the pod has failed.
+                return;
+            }
+            self.start_when_due(pod, i, now, wake);
+            return;
+        }
+        for i in n_init..self.slots.len() {
+            if self.slots[i].is_running() {
+                self.run_probes(pod, i, wake);
+            } else if !self.slots[i].finished {
+                self.start_when_due(pod, i, now, wake);
+            }
+        }
+    }
+
+    fn start_when_due(&mut self, pod: &Pod, i: usize, now: Instant, wake: &mut Instant) {
+        if let Some(until) = self.slots[i].backoff.until().filter(|_| self.slots[i].backoff.waiting(now)) {
+            *wake = (*wake).min(until);
+            return;
+        }
+        if let Err(retry) = self.start(pod, i) {
+            *wake = (*wake).min(now + retry);
+        }
+    }
+
+    /// Starts a new instance of container `i`; Err(retry after) when it could not.
+    fn start(&mut self, pod: &Pod, i: usize) -> Result<(), Duration> {
+        let container = all_containers(pod).nth(i).map(|(c, _)| c.clone()).expect("slots follow the spec");
+        let reference = self.reference(pod, i);
+        let image = match self.ctx.images.resolve(&container.image) {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                let (reason, message) = missing_image(&container, self.slots[i].waiting.as_ref());
+                if self.slots[i].waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
+                    self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", message.clone());
+                }
+                self.slots[i].waiting = Some((reason.into(), message));
+                return Err(RETRY);
+            }
+            Err(e) => {
+                self.slots[i].waiting = Some(("ErrImagePull".into(), format!("image {:?}: {e}", container.image)));
+                return Err(RETRY);
+            }
+        };
+        let slot = &mut self.slots[i];
+        if slot.image_id != image.digest {
+            let msg = format!("Container image {:?} already present on machine", container.image);
+            self.ctx.recorder.record_ref(&reference, EventType::Normal, "Pulled", msg);
+        }
+        let slot = &mut self.slots[i];
+        slot.image_id = image.digest.clone();
+        if let Some(old) = slot.id.take() {
+            termination::discard_container(&*self.ctx.runtime, &old);
+        }
+        let attempt = if slot.ever_started || slot.attempt > 0 { slot.attempt + 1 } else { 0 };
+        let id = layout::container_id(&self.uid, &container.name, attempt);
+        let cgroup = match self.fresh_container_cgroup(&container) {
+            Ok(c) => c,
+            Err(message) => {
+                self.slots[i].waiting = Some(("CreateContainerError".into(), message));
+                return Err(RETRY);
+            }
+        };
+        let sandbox = self.sandbox.as_ref().expect("prepared before act");
+        let inputs = SpecInputs {
+            data_dir: &self.ctx.data_dir,
+            image: &image,
+            sandbox: &sandbox.sandbox,
+            pod_ip: sandbox.ip,
+            host_ip: self.ctx.host_ip,
+            node_name: &self.ctx.node_name,
+            id: id.clone(),
+            cgroup_dirs: cgroup.dirs(),
+            log_max_size: self.ctx.log_max_size,
+            log_max_files: self.ctx.log_max_files,
+        };
+        let spec = match container_spec::build(pod, &container, &inputs) {
+            Ok(s) => s,
+            Err(e) => {
+                if self.slots[i].waiting.as_ref().map(|w| &w.1) != Some(&e.message) {
+                    self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", e.message.clone());
+                }
+                self.slots[i].waiting = Some((e.reason.into(), e.message));
+                return Err(RETRY);
+            }
+        };
+        // Each instance starts from a clean writable layer, as a new container would.
+        let dir = layout::container_dir(&self.ctx.data_dir, &self.uid, &container.name);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("node: clearing {}: {e}", dir.display());
+            }
+        }
+        let slot = &mut self.slots[i];
+        slot.attempt = attempt;
+        slot.id = Some(id.clone());
+        if slot.ever_started {
+            slot.restart_count += 1;
+        }
+        slot.ever_started = true;
+        if let Some(t) = slot.exited.take() {
+            slot.last = Some(t);
+        }
+        slot.waiting = None;
+        slot.finished = false;
+        self.ctx.recorder.record_ref(
+            &reference,
+            EventType::Normal,
+            "Created",
+            format!("Created container {}", container.name),
+        );
+        match self.ctx.runtime.start(&spec) {
+            Ok(handle) => {
+                log::info!(
+                    "node: started {} (pid {}) for pod {}/{}",
+                    id,
+                    handle.pid,
+                    pod.metadata.namespace,
+                    pod.metadata.name
+                );
+                self.ctx.recorder.record_ref(
+                    &reference,
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {}", container.name),
+                );
+                let slot = &mut self.slots[i];
+                let now = Instant::now();
+                slot.running_since = Some(now);
+                slot.started_at = match self.ctx.runtime.state(&id) {
+                    RuntimeState::Running { started_at, .. } => started_at,
+                    _ => coracle_config::time::now(),
+                };
+                slot.probes = make_probes(&container, now);
+                slot.spec = Some(spec);
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("node: starting {id}: {e}");
+                self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", format!("Error: {e}"));
+                let now = coracle_config::time::now();
+                let t = ContainerStateTerminated {
+                    exit_code: 128,
+                    signal: None,
+                    reason: e.reason.clone(),
+                    message: e.message.clone(),
+                    started_at: None,
+                    finished_at: Some(now),
+                    container_id: Some(status::container_id_uri(&id)),
+                };
+                self.exited(pod, i, t, Instant::now());
+                Err(RETRY)
+            }
+        }
+    }
+
+    /// A container's cgroup, recreated so its OOM counter starts at zero.
+    fn fresh_container_cgroup(&self, c: &Container) -> Result<crate::cgroups::Cgroup, String> {
+        let rel = layout::container_cgroup(&self.uid, &c.name);
+        if let Some(old) = self.ctx.cgroups.open(&rel) {
+            old.remove().map_err(|e| format!("removing the old cgroup {rel}: {e}"))?;
+        }
+        let milli = |m: &std::collections::BTreeMap<String, coracle_config::Quantity>, k: &str| {
+            m.get(k).map(|q| q.milli_value())
+        };
+        let limits = Limits {
+            memory_bytes: c.resources.limits.get("memory").map(|q| q.value()).filter(|v| *v > 0),
+            cpu_limit_millis: milli(&c.resources.limits, "cpu"),
+            cpu_request_millis: milli(&c.resources.requests, "cpu").or(milli(&c.resources.limits, "cpu")),
+            pids_max: None,
+        };
+        self.ctx.cgroups.create(&rel, &limits).map_err(|e| format!("creating cgroup {rel}: {e}"))
+    }
+
+    /// Runs the probes that are due on running container `i`.
+    fn run_probes(&mut self, pod: &Pod, i: usize, wake: &mut Instant) {
+        let now = Instant::now();
+        let reference = self.reference(pod, i);
+        let startup_done = self.slots[i].probe(ProbeKind::Startup).is_none_or(|p| p.passing == Some(true));
+        for p in 0..self.slots[i].probes.len() {
+            let state = &self.slots[i].probes[p];
+            let gated = state.kind != ProbeKind::Startup && !startup_done;
+            if gated || (state.kind == ProbeKind::Startup && state.passing == Some(true)) {
+                continue;
+            }
+            if state.next_run() > now {
+                *wake = (*wake).min(state.next_run());
+                continue;
+            }
+            let outcome = self.probe_once(pod, i, &self.slots[i].probes[p]);
+            let kind = self.slots[i].probes[p].kind;
+            let verdict = self.slots[i].probes[p].record(outcome, now);
+            *wake = (*wake).min(self.slots[i].probes[p].next_run());
+            match verdict {
+                Verdict::Unchanged | Verdict::Passed => {}
+                Verdict::Failed(message) => {
+                    self.unhealthy(&reference, kind, &message);
+                }
+                Verdict::Tripped(message) => {
+                    self.unhealthy(&reference, kind, &message);
+                    if kind != ProbeKind::Readiness {
+                        let what = if kind == ProbeKind::Liveness { "liveness" } else { "startup" };
+                        let name = self.slots[i].name.clone();
+                        self.ctx.recorder.record_ref(
+                            &reference,
+                            EventType::Normal,
+                            "Killing",
+                            format!("Container {name} failed {what} probe, will be restarted"),
+                        );
+                        if let Some(id) = self.slots[i].id.clone() {
+                            let grace = pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64;
+                            termination::stop_container(&self.ctx, &self.uid, &name, &id, Duration::from_secs(grace));
+                        }
+                        *wake = Instant::now();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn unhealthy(&self, reference: &ObjectReference, kind: ProbeKind, message: &str) {
+        self.ctx.recorder.record_ref(
+            reference,
+            EventType::Warning,
+            "Unhealthy",
+            format!("{} probe failed: {message}", kind.as_str()),
+        );
+    }
+
+    fn probe_once(&self, pod: &Pod, i: usize, state: &ProbeState) -> Outcome {
+        let timeout = state.timing().timeout;
+        let container = all_containers(pod).nth(i).map(|(c, _)| c);
+        let ports = container.map(|c| c.ports.as_slice()).unwrap_or_default();
+        let sandbox = self.sandbox.as_ref();
+        let target = |host: Option<&String>| {
+            let host_ip = host.and_then(|h| h.parse().ok());
+            match (host_ip, sandbox.and_then(|s| s.ip)) {
+                (Some(ip), _) | (None, Some(ip)) => network::NetTarget { ip, netns: None },
+                (None, None) => network::NetTarget {
+                    ip: [127, 0, 0, 1].into(),
+                    netns: sandbox.and_then(|s| s.sandbox.netns_path.clone()),
+                },
+            }
+        };
+        let probe = &state.probe;
+        if let Some(action) = &probe.exec {
+            let slot = &self.slots[i];
+            let Some(RuntimeState::Running { pid, .. }) = slot.id.as_deref().map(|id| self.ctx.runtime.state(id))
+            else {
+                return Outcome::Failure("container is not running".into());
+            };
+            let env = slot.spec.as_ref().map(|s| s.env.clone()).unwrap_or_default();
+            let path_env =
+                env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/bin:/usr/bin:/bin").to_string();
+            let user = slot.spec.as_ref().map(|s| s.user.clone()).unwrap_or_default();
+            let cgroup_procs = self
+                .ctx
+                .cgroups
+                .open(&layout::container_cgroup(&self.uid, &slot.name))
+                .map(|c| c.dirs().into_iter().map(|d| d.join("cgroup.procs")).collect())
+                .unwrap_or_default();
+            let target = exec::ExecTarget { pid, path_env: &path_env, env: &env, user: &user, cgroup_procs };
+            return exec::run(&action.command, &target, timeout);
+        }
+        if let Some(action) = &probe.http_get {
+            if action.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+                return Outcome::Failure("httpGet scheme HTTPS is not supported by this node".into());
+            }
+            let port = match probes::resolve_port(&action.port, ports) {
+                Ok(p) => p,
+                Err(e) => return Outcome::Failure(e),
+            };
+            let request = network::HttpRequest {
+                path: action.path.clone().unwrap_or_else(|| "/".into()),
+                port,
+                headers: action.http_headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect(),
+            };
+            return network::http(&target(action.host.as_ref()), request, timeout);
+        }
+        if let Some(action) = &probe.tcp_socket {
+            return match probes::resolve_port(&action.port, ports) {
+                Ok(port) => network::tcp(&target(action.host.as_ref()), port, timeout),
+                Err(e) => Outcome::Failure(e),
+            };
+        }
+        Outcome::Failure("probe names no handler (exec, httpGet or tcpSocket)".into())
+    }
+
+    /// Deletion: SIGTERM, the grace period, SIGKILL of the pod's cgroup, cleanup, and the
+    /// object's final removal from the store.
+    fn terminate(&mut self, pod: &Pod) -> Next {
+        let ids: Vec<(String, String)> =
+            self.slots.iter().filter_map(|s| s.id.clone().map(|id| (s.name.clone(), id))).collect();
+        let progress = self.termination.get_or_insert_with(termination::Progress::default);
+        match termination::step(&self.ctx, pod, &ids, progress) {
+            termination::Step::Wait(at) => Next::At(at),
+            termination::Step::Finished => Next::Done,
+        }
+    }
+
+    /// The pod vanished from the store without a graceful deletion: kill and clean up now.
+    pub fn remove_now(&mut self, pod: &Pod) {
+        let ids: Vec<String> = self.slots.iter().filter_map(|s| s.id.clone()).collect();
+        termination::kill_and_clean(&self.ctx, pod, &ids);
+    }
+
+    fn reference(&self, pod: &Pod, i: usize) -> ObjectReference {
+        let mut r = crate::events::reference_to(&Object::Pod(pod.clone()));
+        r.field_path = self.slots.get(i).map(Slot::field_path).unwrap_or_default();
+        r
+    }
+
+    fn event_pod(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
+        self.ctx.recorder.record(&Object::Pod(pod.clone()), type_, reason, message.to_string());
+    }
+
+    /// The status as Kubernetes would show it now.
+    fn compute_status(&self, pod: &Pod) -> PodStatus {
+        let old = pod.status.clone().unwrap_or_default();
+        let init: Vec<ContainerStatus> = self.slots.iter().filter(|s| s.init).map(Slot::status).collect();
+        let containers: Vec<ContainerStatus> = self.slots.iter().filter(|s| !s.init).map(Slot::status).collect();
+        let initialized = status::initialized(&init, pod.spec.init_containers.len());
+        let ready = initialized && !containers.is_empty() && containers.iter().all(|c| c.ready);
+        let phase =
+            if self.terminal { pod.phase().to_string() } else { status::phase(pod, &init, &containers).to_string() };
+        let now = coracle_config::time::now();
+        let pod_ip = self.sandbox.as_ref().and_then(|s| s.ip).map(|ip| ip.to_string());
+        PodStatus {
+            phase: Some(phase),
+            conditions: status::conditions(&old.conditions, initialized, ready, &now),
+            message: None,
+            reason: None,
+            host_ip: Some(self.ctx.host_ip.to_string()),
+            pod_ips: pod_ip.iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
+            pod_ip,
+            start_time: old.start_time.or(Some(now)),
+            init_container_statuses: init,
+            container_statuses: containers,
+            qos_class: Some(status::qos_class(pod).to_string()),
+        }
+    }
+
+    /// Writes the status when it differs from the stored one (persisted: every field here
+    /// is something a user sees; nothing changes on a timer).
+    fn write_status(&self, pod: &Pod) {
+        let next = self.compute_status(pod);
+        let Some(Object::Pod(current)) =
+            self.ctx.store.get(&Pod::INFO, &pod.metadata.namespace, &pod.metadata.name).as_deref().cloned()
+        else {
+            return;
+        };
+        if current.metadata.uid != self.uid || current.status.as_ref() == Some(&next) {
+            return;
+        }
+        let mut updated = current;
+        updated.status = Some(next);
+        match self.ctx.store.update_status(Object::Pod(updated), true) {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => {
+                log::warn!("node: writing the status of pod {}/{}: {e}", pod.metadata.namespace, pod.metadata.name)
+            }
+        }
+    }
+}
+
+/// Init containers then app containers, each with whether it is an init container.
+fn all_containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
+    pod.spec.init_containers.iter().map(|c| (c, true)).chain(pod.spec.containers.iter().map(|c| (c, false)))
+}
+
+fn make_probes(c: &Container, started: Instant) -> Vec<ProbeState> {
+    [
+        (&c.startup_probe, ProbeKind::Startup),
+        (&c.liveness_probe, ProbeKind::Liveness),
+        (&c.readiness_probe, ProbeKind::Readiness),
+    ]
+    .into_iter()
+    .filter_map(|(p, kind)| p.clone().map(|p| ProbeState::new(p, kind, started)))
+    .collect()
+}
+
+/// The waiting reason for an image the store does not have: this node never pulls.
+fn missing_image(c: &Container, previous: Option<&(String, String)>) -> (&'static str, String) {
+    if c.image_pull_policy.as_deref() == Some("Never") {
+        return (
+            "ErrImageNeverPull",
+            format!("Container image {:?} is not present with pull policy of Never", c.image),
+        );
+    }
+    let reason = match previous.map(|w| w.0.as_str()) {
+        Some("ErrImagePull" | "ImagePullBackOff") => "ImagePullBackOff",
+        _ => "ErrImagePull",
+    };
+    let message = format!(
+        "image {:?} is not in the node's image store and this node does not pull: load it with `coracle image load`",
+        c.image
+    );
+    (reason, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_images_wait_with_kubernetes_reasons() {
+        let mut c = Container { name: "app".into(), image: "busybox".into(), ..Default::default() };
+        c.image_pull_policy = Some("Never".into());
+        let (reason, message) = missing_image(&c, None);
+        assert_eq!(reason, "ErrImageNeverPull");
+        assert_eq!(message, "Container image \"busybox\" is not present with pull policy of Never");
+        c.image_pull_policy = None;
+        let first = missing_image(&c, None);
+        assert_eq!(first.0, "ErrImagePull");
+        assert_eq!(missing_image(&c, Some(&(first.0.to_string(), first.1))).0, "ImagePullBackOff");
+    }
+}

@@ -1,0 +1,220 @@
+//! The OCI runtime backend: each container becomes a bundle (config.json + a root mounted by
+//! its shim) run by an external runtime binary (runc; crun and youki share the command line).
+//! Sandboxes, logs, exit records and re-adoption are the builtin backend's: the same shim
+//! supervises the container, only the clone/init step is the runtime's.
+
+pub mod bundle;
+pub mod cgroups_path;
+pub mod launch;
+pub mod runc;
+
+use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
+use super::sandbox;
+use super::shim::{self, ShimReport, ShimRequest, SHIM_ARG};
+use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
+use super::state::{self, ContainerState, StateRecord};
+use cgroups_path::CgroupPlacement;
+use launch::OciLaunch;
+use nix::sys::signal::Signal;
+use runc::OciCli;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Name of the runtime's state directory under RUN_DIR/oci (so no container may be called so).
+const STATE_DIR: &str = "state";
+
+/// Directories searched for the runtime binary after PATH (a daemon's PATH often lacks sbin).
+const FALLBACK_DIRS: [&str; 4] = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"];
+
+/// Finds an OCI runtime binary: a path as given, else a name in PATH or the usual sbin/bin dirs.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if name.contains('/') {
+        return is_exec(Path::new(name)).then(|| PathBuf::from(name));
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| is_exec(p))
+}
+
+/// Containers run by an external OCI runtime, rooted at a run directory like the builtin one.
+pub struct OciRuntime {
+    run_dir: PathBuf,
+    cli: OciCli,
+    shim_program: PathBuf,
+    shim_args: Vec<OsString>,
+}
+
+impl OciRuntime {
+    /// A runtime using `binary`, whose shims are this very executable (`/proc/self/exe __coracle_shim`).
+    pub fn new(run_dir: impl Into<PathBuf>, binary: impl Into<PathBuf>) -> OciRuntime {
+        OciRuntime::with_shim(run_dir, binary, "/proc/self/exe", vec![SHIM_ARG.into()])
+    }
+
+    /// A runtime using `binary`, whose shim is started as `program args…`.
+    pub fn with_shim(
+        run_dir: impl Into<PathBuf>,
+        binary: impl Into<PathBuf>,
+        program: impl Into<PathBuf>,
+        args: Vec<OsString>,
+    ) -> OciRuntime {
+        let run_dir = run_dir.into();
+        let cli = OciCli { binary: binary.into(), state_root: run_dir.join("oci").join(STATE_DIR) };
+        OciRuntime { run_dir, cli, shim_program: program.into(), shim_args: args }
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The bundle directory of container `id`: RUN_DIR/oci/<id>.
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.run_dir.join("oci").join(id)
+    }
+
+    fn container_dir(&self, id: &str) -> Result<PathBuf, RuntimeError> {
+        if id.is_empty() || id.contains('/') || id == "." || id == ".." || id == STATE_DIR {
+            return Err(RuntimeError(format!(
+                "container id {id:?}: must be a non-empty file name other than {STATE_DIR:?}"
+            )));
+        }
+        Ok(state::container_dir(&self.run_dir, id))
+    }
+
+    fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<bool, StartError> {
+        let placement = cgroups_path::placement(&spec.cgroup_dirs);
+        let config = bundle::config(spec, &placement).map_err(StartError::run)?;
+        std::fs::create_dir_all(bundle).map_err(|e| StartError::run(format!("create {}: {e}", bundle.display())))?;
+        let path = bundle.join("config.json");
+        let bytes = serde_json::to_vec_pretty(&config)
+            .map_err(|e| StartError::run(format!("encode {}: {e}", path.display())))?;
+        state::write_atomic(&path, &bytes).map_err(|e| StartError::run(format!("write {}: {e}", path.display())))?;
+        Ok(placement == CgroupPlacement::MoveAfterCreate)
+    }
+}
+
+impl ContainerRuntime for OciRuntime {
+    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
+        Ok(sandbox::create(&self.run_dir, spec)?)
+    }
+
+    fn sandbox(&self, id: &str) -> Option<Sandbox> {
+        sandbox::load(&self.run_dir, id)
+    }
+
+    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        Ok(sandbox::remove(&self.run_dir, id)?)
+    }
+
+    fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError> {
+        let dir = self.container_dir(&spec.id).map_err(|e| StartError::run(e.0))?;
+        if spec.args.is_empty() {
+            return Err(StartError::run(format!("container {}: args: no command given", spec.id)));
+        }
+        let bundle = self.bundle_dir(&spec.id);
+        for existing in [&dir, &bundle] {
+            if existing.exists() {
+                return Err(StartError::run(format!(
+                    "container {}: {} already exists (remove the old container first)",
+                    spec.id,
+                    existing.display()
+                )));
+            }
+        }
+        let move_into_cgroups = self.write_bundle(spec, &bundle).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&bundle);
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
+        let oci = OciLaunch {
+            binary: self.cli.binary.clone(),
+            state_root: self.cli.state_root.clone(),
+            bundle,
+            move_into_cgroups,
+        };
+        let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone(), oci: Some(oci) };
+        match shim::spawn(&self.shim_program, &self.shim_args, &request, &dir.join("shim.log"))? {
+            ShimReport::Started { pid, pid_start_time, shim_pid } => {
+                Ok(ContainerHandle { id: spec.id.clone(), pid, pid_start_time, shim_pid })
+            }
+            ShimReport::Failed { reason, message } => Err(StartError { reason, message }),
+        }
+    }
+
+    fn state(&self, id: &str) -> ContainerState {
+        match self.container_dir(id) {
+            Ok(dir) => state::read_state(&dir),
+            Err(_) => ContainerState::Unknown,
+        }
+    }
+
+    fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
+        let dir = self.container_dir(id)?;
+        let Some(record) = state::read_record::<StateRecord>(&dir.join(state::STATE_FILE)) else {
+            return Err(RuntimeError(format!("signal {signal} to container {id}: it never started")));
+        };
+        if !state::is_same_process(record.pid, record.pid_start_time) {
+            return Ok(());
+        }
+        match self.cli.kill(id, signal as i32) {
+            Ok(()) => Ok(()),
+            // It exited between our look and the runtime's.
+            Err(_) if !state::is_same_process(record.pid, record.pid_start_time) => Ok(()),
+            Err(e) => Err(RuntimeError(format!("signal {signal} to container {id}: {e}"))),
+        }
+    }
+
+    fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let dir = self.container_dir(id)?;
+        if let ContainerState::Running { pid, .. } = state::read_state(&dir) {
+            return Err(RuntimeError(format!("remove container {id}: still running as pid {pid}")));
+        }
+        self.cli.delete(id).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
+        let bundle = self.bundle_dir(id);
+        launch::unmount_rootfs(&bundle).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
+        for path in [&bundle, &dir] {
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RuntimeError(format!("remove {}: {e}", path.display()))),
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.run_dir.join("containers")) else { return Vec::new() };
+        let mut ids: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+        ids.sort();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binaries_are_found_by_name_or_path() {
+        let sh = find_binary("sh").expect("sh is in PATH or /usr/bin");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(find_binary(&sh.display().to_string()), Some(sh));
+        assert_eq!(find_binary("coracle-no-such-runtime"), None);
+        assert_eq!(find_binary("/nonexistent/runc"), None);
+    }
+
+    #[test]
+    fn a_container_may_not_shadow_the_runtime_state_directory() {
+        let runtime = OciRuntime::new("/run/coracle-test", "/usr/sbin/runc");
+        let err = runtime.container_dir("state").unwrap_err();
+        assert!(err.0.contains("\"state\""), "{err}");
+        assert_eq!(runtime.bundle_dir("u_app_0"), PathBuf::from("/run/coracle-test/oci/u_app_0"));
+        assert_eq!(runtime.cli.state_root, PathBuf::from("/run/coracle-test/oci/state"));
+        assert_eq!(runtime.state("../x"), ContainerState::Unknown);
+    }
+}

@@ -1,0 +1,169 @@
+# Helpers every scenario sources: result lines in the format the harness parses, figures, waits.
+#   SCENARIO NAME: PASS step [— detail]
+#   SCENARIO NAME: FAIL step [— detail]
+#   FIGURE name=value
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+SCENARIO_FAILED=0
+SCENARIO_CHECKS=0
+
+pass() {
+  SCENARIO_CHECKS=$((SCENARIO_CHECKS + 1))
+  echo "SCENARIO $SCENARIO_NAME: PASS $1${2:+ — $2}"
+}
+
+fail() {
+  SCENARIO_CHECKS=$((SCENARIO_CHECKS + 1))
+  SCENARIO_FAILED=1
+  echo "SCENARIO $SCENARIO_NAME: FAIL $1${2:+ — $2}"
+}
+
+# A failure later steps cannot do without: report it and end the scenario.
+fatal() {
+  fail "$@"
+  finish
+}
+
+figure() {
+  echo "FIGURE $1=$2"
+}
+
+note() {
+  echo "  $SCENARIO_NAME: $*"
+}
+
+# Runs the command in "${@:2}"; PASS step $1 when it succeeds, FAIL with the end of its output.
+check() {
+  local step=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    pass "$step"
+  else
+    fail "$step" "$(echo "$out" | tail -n 3 | tr '\n' ' ' | cut -c1-300)"
+  fi
+}
+
+# Polls the command in "${@:2}" every half second until it succeeds or $1 seconds pass.
+wait_until() {
+  local limit=$1 deadline
+  shift
+  deadline=$(($(date +%s) + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+# Milliseconds of CLOCK_MONOTONIC (the clock systemd's *Monotonic timestamps use).
+now_ms() {
+  local up
+  read -r up _ </proc/uptime
+  echo $((${up%.*} * 1000 + 10#${up#*.} * 10))
+}
+
+finish() {
+  if [ "$SCENARIO_CHECKS" -eq 0 ]; then
+    echo "SCENARIO $SCENARIO_NAME: FAIL no-checks — the scenario checked nothing"
+    exit 1
+  fi
+  exit "$SCENARIO_FAILED"
+}
+
+# The daemon's main pid as systemd knows it (0 when not running).
+daemon_pid() {
+  systemctl show -p MainPID --value coracled
+}
+
+# The coracled unit's cgroup directory in the cgroup2 tree.
+daemon_cgroup() {
+  echo "/sys/fs/cgroup$(systemctl show -p ControlGroup --value coracled)"
+}
+
+# Loads the board's busybox image into coracled (busybox:board).
+load_image() {
+  coracle image load -i /opt/coracle-board/busybox.tar
+}
+
+# Pods of label app=$1 that are Running, not terminating, with every container ready: the count.
+ready_pods() {
+  coracle get pods -l "app=$1" -o json | jq '[.items[]
+    | select(.metadata.deletionTimestamp == null and .status.phase == "Running"
+      and ((.status.containerStatuses // []) | length > 0 and all(.ready)))] | length'
+}
+
+# Succeeds when exactly $2 pods of label app=$1 are ready (for wait_until).
+pods_ready_equal() {
+  [ "$(ready_pods "$1")" = "$2" ]
+}
+
+# Waits (up to $1 s) for coracled to be active and answering `coracle version`.
+wait_daemon() {
+  wait_until "$1" bash -c '[ "$(systemctl is-active coracled)" = active ] && coracle version'
+}
+
+# Applies a Deployment $1 of $2 busybox replicas sleeping forever, label app=$1.
+apply_sleepers() {
+  coracle apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $1
+spec:
+  replicas: $2
+  selector:
+    matchLabels: {app: $1}
+  template:
+    metadata:
+      labels: {app: $1}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: sleeper
+        image: busybox:board
+        imagePullPolicy: Never
+        command: ["sleep", "1000000"]
+YAML
+}
+
+# Every process in the coracled unit's cgroup subtree except the daemon itself, as
+# "pid:starttime" lines (start time tells a pid reused by a new process apart).
+container_processes() {
+  local cg main pid
+  cg=$(daemon_cgroup)
+  main=$(daemon_pid)
+  find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un | while read -r pid; do
+    [ "$pid" = "$main" ] && continue
+    [ -r "/proc/$pid/stat" ] || continue
+    echo "$pid:$(process_start "$pid")"
+  done
+}
+
+# The start time (clock ticks since boot) of process $1: field 22 of /proc/PID/stat.
+process_start() {
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+}
+
+# Lines of $1 (pid:start list) whose process no longer runs with that start time.
+gone_processes() {
+  local entry pid
+  while read -r entry; do
+    [ -n "$entry" ] || continue
+    pid=${entry%%:*}
+    [ "$pid:$(process_start "$pid")" = "$entry" ] || echo "$entry"
+  done <<<"$1"
+}
+
+# Seconds in a systemd timespan such as "30s", "1min 30s" or "500ms" (rounded up).
+timespan_seconds() {
+  local total_ms=0 part num
+  for part in $1; do
+    num=${part%%[a-z]*}
+    case "$part" in
+      *ms) total_ms=$((total_ms + num)) ;;
+      *us) total_ms=$((total_ms + num / 1000)) ;;
+      *min) total_ms=$((total_ms + num * 60000)) ;;
+      *h) total_ms=$((total_ms + num * 3600000)) ;;
+      *s) total_ms=$((total_ms + num * 1000)) ;;
+    esac
+  done
+  echo $(((total_ms + 999) / 1000))
+}

@@ -1,0 +1,116 @@
+#!/bin/bash
+# power-cut, the board's half (the host cuts the power): after a cut, check that the store loaded
+# with every acknowledged object whole and that every pod runs again; then stream applies while
+# pods churn, printing `ACK name` once each apply is acknowledged, until the host kills the board.
+# Kernel arguments: coracle_board.cycle=N, coracle_board.expect=CYCLE:COUNT,... (acknowledged
+# pc-CYCLE-1..COUNT), coracle_board.final=1 (verify only, then power off).
+source /opt/coracle-board/lib.sh
+
+arg() {
+  sed -n "s/.*coracle_board\.$1=\([^ ]*\).*/\1/p" /proc/cmdline
+}
+cycle=$(arg cycle)
+expect=$(arg expect)
+final=$(arg final)
+[ -n "$cycle" ] || fatal arguments "no coracle_board.cycle on the kernel command line"
+
+if ! wait_daemon 300; then
+  fatal "cycle$cycle-store-loaded" "coracled not active: $(journalctl -b -u coracled -n 8 --no-pager | tr '\n' ' ' | cut -c1-600)"
+fi
+pass "cycle$cycle-store-loaded"
+
+if [ -n "$expect" ]; then
+  listing=$(coracle get deployments -o json) || fatal "cycle$cycle-list" "coracle get deployments failed"
+  total=0
+  missing=()
+  for entry in ${expect//,/ }; do
+    c=${entry%%:*}
+    n=${entry##*:}
+    for s in $(seq 1 "$n"); do
+      total=$((total + 1))
+      got=$(jq -r --arg n "pc-$c-$s" '.items[] | select(.metadata.name == $n)
+        | "\(.metadata.annotations["board/seq"]) \(.metadata.annotations["board/payload"] | length)"' <<<"$listing")
+      [ "$got" = "$s 512" ] || missing+=("pc-$c-$s(${got:-absent})")
+    done
+  done
+  for name in steady churn; do
+    jq -e --arg n "$name" 'any(.items[]; .metadata.name == $n)' <<<"$listing" >/dev/null || missing+=("$name(absent)")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    pass "cycle$cycle-acked-objects" "$total acknowledged applies and 2 deployments read back whole"
+  else
+    fail "cycle$cycle-acked-objects" "lost or torn: ${missing[*]:0:20}"
+  fi
+  figure "cycle${cycle}_acked_objects" "$total"
+
+  # Torn files: every object file the store kept must be whole JSON.
+  if [ -d /var/lib/coracle/objects ]; then
+    torn=$(find /var/lib/coracle/objects -name '*.json' -type f -exec sh -c 'jq empty "$1" >/dev/null 2>&1 || echo "$1"' _ {} \;)
+    [ -z "$torn" ] && pass "cycle$cycle-no-torn-files" || fail "cycle$cycle-no-torn-files" "$(echo $torn | cut -c1-300)"
+  fi
+
+  # Every pod returns to Running: all deployments' replicas ready and no pod in another phase.
+  all_running() {
+    coracle get deployments -o json | jq -e '[.items[] | select((.spec.replicas // 1) > 0)
+      | (.status.readyReplicas // 0) == .spec.replicas and (.status.replicas // 0) == .spec.replicas] | all' >/dev/null &&
+      coracle get pods -o json | jq -e '[.items[] | .status.phase == "Running"] | all' >/dev/null
+  }
+  if wait_until 400 all_running; then
+    pass "cycle$cycle-pods-running" "$(coracle get pods --no-headers | wc -l) pods Running"
+  else
+    fail "cycle$cycle-pods-running" "$(coracle get pods --no-headers 2>&1 | awk '{print $1, $3}' | tr '\n' ' ' | cut -c1-400)"
+  fi
+  pass verify-done
+fi
+[ "$final" = 1 ] && finish
+
+if [ "$cycle" = 1 ]; then
+  out=$(load_image 2>&1) || fatal image-load "$out"
+  out=$(apply_sleepers steady 2 2>&1) || fatal apply-steady "$out"
+  out=$(apply_sleepers churn 1 2>&1) || fatal apply-churn "$out"
+fi
+
+# Pods churn: the churn deployment scales 1..3 and loses a pod now and then.
+(
+  while :; do
+    coracle scale deployment/churn --replicas=$((RANDOM % 3 + 1)) >/dev/null 2>&1
+    sleep 1
+    pod=$(coracle get pods -l app=churn -o name 2>/dev/null | head -n 1)
+    [ -n "$pod" ] && coracle delete "$pod" >/dev/null 2>&1
+    sleep 1
+  done
+) &
+
+payload=$(head -c 384 /dev/urandom | base64 -w0)
+payload=${payload:0:512}
+for s in $(seq 1 5000); do
+  name=pc-$cycle-$s
+  # Retried until acknowledged, so the acknowledged names run 1..N without gaps.
+  until coracle apply -f - >/dev/null 2>&1 <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $name
+  annotations:
+    board/seq: "$s"
+    board/payload: "$payload"
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: $name}
+  template:
+    metadata:
+      labels: {app: $name}
+    spec:
+      containers:
+      - name: c
+        image: busybox:board
+        command: ["sleep", "1000000"]
+YAML
+  do
+    sleep 0.2
+  done
+  echo "ACK $name"
+done
+fail never-cut "5000 applies and the host never cut the power"
+finish

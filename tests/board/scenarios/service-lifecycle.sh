@@ -1,0 +1,105 @@
+#!/bin/bash
+# service-lifecycle: the pods outlive `systemctl restart` and stop+start of coracled
+# (KillMode=process); the watchdog restarts a daemon frozen with SIGSTOP within WatchdogSec while
+# the pods keep running; `install.sh --uninstall` stops every pod and leaves no process, mount,
+# cgroup or network device of Coracle behind.
+source /opt/coracle-board/lib.sh
+
+wait_daemon 180 || fatal daemon-ready "coracled not active: $(journalctl -b -u coracled -n 5 --no-pager | tr '\n' ' ')"
+pass daemon-ready
+out=$(load_image 2>&1) && pass image-load || fatal image-load "$out"
+out=$(apply_sleepers life 2 2>&1) && pass apply || fatal apply "$out"
+wait_until 300 pods_ready_equal life 2 && pass pods-ready ||
+  fatal pods-ready "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
+
+before=$(container_processes)
+count=$(grep -c . <<<"$before")
+[ "$count" -ge 2 ] && pass containers-in-service-cgroup "$count processes under $(daemon_cgroup)" ||
+  fatal containers-in-service-cgroup "found '$before' under $(daemon_cgroup)"
+
+# restart
+old=$(daemon_pid)
+systemctl restart coracled
+wait_daemon 180 || fail restart-active "coracled not active after restart"
+new=$(daemon_pid)
+lost=$(gone_processes "$before")
+if [ -z "$lost" ] && [ "$new" != "$old" ]; then
+  pass restart-keeps-pods "daemon $old -> $new, $count container processes kept"
+else
+  fail restart-keeps-pods "daemon $old -> $new; gone: $(echo $lost)"
+fi
+wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-restart ||
+  fail pods-ready-after-restart "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
+
+# stop, then start
+systemctl stop coracled
+state=$(systemctl is-active coracled)
+lost=$(gone_processes "$before")
+[ -z "$lost" ] && pass stop-leaves-pods "unit $state, containers running" ||
+  fail stop-leaves-pods "gone after stop: $(echo $lost)"
+systemctl start coracled
+wait_daemon 180 || fail start-active "coracled not active after start"
+lost=$(gone_processes "$before")
+[ -z "$lost" ] && pass stop-start-keeps-pods || fail stop-start-keeps-pods "gone: $(echo $lost)"
+wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-start ||
+  fail pods-ready-after-start "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
+
+# watchdog: freeze the daemon; systemd must kill it within WatchdogSec and start a new one.
+watchdog=$(timespan_seconds "$(systemctl show -p WatchdogUSec --value coracled)")
+[ "${watchdog:-0}" -gt 0 ] || fatal watchdog-configured "WatchdogUSec=$(systemctl show -p WatchdogUSec --value coracled)"
+figure watchdog_sec "$watchdog"
+old=$(daemon_pid)
+t0=$(now_ms)
+kill -STOP "$old"
+# Gone: the pid no longer exists, or is a zombie waiting for systemd.
+wait_until $((watchdog + 60)) bash -c "! [ -d /proc/$old ] || grep -q '^State:.*Z' /proc/$old/status"
+t1=$(now_ms)
+killed_ms=$((t1 - t0))
+figure watchdog_kill_ms "$killed_ms"
+# The kill comes at most WatchdogSec after the last ping, which preceded SIGSTOP; the slack
+# covers the abort itself and the emulated board's scheduling.
+if [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; then
+  kill -CONT "$old"
+  fatal watchdog-kill "daemon $old still alive ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+elif [ "$killed_ms" -le $(((watchdog + 5) * 1000)) ]; then
+  pass watchdog-kill "killed ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+else
+  fail watchdog-kill "killed only ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+fi
+wait_until 180 bash -c "[ \"\$(systemctl show -p MainPID --value coracled)\" != $old ] && [ \"\$(systemctl is-active coracled)\" = active ] && coracle version"
+new=$(daemon_pid)
+figure watchdog_recovered_ms $(($(now_ms) - t0))
+if [ "$new" != "$old" ] && [ "$new" != 0 ] && [ "$(systemctl is-active coracled)" = active ]; then
+  pass watchdog-restart "new daemon $new"
+else
+  fail watchdog-restart "MainPID=$new state=$(systemctl is-active coracled)"
+fi
+note "$(journalctl -b -u coracled --no-pager | grep -i -m 2 'watchdog' | tr '\n' ' ')"
+lost=$(gone_processes "$before")
+[ -z "$lost" ] && pass watchdog-keeps-pods || fail watchdog-keeps-pods "gone: $(echo $lost)"
+wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-watchdog ||
+  fail pods-ready-after-watchdog "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
+
+# uninstall on the running board
+cg=$(daemon_cgroup)
+before=$(container_processes)
+out=$(/opt/coracle-release/install.sh --uninstall 2>&1) && pass uninstall-runs ||
+  fail uninstall-runs "$(echo "$out" | tail -n 3 | tr '\n' ' ')"
+sleep 2
+left=$( (gone_processes "$before"; echo "$before") | sort | uniq -u)
+daemons=$(pgrep -x coracled)
+[ -z "$left" ] && [ -z "$daemons" ] && pass uninstall-no-process ||
+  fail uninstall-no-process "still running: containers '$(echo $left)' daemon '$(echo $daemons)'"
+mounts=$(grep -E ' (/var/lib/coracle|/run/coracle|/run/netns)[/ ]|^overlay ' /proc/self/mounts | cut -d' ' -f2)
+[ -z "$mounts" ] && pass uninstall-no-mount || fail uninstall-no-mount "$(echo $mounts | cut -c1-300)"
+cgroups=$(
+  [ -d "$cg" ] && echo "$cg"
+  find /sys/fs/cgroup -name '*coracle*' 2>/dev/null
+)
+[ -z "$cgroups" ] && pass uninstall-no-cgroup || fail uninstall-no-cgroup "$(echo $cgroups | cut -c1-300)"
+links=$(ip -o link show | awk -F': ' '{print $2}' | grep -vx lo)
+[ -z "$links" ] && pass uninstall-no-netdev || fail uninstall-no-netdev "$(echo $links)"
+netns=$(ls /run/netns 2>/dev/null)
+[ -z "$netns" ] && pass uninstall-no-netns || fail uninstall-no-netns "$(echo $netns)"
+
+finish
