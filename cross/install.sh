@@ -7,7 +7,8 @@
 #   ./install.sh --uninstall        remove it all except config, manifests and data
 #   ./install.sh --uninstall --purge   remove /etc/coracle and /var/lib/coracle too
 #
-# Layout: binaries in /usr/local/bin, units in /usr/local/lib/systemd/system, sysusers.d and
+# Layout: binaries in /usr/local/bin (one file under two names when the tarball's
+# bin/coracle is a link to its bin/coracled, the multi-call binary), units in /usr/local/lib/systemd/system, sysusers.d and
 # tmpfiles.d entries in /usr/local/lib, config in /etc/coracle, data in /var/lib/coracle.
 set -eu
 
@@ -95,9 +96,21 @@ put() {
   mv -f "$root$2.new" "$root$2"
 }
 
+# Makes $root$2 a hard link to $root$1, replacing it atomically like put.
+link() {
+  rm -f "$root$2.new"
+  ln "$root$1" "$root$2.new"
+  mv -f "$root$2.new" "$root$2"
+}
+
 install_all() {
   put "$bin_dir/coracled" "$BIN/coracled" 0755
-  put "$bin_dir/coracle" "$BIN/coracle" 0755
+  if [ "$bin_dir/coracle" -ef "$bin_dir/coracled" ]; then
+    # The multi-call binary: coracle is coracled under another name.
+    link "$BIN/coracled" "$BIN/coracle"
+  else
+    put "$bin_dir/coracle" "$BIN/coracle" 0755
+  fi
   put "$units_src/$UNIT" "$UNIT_DIR/$UNIT" 0644
   put "$units_src/coracle.sysusers" "$SYSUSERS" 0644
   put "$units_src/coracle.tmpfiles" "$TMPFILES" 0644

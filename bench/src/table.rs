@@ -42,6 +42,7 @@ impl Table {
     }
 
     /// The rows added so far.
+    #[cfg(test)]
     pub fn rows(&self) -> &[Vec<String>] {
         &self.rows
     }
@@ -126,10 +127,10 @@ mod tests {
         let text = t.render();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "== demo ==");
-        assert_eq!(lines[1], "metric                    ours      peer");
-        assert_eq!(lines[2], "-".repeat(40));
-        assert_eq!(lines[3], "spawn                  1.00 ms  12.50 ms");
-        assert_eq!(lines[4], "a much longer metric      3 µs         -");
+        assert_eq!(lines[1], format!("metric{}ours{}peer", " ".repeat(19), " ".repeat(6)));
+        assert_eq!(lines[2], "-".repeat(20 + 2 + 7 + 2 + 8));
+        assert_eq!(lines[3], format!("spawn{}1.00 ms  12.50 ms", " ".repeat(17)));
+        assert_eq!(lines[4], format!("a much longer metric{}3 µs{}-", " ".repeat(5), " ".repeat(9)));
         assert_eq!(lines[5], "  * peer: runc");
     }
 

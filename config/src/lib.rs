@@ -17,4 +17,5 @@ pub use quantity::Quantity;
 pub mod defaults;
 pub mod manifest;
 pub mod settings;
+pub mod tracked;
 pub mod validation;

@@ -146,59 +146,8 @@ where
 /// Decodes `T`, collecting the paths of fields `T` does not know and naming the field
 /// path of a type error.
 fn decode_tracked<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<String>), ManifestError> {
-    let mut warnings = Vec::new();
-    let mut on_unknown = |path: serde_ignored::Path| {
-        warnings.push(format!("unknown field {:?}", ignored_path(&path)));
-    };
-    let ignoring = serde_ignored::Deserializer::new(value, &mut on_unknown);
-    let decoded: Result<T, _> = serde_path_to_error::deserialize(ignoring);
-    match decoded {
-        Ok(t) => Ok((t, warnings)),
-        Err(e) => {
-            let path = error_path(e.path());
-            let inner = e.into_inner();
-            Err(ManifestError::new(if path.is_empty() { inner.to_string() } else { format!("{path}: {inner}") }))
-        }
-    }
-}
-
-/// `spec.template.spec.containers[0].imagee`, as kube-apiserver names unknown fields.
-fn ignored_path(path: &serde_ignored::Path) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        Path::Map { parent, key } => {
-            let parent = ignored_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
-            }
-        }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
-    }
-}
-
-/// The field path of a decoding error, in the same notation.
-fn error_path(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut out = String::new();
-    for segment in path {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Unknown => {}
-        }
-    }
-    out
+    let (t, unknown) = crate::tracked::decode::<T>(value).map_err(|e| ManifestError::new(e.to_string()))?;
+    Ok((t, unknown.iter().map(|path| format!("unknown field {path:?}")).collect()))
 }
 
 /// Names a JSON value's type the way serde's `invalid type` messages do.

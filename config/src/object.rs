@@ -311,17 +311,21 @@ impl Object {
     }
 
     /// Decodes a JSON object of a known resource type, strictly typed (unknown fields are
-    /// ignored here; `manifest` reports them).
+    /// ignored here; `manifest` reports them). The error names the failing field's path.
     pub fn from_json(info: &ResourceInfo, value: serde_json::Value) -> Result<Object, serde_json::Error> {
+        // Through the decoder manifests use: one instantiation of every kind's decoding code.
+        fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, serde_json::Error> {
+            crate::tracked::from_value(value).map_err(<serde_json::Error as serde::de::Error>::custom)
+        }
         Ok(match info.kind {
-            "Pod" => Object::Pod(serde_json::from_value(value)?),
-            "Service" => Object::Service(serde_json::from_value(value)?),
-            "Endpoints" => Object::Endpoints(serde_json::from_value(value)?),
-            "Event" => Object::Event(serde_json::from_value(value)?),
-            "Namespace" => Object::Namespace(serde_json::from_value(value)?),
-            "Deployment" => Object::Deployment(serde_json::from_value(value)?),
-            "ReplicaSet" => Object::ReplicaSet(serde_json::from_value(value)?),
-            "HorizontalPodAutoscaler" => Object::HorizontalPodAutoscaler(serde_json::from_value(value)?),
+            "Pod" => Object::Pod(typed(value)?),
+            "Service" => Object::Service(typed(value)?),
+            "Endpoints" => Object::Endpoints(typed(value)?),
+            "Event" => Object::Event(typed(value)?),
+            "Namespace" => Object::Namespace(typed(value)?),
+            "Deployment" => Object::Deployment(typed(value)?),
+            "ReplicaSet" => Object::ReplicaSet(typed(value)?),
+            "HorizontalPodAutoscaler" => Object::HorizontalPodAutoscaler(typed(value)?),
             other => unreachable!("unregistered kind {other}"),
         })
     }

@@ -221,16 +221,11 @@ impl DaemonSettings {
         if value.is_null() {
             return Ok(DaemonSettings::default());
         }
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let inner = e.inner().to_string();
-            let mut segments: Vec<String> = e.path().iter().map(|s| s.to_string()).collect();
-            // The path of an unknown key ends in the key itself, which the message names.
-            if inner.starts_with("unknown field") {
-                segments.pop();
-            }
-            let message = if segments.is_empty() { inner } else { format!("{}: {inner}", segments.join(".")) };
-            SettingsError { message }
-        })
+        // Decoded as JSON through the decoder manifests use, which names the failing field.
+        let value = serde_json::to_value(value).map_err(|e| SettingsError { message: e.to_string() })?;
+        crate::tracked::decode(value)
+            .map(|(settings, _)| settings)
+            .map_err(|e| SettingsError { message: e.to_string() })
     }
 
     /// Applies `CORACLE_*` overrides from `vars` (pass `std::env::vars()`). Other variables

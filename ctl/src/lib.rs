@@ -4,6 +4,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod describe;
+pub mod entry;
 pub mod error;
 pub mod input;
 pub mod merge;

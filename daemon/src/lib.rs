@@ -10,6 +10,7 @@ pub mod cli;
 pub mod controllers;
 pub mod events;
 pub mod manifests;
+pub mod multicall;
 pub mod node;
 pub mod runtime;
 pub mod image;

@@ -19,6 +19,9 @@ fn main() {
     if let Some(code) = coracled::runtime::shim::dispatch() {
         std::process::exit(code)
     }
+    if let Some(code) = coracled::multicall::dispatch() {
+        std::process::exit(code)
+    }
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(e) = run(&cli) {
@@ -57,6 +60,13 @@ fn read_token(settings: &DaemonSettings) -> Result<Option<String>, String> {
         return Err(format!("token file {} is empty", path.display()));
     }
     Ok(Some(token))
+}
+
+/// systemd notifications are best effort: a failure is logged, never fatal.
+fn tell_systemd(sent: std::io::Result<bool>) {
+    if let Err(e) = sent {
+        log::warn!("systemd notification: {e}");
+    }
 }
 
 /// `default` always exists, as in Kubernetes.
@@ -123,6 +133,7 @@ fn start_node(
     store: &Store,
     images: std::sync::Arc<coracled::image::ImageStore>,
     usage: std::sync::Arc<coracled::node::metrics::PodUsage>,
+    proxy: std::sync::Arc<coracled::proxy::ProxyHandle>,
 ) -> Option<coracled::node::Node> {
     let cgroups = match coracled::cgroups::Cgroups::detect(&settings.cgroup_subpath) {
         Ok(c) => c,
@@ -146,7 +157,11 @@ fn start_node(
             return None;
         }
     };
-    let options = coracled::node::NodeOptions { usage: Some(usage), network, ..Default::default() };
+    // A stopping pod leaves every Service before SIGTERM reaches it.
+    let before_stop: coracled::node::BeforeStop = std::sync::Arc::new(move |uid: &str| {
+        proxy.withdraw_pod(uid);
+    });
+    let options = coracled::node::NodeOptions { usage: Some(usage), network, before_stop, ..Default::default() };
     Some(coracled::node::Node::start_with(store.clone(), settings, runtime, images, cgroups, options))
 }
 
@@ -162,11 +177,15 @@ fn run(cli: &Cli) -> Result<(), String> {
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
     signals.thread_block().map_err(|e| format!("blocking SIGTERM/SIGINT: {e}"))?;
+    // Under systemd (Type=notify): progress as STATUS=, READY=1 once the store is loaded and
+    // the API serves, and watchdog pings only while the API answers.
+    let watchdog = coracled::systemd::Watchdog::from_env().map_err(|e| format!("systemd watchdog settings: {e}"))?;
+    tell_systemd(coracled::systemd::status("opening the store"));
 
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
-    let proxy = start_service_networking(&settings, &store)?;
+    let proxy = std::sync::Arc::new(start_service_networking(&settings, &store)?);
     let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(store.clone());
     let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
     let images = std::sync::Arc::new(
@@ -183,11 +202,21 @@ fn run(cli: &Cli) -> Result<(), String> {
         &ApiConfig { socket: settings.socket.clone(), listen: settings.listen.clone(), token },
     )
     .map_err(|e| format!("starting the API: {e}"))?;
-    let node = start_node(&settings, &store, images.clone(), usage);
+    let node = start_node(&settings, &store, images.clone(), usage, proxy.clone());
+    let api_probe =
+        coracled::systemd::ApiProbe::start(settings.socket.clone(), watchdog.register("api"), watchdog.beat_every())
+            .map_err(|e| format!("starting the API probe: {e}"))?;
+    let watchdog_pings = watchdog.spawn().map_err(|e| format!("starting the watchdog: {e}"))?;
+    tell_systemd(coracled::systemd::ready());
+    tell_systemd(coracled::systemd::status(&format!("serving on {}", settings.socket.display())));
     log::info!("coracled ready (data {})", settings.data_dir.display());
 
     let signal = signals.wait().map_err(|e| format!("waiting for a signal: {e}"))?;
     log::info!("{signal:?} received; shutting down");
+    tell_systemd(coracled::systemd::stopping());
+    tell_systemd(coracled::systemd::status("shutting down"));
+    drop(watchdog_pings);
+    drop(api_probe);
     api.shutdown();
     follower.stop();
     // Containers keep running: the next start re-adopts them.
@@ -196,7 +225,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     store.flush().map_err(|e| format!("flushing the store: {e}"))?;
     store.shutdown().map_err(|e| format!("shutting the store down: {e}"))?;
-    proxy.shutdown();
+    // The node held the other reference; it is stopped by now.
+    match std::sync::Arc::try_unwrap(proxy) {
+        Ok(proxy) => proxy.shutdown(),
+        Err(_) => log::warn!("proxy still referenced at shutdown; its listeners end with the process"),
+    }
     log::info!("coracled stopped");
     Ok(())
 }

@@ -197,12 +197,28 @@ fn scale_subresource_reads_and_writes_replicas() {
     let (_, live) = send(&d, "GET", &format!("{DEPLOYMENTS}/web"), "application/json", &json!({}));
     assert_eq!(live["spec"]["replicas"], 5);
 
-    let mut put = out.clone();
-    put["spec"]["replicas"] = json!(2);
-    let (code, out) = send(&d, "PUT", &url, "application/json", &put);
-    assert_eq!((code, out["spec"]["replicas"].as_i64()), (200, Some(2)), "{out}");
-    // The same PUT again carries a now-stale resourceVersion.
-    let (code, _) = send(&d, "PUT", &url, "application/json", &put);
+    // A PUT carries the Scale's resourceVersion. The deployment controller writes status
+    // meanwhile, so read-modify-write until the PUT lands, as a client does.
+    let mut stale = out.clone();
+    stale["spec"]["replicas"] = json!(2);
+    let mut landed = None;
+    for _ in 0..20 {
+        let (_, mut fresh) = send(&d, "GET", &url, "application/json", &json!({}));
+        fresh["spec"]["replicas"] = json!(2);
+        let (code, out) = send(&d, "PUT", &url, "application/json", &fresh);
+        match code {
+            200 => {
+                landed = Some(out);
+                break;
+            }
+            409 => continue,
+            other => panic!("PUT scale answered {other}: {out}"),
+        }
+    }
+    let out = landed.expect("a PUT of a fresh Scale lands");
+    assert_eq!(out["spec"]["replicas"].as_i64(), Some(2), "{out}");
+    // A PUT carrying a resourceVersion that is no longer current conflicts.
+    let (code, _) = send(&d, "PUT", &url, "application/json", &stale);
     assert_eq!(code, 409);
     let (code, out) = send(&d, "PATCH", &url, MERGE, &json!({"spec": {"replicas": -1}}));
     assert_eq!(code, 400, "{out}");
@@ -211,19 +227,27 @@ fn scale_subresource_reads_and_writes_replicas() {
 
 #[test]
 fn status_subresource_writes_only_status() {
+    // A ClusterIP Service: no controller writes its status, so what the test writes stays.
     let d = Daemon::start();
-    create(&d, DEPLOYMENTS, &deployment("web"));
-    let url = format!("{DEPLOYMENTS}/web/status");
-    let patch = json!({"spec": {"replicas": 9}, "status": {"replicas": 3, "observedGeneration": 1}});
+    let services = "/api/v1/namespaces/default/services";
+    create(
+        &d,
+        services,
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+    );
+    let url = format!("{services}/web/status");
+    let ingress = |ip: &str| json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+    let patch = json!({"spec": {"ports": [{"port": 81}]}, "status": ingress("192.0.2.1")});
     let (code, out) = send(&d, "PATCH", &url, MERGE, &patch);
     assert_eq!(code, 200, "{out}");
-    assert_eq!(out["status"]["replicas"], 3);
-    assert_eq!(out["spec"]["replicas"], 0, "spec changes through /status are ignored");
+    assert_eq!(out["status"], ingress("192.0.2.1"));
+    assert_eq!(out["spec"]["ports"][0]["port"], 80, "spec changes through /status are ignored");
     let (code, mut live) = send(&d, "GET", &url, "application/json", &json!({}));
-    assert_eq!((code, live["status"]["replicas"].as_i64()), (200, Some(3)));
-    live["status"]["replicas"] = json!(1);
+    assert_eq!((code, &live["status"]), (200, &ingress("192.0.2.1")));
+    live["status"] = ingress("192.0.2.2");
     let (code, out) = send(&d, "PUT", &url, "application/json", &live);
-    assert_eq!((code, out["status"]["replicas"].as_i64()), (200, Some(1)), "{out}");
+    assert_eq!((code, &out["status"]), (200, &ingress("192.0.2.2")), "{out}");
 }
 
 #[test]

@@ -6,10 +6,35 @@ use coracle_e2e::{images, skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const LONG: Duration = Duration::from_secs(60);
+
+/// The container runtime a test's daemon uses (`runtime.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runtime {
+    Builtin,
+    /// runc from Debian.
+    Oci,
+}
+
+/// Declares every listed test twice: `builtin::NAME` on the builtin runtime and `oci::NAME`
+/// on runc ("the same suite passes in OCI runtime mode").
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod builtin {
+            $(#[test] fn $name() { super::$name(super::Runtime::Builtin) })*
+        }
+        mod oci {
+            $(#[test] fn $name() { super::$name(super::Runtime::Oci) })*
+        }
+    };
+}
+
+/// The number of the next board's own network (see `Board::start`).
+static NEXT_NETWORK: AtomicU8 = AtomicU8::new(0);
 
 /// A daemon with a fast restart backoff and the busybox image loaded.
 struct Board {
@@ -18,14 +43,36 @@ struct Board {
 }
 
 impl Board {
-    fn start() -> Board {
+    /// A daemon on `rt` with a network of its own plus the `network:` keys in `network`
+    /// (indented lines); None (after saying why) when the test cannot run here: not root, or
+    /// no runc for the OCI runtime.
+    ///
+    /// Tests run in parallel, and a daemon's pod bridge, pod addresses and Service block are
+    /// host-wide: two daemons on the default `coracle0` bridge would each lease 10.88.0.2
+    /// from their own lease store, and a Service would reach whichever pod answered ARP.
+    /// So every board gets its own bridge, pod CIDR and service CIDR, numbered by start
+    /// order (the same number always names the same bridge and blocks, across runs too).
+    fn start(rt: Runtime, network: &str) -> Option<Board> {
+        if skip_unless_root("containers need namespaces and cgroups") {
+            return None;
+        }
+        if rt == Runtime::Oci && coracled::runtime::oci::find_binary("runc").is_none() {
+            eprintln!("skipping: the OCI runtime variant needs runc (apt-get install runc)");
+            return None;
+        }
         let config = tempfile::tempdir().expect("config dir");
         let path = config.path().join("config.yaml");
-        std::fs::write(&path, "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_seconds: 600\n").unwrap();
+        let kind = if rt == Runtime::Oci { "oci" } else { "builtin" };
+        let n = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
+        let yaml = format!(
+            "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_seconds: 600\nruntime:\n  kind: {kind}\n  oci_binary: runc\n\
+             network:\n  bridge: corapod{n}\n  pod_cidr: 10.234.{n}.0/24\n  service_cidr: 10.97.{n}.0/24\n{network}"
+        );
+        std::fs::write(&path, yaml).unwrap();
         let daemon = Daemon::start_with(&["--config", path.to_str().unwrap()]);
         let mut board = Board { daemon, _config: config };
         board.load_busybox("busybox:latest");
-        board
+        Some(board)
     }
 
     /// Loads a busybox image: through `coracle image load` when the daemon serves it, else
@@ -73,6 +120,18 @@ impl Board {
         wait_for(&format!("pod {name} to be gone"), LONG, || self.get(name).is_none().then_some(()));
     }
 
+    /// Every event in the default namespace, as JSON text.
+    fn events(&self) -> String {
+        self.daemon.http("GET", "/api/v1/namespaces/default/events", None).1
+    }
+
+    /// Waits until an event's message contains `message`.
+    fn wait_event(&self, message: &str) {
+        let needle = serde_json::to_string(message).unwrap();
+        let needle = needle.trim_matches('"').to_string();
+        wait_for(&format!("an event saying {message:?}"), LONG, || self.events().contains(&needle).then_some(()));
+    }
+
     /// The host pid of the pod's first container, from the runtime's record.
     fn container_pid(&self, pod: &Value) -> i32 {
         let id = container_id(pod, 0);
@@ -118,12 +177,8 @@ fn http_in_netns(netns: PathBuf, port: u16) -> String {
     .unwrap()
 }
 
-#[test]
-fn web_server_answers_in_its_namespace_and_survives_a_daemon_restart() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let mut board = Board::start();
+fn web_server_answers_in_its_namespace_and_survives_a_daemon_restart(rt: Runtime) {
+    let Some(mut board) = Board::start(rt, "") else { return };
     let uid = board.create(pod(
         "web",
         json!([busybox("httpd", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www")]),
@@ -141,12 +196,8 @@ fn web_server_answers_in_its_namespace_and_survives_a_daemon_restart() {
     assert!(http_in_netns(netns, 8080).contains("hello"), "still answering after the restart");
 }
 
-#[test]
-fn a_failing_container_reaches_crash_loop_backoff_with_growing_delays() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn a_failing_container_reaches_crash_loop_backoff_with_growing_delays(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     board.create(pod("crash", json!([busybox("app", "echo dying; exit 1")])));
     let mut delays: Vec<String> = Vec::new();
     let last = wait_for("back-off to reach the 4s cap", LONG, || {
@@ -167,6 +218,8 @@ fn a_failing_container_reaches_crash_loop_backoff_with_growing_delays() {
         (delays.last().map(String::as_str) == Some("4s")).then_some(p)
     });
     assert_eq!(&delays[..3], ["1s", "2s", "4s"], "delays double: {delays:?}");
+    let uid = last["metadata"]["uid"].as_str().unwrap();
+    board.wait_event(&format!("Back-off restarting failed container app in pod crash_default({uid})"));
     let status = &last["status"]["containerStatuses"][0];
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(status["lastState"]["terminated"]["reason"], "Error");
@@ -174,12 +227,8 @@ fn a_failing_container_reaches_crash_loop_backoff_with_growing_delays() {
     assert_eq!(last["status"]["phase"], "Running");
 }
 
-#[test]
-fn a_killed_process_is_restarted_and_counted() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn a_killed_process_is_restarted_and_counted(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     board.create(pod("sleeper", json!([busybox("app", "exec sleep 600")])));
     let running = board.wait_running("sleeper");
     let pid = board.container_pid(&running);
@@ -194,12 +243,8 @@ fn a_killed_process_is_restarted_and_counted() {
     assert_ne!(board.container_pid(&after), pid);
 }
 
-#[test]
-fn a_pod_over_its_memory_limit_is_oom_killed() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn a_pod_over_its_memory_limit_is_oom_killed(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     let mut hog = busybox("hog", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done");
     hog["resources"] = json!({"limits": {"memory": "32Mi"}});
     let mut p = pod("hog", json!([hog]));
@@ -213,12 +258,8 @@ fn a_pod_over_its_memory_limit_is_oom_killed() {
     assert_eq!(done["status"]["phase"], "Failed");
 }
 
-#[test]
-fn a_liveness_probe_failure_restarts_the_container() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn a_liveness_probe_failure_restarts_the_container(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     let mut app = busybox("app", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 600");
     app["livenessProbe"] =
         json!({"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1, "failureThreshold": 2});
@@ -226,16 +267,13 @@ fn a_liveness_probe_failure_restarts_the_container() {
     board.wait("restarted by its liveness probe", "live", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
     });
-    let (_, events) = board.daemon.http("GET", "/api/v1/namespaces/default/events", None);
+    board.wait_event("Liveness probe failed: command [\"cat\", \"/tmp/healthy\"] exited with 1");
+    let events = board.events();
     assert!(events.contains("Unhealthy") && events.contains("failed liveness probe"), "events: {events}");
 }
 
-#[test]
-fn a_readiness_probe_toggles_ready() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn a_readiness_probe_toggles_ready(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     let mut app = busybox("app", "sleep 2; touch /tmp/ready; sleep 4; rm /tmp/ready; exec sleep 600");
     app["readinessProbe"] =
         json!({"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1});
@@ -264,12 +302,8 @@ fn traces(board: &Board, uid: &str, pids: &[i32]) -> Vec<String> {
     found
 }
 
-#[test]
-fn deleting_a_pod_leaves_nothing_behind_even_across_a_daemon_restart() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let mut board = Board::start();
+fn deleting_a_pod_leaves_nothing_behind_even_across_a_daemon_restart(rt: Runtime) {
+    let Some(mut board) = Board::start(rt, "") else { return };
     let mut cases = Vec::new();
     for name in ["gone-now", "gone-later"] {
         let mut p = pod(name, json!([busybox("app", "sleep 600 & sleep 600 & exec sleep 600")]));
@@ -290,12 +324,8 @@ fn deleting_a_pod_leaves_nothing_behind_even_across_a_daemon_restart() {
     assert_eq!(traces(&board, &cases[1].1, &pids[1..]), Vec::<String>::new());
 }
 
-#[test]
-fn a_power_cut_brings_every_pod_back() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let mut board = Board::start();
+fn a_power_cut_brings_every_pod_back(rt: Runtime) {
+    let Some(mut board) = Board::start(rt, "") else { return };
     let names = ["one", "two"];
     for name in names {
         board.create(pod(name, json!([busybox("app", "exec sleep 600")])));
@@ -351,12 +381,8 @@ fn a_power_cut_brings_every_pod_back() {
     }
 }
 
-#[test]
-fn an_absent_image_waits_with_err_image_never_pull_until_loaded() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let mut board = Board::start();
+fn an_absent_image_waits_with_err_image_never_pull_until_loaded(rt: Runtime) {
+    let Some(mut board) = Board::start(rt, "") else { return };
     let mut c = busybox("app", "exec sleep 600");
     c["image"] = json!("later:1");
     board.create(pod("later", json!([c])));
@@ -370,12 +396,8 @@ fn an_absent_image_waits_with_err_image_never_pull_until_loaded() {
     board.wait_running("later");
 }
 
-#[test]
-fn init_containers_run_in_order_before_the_app() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn init_containers_run_in_order_before_the_app(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     let mount = json!([{"name": "work", "mountPath": "/work"}]);
     let mut first = busybox("first", "sleep 1; echo first >> /work/order");
     let mut second = busybox("second", "echo second >> /work/order");
@@ -399,12 +421,8 @@ fn init_containers_run_in_order_before_the_app() {
     assert!(log.contains("stdout F first"), "{log}");
 }
 
-#[test]
-fn restart_policies_end_in_succeeded_or_failed() {
-    if skip_unless_root("containers need namespaces and cgroups") {
-        return;
-    }
-    let board = Board::start();
+fn restart_policies_end_in_succeeded_or_failed(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
     let cases = [
         ("never-ok", "Never", "exit 0", "Succeeded"),
         ("never-bad", "Never", "exit 3", "Failed"),
@@ -423,3 +441,232 @@ fn restart_policies_end_in_succeeded_or_failed() {
         assert_eq!(s["state"]["terminated"]["reason"], reason, "{s}");
     }
 }
+
+/// The logged lines of the pod's container `container`, once one contains `marker`.
+fn log_with(board: &Board, uid: &str, pod: &str, container: &str, marker: &str) -> String {
+    let path = board.daemon.data_dir().join(format!("logs/default_{pod}_{uid}/{container}/0.log"));
+    wait_for(&format!("{pod}'s log to show {marker:?}"), LONG, || {
+        std::fs::read_to_string(&path).ok().filter(|l| l.contains(marker))
+    })
+}
+
+fn create_service(board: &Board, name: &str, port: u16) -> Value {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": 8080}]}});
+    let (status, body) = board.daemon.http("POST", "/api/v1/namespaces/default/services", Some(&svc.to_string()));
+    assert_eq!(status, 201, "creating service {name}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn service_links_and_dollar_references_fill_the_environment(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let svc = create_service(&board, "db", 5432);
+    let ip = svc["spec"]["clusterIP"].as_str().expect("an allocated clusterIP").to_string();
+    let mut app = busybox("app", "echo \"url=$URL literal=$LITERAL host=$DB_SERVICE_HOST own=$DB_SERVICE_PORT\"; echo \"args=$0 $1\"; exec sleep 600");
+    app["env"] = json!([
+        {"name": "URL", "value": "pg://$(DB_SERVICE_HOST):$(DB_SERVICE_PORT)"},
+        {"name": "DB_SERVICE_PORT", "value": "mine"},
+        {"name": "LITERAL", "value": "$$(URL)-$(NOPE)"},
+    ]);
+    app["args"] = json!(["$(URL)", "$$(URL)"]);
+    let uid = board.create(pod("linked", json!([app.clone()])));
+    let line = log_with(&board, &uid, "linked", "app", "url=");
+    assert!(line.contains(&format!("url=pg://{ip}:5432 literal=$(URL)-$(NOPE) host={ip} own=mine")), "{line}");
+    let line = log_with(&board, &uid, "linked", "app", "args=");
+    assert!(line.contains(&format!("args=pg://{ip}:5432 $(URL)")), "{line}");
+    let mut unlinked = pod("unlinked", json!([app]));
+    unlinked["spec"]["enableServiceLinks"] = json!(false);
+    let uid = board.create(unlinked);
+    let line = log_with(&board, &uid, "unlinked", "app", "url=");
+    assert!(
+        line.contains("url=pg://$(DB_SERVICE_HOST):$(DB_SERVICE_PORT) literal=$(URL)-$(NOPE) host= own=mine"),
+        "{line}"
+    );
+}
+
+fn pre_stop_runs_before_sigterm_within_the_grace_period(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut app = busybox("app", "trap 'echo term >> /out/order; exit 0' TERM; while true; do sleep 0.1; done");
+    app["lifecycle"] = json!({"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /out/order; sleep 1"]}}});
+    app["volumeMounts"] = json!([{"name": "out", "mountPath": "/out"}]);
+    let mut slow = busybox("slow", "exec sleep 600");
+    slow["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 1}}});
+    let mut p = pod("stopping", json!([app, slow]));
+    p["spec"]["volumes"] = json!([{"name": "out", "hostPath": {"path": out.path().to_str().unwrap()}}]);
+    p["spec"]["terminationGracePeriodSeconds"] = json!(10);
+    board.create(p);
+    board.wait_running("stopping");
+    board.delete("stopping");
+    let order = std::fs::read_to_string(out.path().join("order")).unwrap();
+    assert_eq!(order, "prestop\nterm\n", "preStop ran first, then SIGTERM reached the container");
+    board.wait_event("Stopping container app");
+    board.wait_event("Stopping container slow");
+}
+
+fn exec_probes_run_in_the_containers_pid_namespace(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let mut app = busybox("app", "exec sleep 600");
+    // Outside the container's pid namespace, $$ is a host pid its /proc does not show.
+    app["readinessProbe"] =
+        json!({"exec": {"command": ["sh", "-c", "test -d /proc/$$ && test $$ -lt 1000"]}, "periodSeconds": 1});
+    board.create(pod("pidns", json!([app])));
+    board.wait_running("pidns");
+}
+
+fn kubelet_events_name_each_step(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let mut p = pod("web", json!([busybox("web", "exec sleep 600")]));
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    board.wait_running("web");
+    board.wait_event("Container image \"busybox:latest\" already present on machine");
+    board.wait_event("Created container web");
+    board.wait_event("Started container web");
+    board.delete("web");
+    board.wait_event("Stopping container web");
+    let events: Value = serde_json::from_str(&board.events()).unwrap();
+    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+    for want in ["Pulled", "Created", "Started", "Killing"] {
+        assert!(reasons.contains(&want), "{want} in {reasons:?}");
+    }
+}
+
+/// One HTTP GET / at `ip:port` from the host; the response, or None when nothing answered.
+fn http_get(ip: &str, port: u16) -> Option<String> {
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text).filter(|t| !t.is_empty())
+}
+
+const HTTPD: &str = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+#[test]
+fn a_stopping_pod_leaves_its_services_before_sigterm() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    let svc = create_service(&board, "web", 80);
+    let ip = svc["spec"]["clusterIP"].as_str().expect("an allocated clusterIP").to_string();
+    let mut web = busybox("httpd", HTTPD);
+    web["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 5}}});
+    let mut p = pod("web", json!([web]));
+    p["metadata"]["labels"] = json!({"app": "web"});
+    p["spec"]["terminationGracePeriodSeconds"] = json!(10);
+    let uid = board.create(p);
+    board.wait_running("web");
+    wait_for("the Service to answer", LONG, || http_get(&ip, 80).filter(|a| a.contains("hello")));
+    let (status, body) = board.daemon.http("DELETE", &format!("{PODS}/web"), None);
+    assert_eq!(status, 200, "{body}");
+    wait_for("the Service to stop sending to the stopping pod", LONG, || http_get(&ip, 80).is_none().then_some(()));
+    // The pod itself still serves: SIGTERM has not reached it (its preStop hook sleeps).
+    let netns = board.run_dir().join("sandboxes").join(&uid).join("net");
+    assert!(http_in_netns(netns, 8080).contains("hello"), "the container still runs after its withdrawal");
+    wait_for("pod web to be gone", LONG, || board.get("web").is_none().then_some(()));
+}
+
+#[test]
+fn active_deadline_fails_the_pod() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    let mut p = pod("deadline", json!([busybox("app", "exec sleep 600")]));
+    p["spec"]["activeDeadlineSeconds"] = json!(2);
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    let failed = board.wait("Failed", "deadline", |p| p["status"]["phase"] == "Failed");
+    assert_eq!(failed["status"]["reason"], "DeadlineExceeded", "{}", failed["status"]);
+    let done = board.wait("its container terminated", "deadline", |p| {
+        !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+    });
+    assert_eq!(done["status"]["containerStatuses"][0]["restartCount"], 0, "a failed pod is not restarted");
+    board.wait_event("Pod was active on the node longer than the specified deadline");
+}
+
+#[test]
+fn host_network_mode_puts_every_pod_on_the_host_network() {
+    let Some(board) = Board::start(Runtime::Builtin, "  mode: host\n") else { return };
+    let host_devices = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let iface = host_devices
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(str::trim))
+        .find(|name| *name != "lo")
+        .expect("a host interface besides lo")
+        .to_string();
+    let uid = board.create(pod("onhost", json!([busybox("app", "cat /proc/net/dev; exec sleep 600")])));
+    let running = board.wait_running("onhost");
+    assert!(!board.run_dir().join("sandboxes").join(&uid).join("net").exists(), "no network namespace of its own");
+    assert_eq!(running["status"]["podIP"], running["status"]["hostIP"], "{}", running["status"]);
+    log_with(&board, &uid, "onhost", "app", &format!("{iface}:"));
+}
+
+#[test]
+fn hosts_files_follow_services_after_a_daemon_restart() {
+    let Some(mut board) = Board::start(Runtime::Builtin, "") else { return };
+    let running = {
+        board.create(pod("reader", json!([busybox("app", "exec sleep 600")])));
+        board.wait_running("reader")
+    };
+    if running["status"]["podIP"].is_null() {
+        eprintln!("skipping the rest: no CNI plugins here, so the node writes no pod address into /etc/hosts");
+        return;
+    }
+    let pid = board.container_pid(&running);
+    board.daemon.restart();
+    board.wait_running("reader");
+    create_service(&board, "late", 80);
+    let hosts = format!("/proc/{pid}/root/etc/hosts");
+    wait_for("the running container's /etc/hosts to name the new Service", LONG, || {
+        std::fs::read_to_string(&hosts).ok().filter(|t| t.contains("late.default.svc.cluster.local"))
+    });
+}
+
+/// The brief's device target: coracled supervising 100 pods stays within 24 MiB of RSS
+/// (shims excluded: they are processes of their own). Heavy: run with `--ignored`.
+#[test]
+#[ignore]
+fn a_hundred_pods_keep_the_daemon_small() {
+    let Some(board) = Board::start(Runtime::Builtin, "  mode: none\n") else { return };
+    for i in 0..100 {
+        let mut p = pod(&format!("p{i}"), json!([busybox("app", "exec sleep 600")]));
+        p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+        board.create(p);
+    }
+    wait_for("100 pods Running", Duration::from_secs(600), || {
+        let (_, body) = board.daemon.http("GET", PODS, None);
+        let list: Value = serde_json::from_str(&body).ok()?;
+        let running = list["items"].as_array()?.iter().filter(|p| p["status"]["phase"] == "Running").count();
+        (running == 100).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = board.daemon.pid().unwrap();
+    let field = |file: &str, key: &str| -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("{key} in {file}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let (rss, pss) = (field("status", "VmRSS:"), field("smaps_rollup", "Pss:"));
+    let (anon, file) = (field("status", "RssAnon:"), field("status", "RssFile:"));
+    let threads = field("status", "Threads:");
+    eprintln!("coracled with 100 pods: VmRSS {rss} KiB (anon {anon}, file {file}), Pss {pss} KiB, {threads} threads");
+    assert!(rss <= 24 * 1024, "VmRSS {rss} KiB over the 24 MiB target");
+}
+
+on_both_runtimes!(
+    web_server_answers_in_its_namespace_and_survives_a_daemon_restart,
+    a_failing_container_reaches_crash_loop_backoff_with_growing_delays,
+    a_killed_process_is_restarted_and_counted,
+    a_pod_over_its_memory_limit_is_oom_killed,
+    a_liveness_probe_failure_restarts_the_container,
+    a_readiness_probe_toggles_ready,
+    deleting_a_pod_leaves_nothing_behind_even_across_a_daemon_restart,
+    a_power_cut_brings_every_pod_back,
+    an_absent_image_waits_with_err_image_never_pull_until_loaded,
+    init_containers_run_in_order_before_the_app,
+    restart_policies_end_in_succeeded_or_failed,
+    service_links_and_dollar_references_fill_the_environment,
+    pre_stop_runs_before_sigterm_within_the_grace_period,
+    exec_probes_run_in_the_containers_pid_namespace,
+    kubelet_events_name_each_step,
+);

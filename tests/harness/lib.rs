@@ -11,6 +11,7 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -83,7 +84,73 @@ pub struct Daemon {
     manifests_dir: PathBuf,
     log_path: PathBuf,
     args: Vec<String>,
+    /// The daemon's own `cgroup_subpath`, so daemons side by side never see each other's pods.
+    cgroup_subpath: String,
     child: Option<Child>,
+}
+
+/// Daemons started by this test process so far, for unique cgroup subpaths.
+static DAEMONS: AtomicU32 = AtomicU32::new(0);
+
+/// The directories of cgroup `subpath` beneath this process's own cgroup in every mounted
+/// hierarchy (a daemon we start inherits our cgroup and roots its tree there).
+fn cgroup_dirs(subpath: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut dirs = Vec::new();
+    for line in own.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        let mount = match controllers {
+            "" => ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|m| m.join("cgroup.controllers").exists()),
+            c => Some(Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name="))),
+        };
+        if let Some(mount) = mount {
+            dirs.push(mount.join(path.trim_start_matches('/')).join(subpath));
+        }
+    }
+    dirs
+}
+
+/// Kills every process in the cgroup trees at `dirs` and removes them, deepest first.
+fn remove_cgroup_trees(dirs: &[PathBuf]) {
+    fn subtree(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                subtree(&entry.path(), out);
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
+    let mut all = Vec::new();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        subtree(dir, &mut all);
+    }
+    for _ in 0..50 {
+        let mut left = false;
+        for dir in &all {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<libc::pid_t>().ok()) {
+                left = true;
+                // SAFETY: kill(2) on pids read from our own test daemon's cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !left {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for dir in &all {
+        for _ in 0..50 {
+            match std::fs::remove_dir(dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(20)),
+                _ => break,
+            }
+        }
+    }
 }
 
 impl Daemon {
@@ -104,6 +171,7 @@ impl Daemon {
             manifests_dir,
             log_path: root.join("coracled.log"),
             args: extra_args.iter().map(|s| s.to_string()).collect(),
+            cgroup_subpath: format!("coracle-test-{}-{}", std::process::id(), DAEMONS.fetch_add(1, Ordering::Relaxed)),
             dir,
             child: None,
         };
@@ -136,6 +204,16 @@ impl Daemon {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The daemon's `cgroup_subpath` (unique per daemon; kept across restarts).
+    pub fn cgroup_subpath(&self) -> &str {
+        &self.cgroup_subpath
+    }
+
+    /// The daemon's cgroup base directories, one per hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        cgroup_dirs(&self.cgroup_subpath)
+    }
+
     /// The running daemon's pid.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -156,6 +234,7 @@ impl Daemon {
             .env_remove("CORACLE_CONFIG")
             // Per-daemon runtime state, so tests running side by side never share it.
             .env("CORACLE_RUN_DIR", self.dir.path().join("run"))
+            .env("CORACLE_CGROUP_SUBPATH", &self.cgroup_subpath)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)
@@ -287,9 +366,28 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        // Pods outlive a killed daemon (to be re-adopted); a finished test leaves none, nor
+        // their cgroups and sandbox mounts.
+        if is_root() {
+            remove_cgroup_trees(&self.cgroup_dirs());
+            unmount_below(self.dir.path());
+        }
         if std::thread::panicking() {
             eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());
         }
+    }
+}
+
+/// Lazily unmounts every mount point below `dir` (pod sandboxes' pinned namespaces).
+fn unmount_below(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| Path::new(p).starts_with(dir)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let Ok(c) = std::ffi::CString::new(point) else { continue };
+        // SAFETY: umount2(2) with a valid C string; the mount belongs to our test daemon.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
 }
 

@@ -18,6 +18,9 @@ use request::{write_request, write_upload, RequestHead};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// How often a conflicting PATCH is re-sent before the conflict is reported.
+const PATCH_RETRIES: u32 = 5;
+
 /// A connection recipe for one server; every request opens its own connection.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -115,8 +118,21 @@ impl Client {
     }
 
     /// PATCHes `path` with `patch` of media type `content_type`, returning the patched object.
+    /// Our patches carry no resourceVersion, so a 409 Conflict only means a controller wrote
+    /// in between: the patch is re-sent against the newer object, as kube-apiserver itself
+    /// and kubectl's scaler retry.
     pub fn patch(&self, path: &str, content_type: &str, patch: &Value) -> Result<Value, CtlError> {
-        self.json_as("PATCH", path, content_type, Some(patch))
+        let mut attempt = 0;
+        loop {
+            match self.json_as("PATCH", path, content_type, Some(patch)) {
+                Err(CtlError::Api { status, .. }) if status.code == 409 && attempt < PATCH_RETRIES => {
+                    log::debug!("PATCH {path}: conflict ({}), retrying", status.message);
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20 * attempt as u64));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Streams `body` as the request body (Content-Length when `length` is known, chunked

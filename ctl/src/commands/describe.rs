@@ -70,7 +70,7 @@ fn describe_object(ctx: &Context, object: &Object) -> Result<String, CtlError> {
         Object::Service(s) => {
             let endpoints = match ctx.get(&Endpoints::INFO, &ns, &s.metadata.name) {
                 Ok(v) => Some(
-                    serde_json::from_value::<Endpoints>(v)
+                    coracle_config::tracked::from_value::<Endpoints>(v)
                         .map_err(|e| CtlError::client(format!("decoding endpoints {:?}: {e}", s.metadata.name)))?,
                 ),
                 Err(e) if e.is_not_found() => None,
@@ -87,7 +87,7 @@ fn typed_list<T: Resource>(ctx: &Context, namespace: &str, selector: Option<&str
     let path = with_query(&T::INFO.collection_path(Some(namespace)), &[("labelSelector", selector.unwrap_or(""))]);
     let list = ctx.client.get(&path)?;
     let items = list.get("items").cloned().unwrap_or(Value::Array(vec![]));
-    serde_json::from_value::<Vec<T>>(if items.is_null() { Value::Array(vec![]) } else { items })
+    coracle_config::tracked::from_value::<Vec<T>>(if items.is_null() { Value::Array(vec![]) } else { items })
         .map_err(|e| CtlError::client(format!("decoding the {} list: {e}", T::INFO.plural)))
 }
 
@@ -110,8 +110,8 @@ fn events_for(ctx: &Context, object: &Object) -> Result<Vec<Event>, CtlError> {
         Err(e) => return Err(e),
     };
     let items = list.get("items").cloned().filter(|v| !v.is_null()).unwrap_or(Value::Array(vec![]));
-    let events: Vec<Event> =
-        serde_json::from_value(items).map_err(|e| CtlError::client(format!("decoding the events list: {e}")))?;
+    let events: Vec<Event> = coracle_config::tracked::from_value(items)
+        .map_err(|e| CtlError::client(format!("decoding the events list: {e}")))?;
     // Match locally too, so a server that ignores fieldSelector shows only this object's events.
     Ok(events
         .into_iter()

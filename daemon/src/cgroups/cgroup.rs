@@ -42,11 +42,14 @@ pub struct Stats {
 pub struct Cgroup {
     rel: String,
     pub(crate) place: Place,
+    /// Hybrid only: this cgroup's path in the controller-less cgroup2 tree. The daemon never
+    /// puts anything there, but an OCI runtime (runc) mirrors the cgroups it is given into it.
+    pub(crate) unified: Option<PathBuf>,
 }
 
 impl Cgroup {
-    pub(crate) fn new(rel: &str, place: Place) -> Cgroup {
-        Cgroup { rel: rel.to_string(), place }
+    pub(crate) fn new(rel: &str, place: Place, unified: Option<PathBuf>) -> Cgroup {
+        Cgroup { rel: rel.to_string(), place, unified }
     }
 
     /// The path relative to the daemon's base, as given to `Cgroups::create`.
@@ -71,7 +74,7 @@ impl Cgroup {
     /// Every process in this cgroup or below it, across all hierarchies, sorted.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut all = BTreeSet::new();
-        for dir in self.dirs() {
+        for dir in self.dirs().into_iter().chain(self.unified.clone()) {
             for cgroup in files::subtree(&dir)? {
                 all.extend(files::read_pids(&cgroup.join("cgroup.procs"))?);
             }
@@ -112,10 +115,11 @@ impl Cgroup {
     }
 
     /// Kills everything inside, then removes this cgroup and all below it in every
-    /// hierarchy. A cgroup that is already gone is fine.
+    /// hierarchy, including an OCI runtime's mirror in the hybrid cgroup2 tree. A cgroup
+    /// that is already gone is fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
         self.kill_all(Signal::SIGKILL)?;
-        for dir in self.dirs() {
+        for dir in self.dirs().into_iter().chain(self.unified.clone()) {
             for cgroup in files::subtree(&dir)? {
                 remove_dir(&cgroup)?;
             }

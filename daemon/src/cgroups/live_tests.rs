@@ -205,6 +205,32 @@ fn live_fork_bomb_is_held_by_pids_max_and_fully_killed() {
 }
 
 #[test]
+fn live_removal_clears_what_an_oci_runtime_mirrored_into_the_hybrid_cgroup2_tree() {
+    let Some(live) = LiveBase::new("unified") else { return };
+    let cgroups = &live.cgroups;
+    let Some(unified_base) = cgroups.unified_dir(Path::new("")) else {
+        eprintln!("skipping the unified-tree check: not a hybrid layout ({})", cgroups.kind());
+        return;
+    };
+    let pod = cgroups.create("pods/u1", &Limits::default()).unwrap();
+    // What runc does with cgroupsPath `<subpath>/pods/u1/c1`: the same path in cgroup2, with
+    // the container's process in it; `runc delete` then leaves the parents behind.
+    let mirrored = unified_base.join("pods/u1/c1");
+    std::fs::create_dir_all(&mirrored).unwrap();
+    let mut child = spawn_gated("exec sleep 600");
+    std::fs::write(mirrored.join("cgroup.procs"), pid(&child).to_string()).unwrap();
+    assert_eq!(pod.pids().unwrap(), vec![pid(&child)], "the mirror's processes count as the pod's");
+    pod.remove().unwrap();
+    assert!(child.wait().unwrap().signal() == Some(libc::SIGKILL));
+    assert!(!unified_base.join("pods/u1").exists(), "{} left behind", unified_base.join("pods/u1").display());
+    // A daemon restarted after only the mirror survived still finds it, and removes it.
+    std::fs::create_dir_all(unified_base.join("pods/u2")).unwrap();
+    assert_eq!(cgroups.list("pods"), vec!["pods/u2".to_string()]);
+    cgroups.open("pods/u2").expect("the leftover mirror is found").remove().unwrap();
+    assert!(!unified_base.join("pods/u2").exists());
+}
+
+#[test]
 fn live_detect_roots_every_hierarchy_beneath_our_own_cgroup() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping live_detect: needs root");
@@ -218,9 +244,9 @@ fn live_detect_roots_every_hierarchy_beneath_our_own_cgroup() {
     let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let cgroup2_mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(" - cgroup2 ");
     match roots {
-        Roots::V1 { hierarchies, hybrid } => {
-            assert_eq!(hybrid, cgroup2_mounted);
-            assert_eq!(cgroups.kind(), if hybrid { "hybrid" } else { "v1" });
+        Roots::V1 { hierarchies, unified } => {
+            assert_eq!(unified.is_some(), cgroup2_mounted);
+            assert_eq!(cgroups.kind(), if cgroup2_mounted { "hybrid" } else { "v1" });
             for (hierarchy, base) in hierarchies.iter().zip(cgroups.base_dirs()) {
                 assert_eq!(base, hierarchy.own.join(DEFAULT_SUBPATH));
                 // Our own path in this hierarchy, as /proc/self/cgroup has it, ends the own dir.

@@ -37,7 +37,9 @@ pub const DEFAULT_SUBPATH: &str = "coracle";
 #[derive(Clone, Debug)]
 pub struct Cgroups {
     backend: Backend,
-    hybrid: bool,
+    /// Hybrid only: our own directory in the controller-less cgroup2 tree, where an OCI
+    /// runtime mirrors the cgroups it is given. Never created or limited here, only cleared.
+    unified: Option<PathBuf>,
     subpath: PathBuf,
 }
 
@@ -58,7 +60,7 @@ impl Cgroups {
         validate_rel(subpath, false)?;
         let subpath = PathBuf::from(subpath);
         Ok(match roots {
-            Roots::V1 { hierarchies, hybrid } => Cgroups { backend: Backend::V1(hierarchies), hybrid, subpath },
+            Roots::V1 { hierarchies, unified } => Cgroups { backend: Backend::V1(hierarchies), unified, subpath },
             Roots::V2 { mount, own } => {
                 if subpath.starts_with(v2::DAEMON_LEAF) {
                     return Err(CgroupError::InvalidPath {
@@ -74,17 +76,17 @@ impl Cgroups {
                     }
                     _ => own,
                 };
-                Cgroups { backend: Backend::V2(v2::Tree { mount, own }), hybrid: false, subpath }
+                Cgroups { backend: Backend::V2(v2::Tree { mount, own }), unified: None, subpath }
             }
         })
     }
 
     /// "v1", "v2" or "hybrid" (v1 controllers beside an empty cgroup2 mount).
     pub fn kind(&self) -> &'static str {
-        match (&self.backend, self.hybrid) {
+        match (&self.backend, &self.unified) {
             (Backend::V2(_), _) => "v2",
-            (Backend::V1(_), true) => "hybrid",
-            (Backend::V1(_), false) => "v1",
+            (Backend::V1(_), Some(_)) => "hybrid",
+            (Backend::V1(_), None) => "v1",
         }
     }
 
@@ -115,17 +117,19 @@ impl Cgroups {
                 Place::V2(dir)
             }
         };
-        Ok(Cgroup::new(rel, place))
+        Ok(Cgroup::new(rel, place, self.unified_dir(Path::new(rel))))
     }
 
-    /// The cgroup at `rel` if it exists in any hierarchy.
+    /// The cgroup at `rel` if it exists in any hierarchy (on hybrid, also when only an OCI
+    /// runtime's mirror of it in the cgroup2 tree is left, so it can be removed).
     pub fn open(&self, rel: &str) -> Option<Cgroup> {
         if let Err(e) = validate_rel(rel, true) {
             log::warn!("cgroups: open: {e}");
             return None;
         }
-        let cgroup = Cgroup::new(rel, self.place(Path::new(rel)));
-        cgroup.dirs().iter().any(|d| d.is_dir()).then_some(cgroup)
+        let rel_path = Path::new(rel);
+        let cgroup = Cgroup::new(rel, self.place(rel_path), self.unified_dir(rel_path));
+        cgroup.dirs().iter().chain(&cgroup.unified).any(|d| d.is_dir()).then_some(cgroup)
     }
 
     /// The cgroups directly below `rel_prefix` in any hierarchy, as relative paths
@@ -136,7 +140,8 @@ impl Cgroups {
             return Vec::new();
         }
         let mut names = BTreeSet::new();
-        for dir in self.place(Path::new(rel_prefix)).dirs() {
+        let prefix_path = Path::new(rel_prefix);
+        for dir in self.place(prefix_path).dirs().into_iter().chain(self.unified_dir(prefix_path)) {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -155,6 +160,10 @@ impl Cgroups {
         } else {
             self.subpath.join(rel)
         }
+    }
+
+    fn unified_dir(&self, rel: &Path) -> Option<PathBuf> {
+        self.unified.as_ref().map(|own| own.join(self.path(rel)))
     }
 
     fn place(&self, rel: &Path) -> Place {
@@ -202,9 +211,9 @@ mod tests {
 
     #[test]
     fn kind_names_the_layout() {
-        let v1 = |hybrid| Roots::V1 { hierarchies: Vec::new(), hybrid };
-        assert_eq!(Cgroups::with_roots(v1(true), "c").unwrap().kind(), "hybrid");
-        assert_eq!(Cgroups::with_roots(v1(false), "c").unwrap().kind(), "v1");
+        let v1 = |unified: Option<&str>| Roots::V1 { hierarchies: Vec::new(), unified: unified.map(PathBuf::from) };
+        assert_eq!(Cgroups::with_roots(v1(Some("/sys/fs/cgroup/unified")), "c").unwrap().kind(), "hybrid");
+        assert_eq!(Cgroups::with_roots(v1(None), "c").unwrap().kind(), "v1");
         let v2 = Roots::V2 { mount: "/sys/fs/cgroup".into(), own: "/sys/fs/cgroup/x".into() };
         assert_eq!(Cgroups::with_roots(v2.clone(), "c").unwrap().kind(), "v2");
         assert!(Cgroups::with_roots(v2, "daemon").is_err());

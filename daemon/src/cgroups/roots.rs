@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 /// The daemon's own cgroup directories, from which `Cgroups` is built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Roots {
-    /// cgroup v1 controllers, one directory per mounted hierarchy; `hybrid` when a cgroup2
-    /// mount sits beside them (resources still go through v1).
-    V1 { hierarchies: Vec<Hierarchy>, hybrid: bool },
+    /// cgroup v1 controllers, one directory per mounted hierarchy. `unified` is our own
+    /// directory in a controller-less cgroup2 mount beside them (hybrid): resources still go
+    /// through v1, but an OCI runtime mirrors its cgroups there, so removal must reach it.
+    V1 { hierarchies: Vec<Hierarchy>, unified: Option<PathBuf> },
     /// Pure cgroup v2: the unified mount point and the daemon's own cgroup directory in it.
     V2 { mount: PathBuf, own: PathBuf },
 }
@@ -72,7 +73,7 @@ impl Roots {
         }
         let has_resources = hierarchies.iter().any(|h| h.controllers.iter().any(|c| !c.starts_with("name=")));
         match unified {
-            _ if has_resources => Ok(Roots::V1 { hierarchies, hybrid: unified.is_some() }),
+            _ if has_resources => Ok(Roots::V1 { hierarchies, unified: unified.map(|(_, own)| own) }),
             Some((mount, own)) => Ok(Roots::V2 { mount, own }),
             None => Err(CgroupError::Layout(
                 "no cgroup v1 controller and no cgroup2 mount found in /proc/self/mountinfo".to_string(),
@@ -162,10 +163,10 @@ mod tests {
 
     #[test]
     fn hybrid_uses_every_mounted_v1_hierarchy_at_our_own_path() {
-        let Roots::V1 { hierarchies, hybrid } = Roots::parse(HYBRID_MOUNTINFO, HYBRID_SELF).unwrap() else {
+        let Roots::V1 { hierarchies, unified } = Roots::parse(HYBRID_MOUNTINFO, HYBRID_SELF).unwrap() else {
             panic!("expected v1")
         };
-        assert!(hybrid);
+        assert_eq!(unified, Some(PathBuf::from("/sys/fs/cgroup/unified")), "our own dir in the cgroup2 tree");
         let memory = hierarchies.iter().find(|h| h.has("memory")).unwrap();
         assert_eq!(memory.own, PathBuf::from("/sys/fs/cgroup/memory/process_api/b21"));
         let cpu = hierarchies.iter().find(|h| h.has("cpu")).unwrap();
@@ -178,10 +179,10 @@ mod tests {
     #[test]
     fn comounted_controllers_share_one_hierarchy() {
         let mountinfo = "25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
-        let Roots::V1 { hierarchies, hybrid } = Roots::parse(mountinfo, "3:cpu,cpuacct:/a\n").unwrap() else {
+        let Roots::V1 { hierarchies, unified } = Roots::parse(mountinfo, "3:cpu,cpuacct:/a\n").unwrap() else {
             panic!("expected v1")
         };
-        assert!(!hybrid);
+        assert_eq!(unified, None);
         assert_eq!(hierarchies[0].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(hierarchies[0].own, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a"));
     }

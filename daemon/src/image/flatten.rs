@@ -128,7 +128,8 @@ fn copy_metadata(to: &Path, meta: &fs::Metadata, privileged: bool) -> Result<(),
         fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(|e| ImageError::io("setting mode of", to, e))?;
     }
-    let t = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    // time_t and the nanosecond field are 32-bit on armv7.
+    let t = TimeSpec::new(meta.mtime() as _, meta.mtime_nsec() as _);
     utimensat(None, to, &t, &t, UtimensatFlags::NoFollowSymlink)
         .map_err(|e| ImageError::io("setting mtime of", to, e.into()))
 }

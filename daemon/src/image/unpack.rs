@@ -196,7 +196,8 @@ fn finish_metadata(
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| ImageError::io("setting mode of", path, e))?;
     }
-    let t = TimeSpec::new(mtime as i64, 0);
+    // time_t is 32-bit on armv7.
+    let t = TimeSpec::new(mtime as _, 0);
     utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink)
         .map_err(|e| ImageError::io("setting mtime of", path, e.into()))
 }

@@ -10,6 +10,17 @@
 //! kernel load balancer: one mechanism for every mode. In loopback-only mode a pod's
 //! address is 127.0.0.1 *inside its own namespace*; the proxy opens upstream sockets in
 //! that namespace (found through [`SandboxPaths`]).
+//!
+//! Loopback-only pods reaching Services: such a pod has no route to the host at all, so the
+//! proxy brings the Service to the pod instead. For every running loopback-only pod it
+//! opens each ClusterIP:port listener a second time *inside the pod's namespace* (the
+//! ClusterIP made local there with a `/32` local route on that namespace's `lo`), and serves
+//! it from its one executor like any other listener (`proxy::netns_listen`). Chosen over a
+//! per-pod forwarder process or veth pairs because it needs no extra process, no address
+//! plan and no iptables, works identically with or without CNI plugins, and goes away by
+//! itself with the namespace when the pod does. Host-network pods use the host's local
+//! route directly. Cost: one socket per (loopback-only pod × service port), fine at the
+//! scale of one board.
 
 pub mod cidr;
 pub mod cni;

@@ -1,6 +1,7 @@
 //! Daemon start: sort what the last run (or a power cut) left behind into containers to
-//! re-adopt and leftovers to clean up. Containers, sandboxes, cgroups and directories of
-//! pods that no longer exist are removed; a container whose pod lives is handed to the
+//! re-adopt and leftovers to clean up: what cannot be proven alive is cleaned up.
+//! Containers, sandboxes, cgroups (found under the daemon's own cgroup subpath) and
+//! directories of pods that no longer exist are removed; a container whose pod lives is handed to the
 //! pod's worker, which proves it alive (pid + start time) or restarts it.
 
 use super::{layout, termination, NodeContext};
@@ -41,9 +42,18 @@ pub fn survey(ctx: &NodeContext, run_dir: &Path, live: &HashMap<String, HashSet<
             dead_pods.insert(uid);
         }
     }
-    // Pod cgroups are not listed as a source: several daemons (tests, a second data dir)
-    // may share the cgroup base, and a pod cgroup is ours only when our run or data
-    // directory knows its uid (the pod directory is made before the cgroup).
+    // Everything below the daemon's own cgroup subpath is this daemon's (each daemon on a
+    // machine has its own `cgroup_subpath`): a pod cgroup no live pod owns is a leftover,
+    // e.g. after a power cut wiped the run directory but a process survived a crash.
+    for rel in ctx.cgroups.list(layout::PODS_CGROUP) {
+        let Some(uid) = rel.strip_prefix(layout::PODS_CGROUP).and_then(|r| r.strip_prefix('/')) else { continue };
+        if !live.contains_key(uid) {
+            if let Some(cgroup) = ctx.cgroups.open(&rel) {
+                let _ = cgroup.kill_all(nix::sys::signal::Signal::SIGKILL);
+            }
+            dead_pods.insert(uid.to_string());
+        }
+    }
     for uid in dir_names(&ctx.data_dir.join("pods")) {
         if !live.contains_key(&uid) {
             dead_pods.insert(uid);

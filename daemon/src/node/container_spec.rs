@@ -1,7 +1,7 @@
 //! Pod + container + image → the runtime's `ContainerSpec`: argv, environment, user,
 //! mounts, capabilities, writable layer, log file and cgroups.
 
-use super::layout;
+use super::{env_expansion, layout};
 use crate::image::{effective_command, Image};
 use crate::runtime::{users, CapabilityChanges, ContainerSpec, MountKind, MountSpec, Rootfs, Sandbox, UserSpec};
 use coracle_config::core::{Container, EnvVar, Pod};
@@ -30,6 +30,9 @@ pub struct SpecInputs<'a> {
     pub log_max_size: u64,
     /// Log files kept, the live one included.
     pub log_max_files: u32,
+    /// The Services' variables (`services::env::service_env`); empty with
+    /// `enableServiceLinks: false`.
+    pub service_env: &'a [(String, String)],
 }
 
 /// A spec that cannot be built: the reason is `CreateContainerConfigError` (the pod asks for
@@ -49,11 +52,15 @@ fn config_error(message: String) -> SpecError {
 /// Builds the runtime spec for one attempt of `container`.
 pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<ContainerSpec, SpecError> {
     let uid = &pod.metadata.uid;
-    let args =
-        effective_command(&inputs.image.config, container.command.as_deref(), container.args.as_deref()).map_err(
-            |e| SpecError { reason: "CreateContainerError", message: format!("container {}: {e}", container.name) },
-        )?;
-    let env = environment(pod, container, inputs)?;
+    let (env, pod_env) = environment(pod, container, inputs)?;
+    // kubelet expands command and args against the pod-level variables (not the image's).
+    let expand_all = |list: Option<&[String]>| {
+        list.map(|l| l.iter().map(|a| env_expansion::expand_with(a, &pod_env)).collect::<Vec<_>>())
+    };
+    let (command, container_args) = (expand_all(container.command.as_deref()), expand_all(container.args.as_deref()));
+    let args = effective_command(&inputs.image.config, command.as_deref(), container_args.as_deref()).map_err(|e| {
+        SpecError { reason: "CreateContainerError", message: format!("container {}: {e}", container.name) }
+    })?;
     let user = user(pod, container, inputs.image)?;
     let cwd = container
         .working_dir
@@ -97,26 +104,44 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
     })
 }
 
-/// The image's Env, then the container's (a later name wins, keeping the first position).
-fn environment(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Vec<String>, SpecError> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |name: String, value: String| match env.iter_mut().find(|(n, _)| *n == name) {
+/// `(name, value)` pairs, in order.
+type Vars = Vec<(String, String)>;
+
+/// Sets `name` in `env`: a later definition wins and keeps the first one's position.
+fn set_var(env: &mut Vec<(String, String)>, name: String, value: String) {
+    match env.iter_mut().find(|(n, _)| *n == name) {
         Some(slot) => slot.1 = value,
         None => env.push((name, value)),
-    };
+    }
+}
+
+/// The image's Env, then the Services' variables, then the container's own (a later name
+/// wins, keeping the first position). Container values expand `$(VAR)` against the Services'
+/// variables and the container's earlier ones, as kubelet does. Returns the whole
+/// environment and the pod-level part (services + container) that command and args expand
+/// against.
+fn environment(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<(Vec<String>, Vars), SpecError> {
+    let mut env: Vec<(String, String)> = Vec::new();
     for entry in &inputs.image.config.env {
         let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
-        set(name.to_string(), value.to_string());
+        set_var(&mut env, name.to_string(), value.to_string());
     }
     if !inputs.image.config.env.iter().any(|e| e.starts_with("PATH=")) {
-        set("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        set_var(&mut env, "PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
-    set("HOSTNAME".into(), super::sandbox::hostname(pod));
+    set_var(&mut env, "HOSTNAME".into(), super::sandbox::hostname(pod));
+    let mut pod_env: Vec<(String, String)> = inputs.service_env.to_vec();
     for var in &container.env {
-        let value = env_value(pod, container, var, inputs)?;
-        set(var.name.clone(), value);
+        let value = match &var.value_from {
+            None => env_expansion::expand_with(var.value.as_deref().unwrap_or_default(), &pod_env),
+            Some(_) => env_value(pod, container, var, inputs)?,
+        };
+        set_var(&mut pod_env, var.name.clone(), value);
     }
-    Ok(env.into_iter().map(|(n, v)| format!("{n}={v}")).collect())
+    for (name, value) in &pod_env {
+        set_var(&mut env, name.clone(), value.clone());
+    }
+    Ok((env.into_iter().map(|(n, v)| format!("{n}={v}")).collect(), pod_env))
 }
 
 fn env_value(pod: &Pod, container: &Container, var: &EnvVar, inputs: &SpecInputs) -> Result<String, SpecError> {
@@ -294,6 +319,7 @@ mod tests {
             cgroup_dirs: vec![],
             log_max_size: 0,
             log_max_files: 1,
+            service_env: &[],
         }
     }
 
@@ -338,6 +364,46 @@ mod tests {
         let err = build(&pod, &c, &inputs(data.path(), &image, &sandbox)).unwrap_err();
         assert_eq!(err.reason, "CreateContainerConfigError");
         assert!(err.message.contains("spec.nope"), "{}", err.message);
+    }
+
+    #[test]
+    fn service_variables_come_first_and_references_expand() {
+        let data = tempfile::tempdir().unwrap();
+        let (pod, image, sandbox) = fixture();
+        let services: Vec<(String, String)> =
+            [("DB_SERVICE_HOST", "10.96.0.7"), ("DB_SERVICE_PORT", "5432"), ("MODE", "service")]
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+        let var = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), value_from: None };
+        let mut c = Container { name: "app".into(), ..Default::default() };
+        c.env = vec![
+            var("URL", "pg://$(DB_SERVICE_HOST):$(DB_SERVICE_PORT)/x"),
+            var("MODE", "pod"),
+            var("SELF", "$(URL)?mode=$(MODE)"),
+            var("LITERAL", "$$(URL) $(NOPE) $(IMAGE_ONLY"),
+        ];
+        c.command = Some(vec!["echo".into(), "$(URL)".into()]);
+        c.args = Some(vec!["$(MODE)".into(), "$$(MODE)".into(), "$(PATH)".into()]);
+        let mut inputs = inputs(data.path(), &image, &sandbox);
+        inputs.service_env = &services;
+        let spec = build(&pod, &c, &inputs).unwrap();
+        let position = |prefix: &str| spec.env.iter().position(|e| e.starts_with(prefix)).unwrap();
+        for want in [
+            "DB_SERVICE_HOST=10.96.0.7",
+            "URL=pg://10.96.0.7:5432/x",
+            "MODE=pod",
+            "SELF=pg://10.96.0.7:5432/x?mode=pod",
+            "LITERAL=$(URL) $(NOPE) $(IMAGE_ONLY",
+        ] {
+            assert!(spec.env.contains(&want.to_string()), "{want} in {:?}", spec.env);
+        }
+        assert!(position("DB_SERVICE_HOST=") < position("URL="), "{:?}", spec.env);
+        assert_eq!(spec.args, vec!["echo", "pg://10.96.0.7:5432/x", "pod", "$(MODE)", "$(PATH)"]);
+        inputs.service_env = &[];
+        let spec = build(&pod, &c, &inputs).unwrap();
+        assert!(spec.env.contains(&"URL=pg://$(DB_SERVICE_HOST):$(DB_SERVICE_PORT)/x".to_string()), "{:?}", spec.env);
+        assert!(!spec.env.iter().any(|e| e.starts_with("DB_SERVICE_HOST=")));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod adoption;
 pub mod backoff;
 pub mod container_spec;
+pub mod env_expansion;
 pub mod layout;
 pub mod metrics;
 pub mod pod_worker;
@@ -23,7 +24,7 @@ use crate::store::{Filter, Store, WatchEnd, WatchEvent};
 use backoff::BackoffPolicy;
 use coracle_config::core::Pod;
 use coracle_config::object::{Object, Resource};
-use coracle_config::settings::DaemonSettings;
+use coracle_config::settings::{DaemonSettings, NetworkMode};
 use pod_worker::{Next, PodWorker};
 use sandbox::PodNetwork;
 use std::collections::{HashMap, HashSet};
@@ -55,7 +56,15 @@ pub struct NodeContext {
     pub log_max_size: u64,
     pub log_max_files: u32,
     pub pids_max: i64,
+    /// Called with a pod's uid before any of its containers is signalled to stop.
+    pub before_stop: BeforeStop,
+    /// `network.mode`: `host` puts every pod on the host network.
+    pub network_mode: NetworkMode,
 }
+
+/// A hook run with a pod's uid before SIGTERM reaches the pod (or its preStop hooks run):
+/// main.rs passes the proxy's `withdraw_pod`, keeping the node independent of the proxy.
+pub type BeforeStop = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Node options beyond the daemon settings.
 pub struct NodeOptions {
@@ -65,11 +74,18 @@ pub struct NodeOptions {
     pub pids_max: i64,
     /// Where usage samples go; made by the caller when the API serves them too.
     pub usage: Option<Arc<metrics::PodUsage>>,
+    /// Run before a pod is stopped (the proxy's withdrawal); nothing by default.
+    pub before_stop: BeforeStop,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        NodeOptions { network: Arc::new(sandbox::LoopbackOnly), pids_max: DEFAULT_PIDS_MAX, usage: None }
+        NodeOptions {
+            network: Arc::new(sandbox::LoopbackOnly),
+            pids_max: DEFAULT_PIDS_MAX,
+            usage: None,
+            before_stop: Arc::new(|_: &str| {}),
+        }
     }
 }
 
@@ -115,6 +131,7 @@ impl Node {
         cgroups: Cgroups,
         options: NodeOptions,
     ) -> Node {
+        limit_malloc_arenas();
         store.set_graceful_pod_deletion(true);
         let ctx = Arc::new(NodeContext {
             recorder: Recorder::new(store.clone(), "kubelet", &settings.node_name),
@@ -130,6 +147,8 @@ impl Node {
             log_max_size: settings.logs.max_size_bytes,
             log_max_files: settings.logs.max_files,
             pids_max: options.pids_max,
+            before_stop: options.before_stop,
+            network_mode: settings.network.mode,
         });
         let usage = options.usage.unwrap_or_else(|| Arc::new(metrics::PodUsage::new(&settings.node_name)));
         let stop = Arc::new(AtomicBool::new(false));
@@ -290,6 +309,18 @@ impl Supervisor {
             .spawn(move || run_worker(ctx, pod, leftovers, rx))
             .expect("spawning a pod worker thread");
         self.workers.insert(uid, WorkerHandle { tx, thread });
+    }
+}
+
+/// glibc gives every thread that allocates an arena of its own (up to 8 per core), each
+/// keeping its freed pages: with a worker thread per pod that is most of the daemon's heap.
+/// Two arenas serve threads that mostly sleep; set before the first worker starts.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes a tunable of glibc's allocator; M_ARENA_MAX takes any
+    // positive count and is safe to set while other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -12,7 +12,8 @@ use crate::events::EventType;
 use crate::runtime::{ContainerSpec, ContainerState as RuntimeState};
 use crate::store::StoreError;
 use coracle_config::core::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodIp, PodStatus,
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, ExecAction, HttpGetAction, Pod, PodIp,
+    PodStatus, Service, TcpSocketAction,
 };
 use coracle_config::meta::ObjectReference;
 use coracle_config::object::{Object, Resource};
@@ -145,6 +146,8 @@ pub struct PodWorker {
     sandbox: Option<PodSandbox>,
     /// The phase was terminal when the node took the pod up: nothing is started again.
     terminal: bool,
+    /// Why the node failed the pod itself (`DeadlineExceeded`): status reason and message.
+    failure: Option<(String, String)>,
     termination: Option<termination::Progress>,
 }
 
@@ -175,6 +178,7 @@ impl PodWorker {
             slots,
             sandbox: None,
             terminal: matches!(pod.phase(), "Succeeded" | "Failed"),
+            failure: None,
             termination: None,
         };
         worker.adopt(pod, leftovers);
@@ -243,6 +247,13 @@ impl PodWorker {
         }
         let now = Instant::now();
         let mut wake = now + POLL;
+        if !self.terminal {
+            match active_deadline_left(pod) {
+                Some(left) if left.is_zero() => self.deadline_exceeded(pod),
+                Some(left) => wake = wake.min(now + left),
+                None => {}
+            }
+        }
         if let Err(message) = self.prepare(pod) {
             log::warn!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
             self.event_pod(pod, EventType::Warning, "FailedCreatePodSandBox", &message);
@@ -257,6 +268,24 @@ impl PodWorker {
         Next::At(wake)
     }
 
+    /// `activeDeadlineSeconds` passed: the pod fails and its containers stop for good.
+    fn deadline_exceeded(&mut self, pod: &Pod) {
+        let message = "Pod was active on the node longer than the specified deadline";
+        log::info!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
+        self.event_pod(pod, EventType::Normal, "DeadlineExceeded", message);
+        self.terminal = true;
+        self.failure = Some(("DeadlineExceeded".into(), message.into()));
+        let ids: Vec<(String, String)> = self
+            .slots
+            .iter()
+            .filter(|s| s.is_running())
+            .filter_map(|s| s.id.clone().map(|id| (s.name.clone(), id)))
+            .collect();
+        let grace = Duration::from_secs(pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let pre_stop = |name: &str, budget: Duration| self.run_pre_stop(pod, name, budget);
+        termination::stop_pod(&self.ctx, pod, &ids, grace, &pre_stop);
+    }
+
     /// Pod directory, pod cgroup and sandbox: everything containers need first.
     fn prepare(&mut self, pod: &Pod) -> Result<(), String> {
         let dir = layout::pod_dir(&self.ctx.data_dir, &self.uid);
@@ -267,7 +296,9 @@ impl PodWorker {
             .create(&layout::pod_cgroup(&self.uid), &limits)
             .map_err(|e| format!("creating the pod cgroup: {e}"))?;
         if self.sandbox.is_none() {
-            let s = sandbox::ensure(&*self.ctx.runtime, &*self.ctx.network, pod, Some(self.ctx.host_ip))?;
+            let services = self.services();
+            let (runtime, network) = (&*self.ctx.runtime, &*self.ctx.network);
+            let s = sandbox::ensure(runtime, network, pod, Some(self.ctx.host_ip), self.ctx.network_mode, &services)?;
             self.sandbox = Some(s);
         }
         Ok(())
@@ -326,7 +357,7 @@ impl PodWorker {
         );
         slot.running_since = None;
         slot.probes.clear();
-        let restart = status::should_restart(&policy, t.exit_code, slot.init);
+        let restart = status::should_restart(&policy, t.exit_code, slot.init) && !self.terminal;
         slot.exited = Some(t);
         slot.finished = !restart;
         if restart {
@@ -419,6 +450,11 @@ impl PodWorker {
             }
         };
         let sandbox = self.sandbox.as_ref().expect("prepared before act");
+        let service_env = if pod.spec.enable_service_links == Some(false) {
+            Vec::new()
+        } else {
+            crate::services::env::service_env(&self.ctx.store, &pod.metadata.namespace)
+        };
         let inputs = SpecInputs {
             data_dir: &self.ctx.data_dir,
             image: &image,
@@ -430,6 +466,7 @@ impl PodWorker {
             cgroup_dirs: cgroup.dirs(),
             log_max_size: self.ctx.log_max_size,
             log_max_files: self.ctx.log_max_files,
+            service_env: &service_env,
         };
         let spec = match container_spec::build(pod, &container, &inputs) {
             Ok(s) => s,
@@ -566,7 +603,9 @@ impl PodWorker {
                         );
                         if let Some(id) = self.slots[i].id.clone() {
                             let grace = pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64;
-                            termination::stop_container(&self.ctx, &self.uid, &name, &id, Duration::from_secs(grace));
+                            let pre_stop = |name: &str, budget: Duration| self.run_pre_stop(pod, name, budget);
+                            let grace = Duration::from_secs(grace);
+                            termination::stop_container(&self.ctx, &self.uid, &name, &id, grace, &pre_stop);
                         }
                         *wake = Instant::now();
                         return;
@@ -586,7 +625,14 @@ impl PodWorker {
     }
 
     fn probe_once(&self, pod: &Pod, i: usize, state: &ProbeState) -> Outcome {
-        let timeout = state.timing().timeout;
+        let probe = &state.probe;
+        let handler = Handler { exec: &probe.exec, http_get: &probe.http_get, tcp_socket: &probe.tcp_socket };
+        self.run_handler(pod, i, handler, state.timing().timeout)
+    }
+
+    /// Runs an exec, httpGet or tcpSocket action (a probe's or a lifecycle hook's) against
+    /// running container `i`.
+    fn run_handler(&self, pod: &Pod, i: usize, handler: Handler, timeout: Duration) -> Outcome {
         let container = all_containers(pod).nth(i).map(|(c, _)| c);
         let ports = container.map(|c| c.ports.as_slice()).unwrap_or_default();
         let sandbox = self.sandbox.as_ref();
@@ -600,8 +646,7 @@ impl PodWorker {
                 },
             }
         };
-        let probe = &state.probe;
-        if let Some(action) = &probe.exec {
+        if let Some(action) = handler.exec {
             let slot = &self.slots[i];
             let Some(RuntimeState::Running { pid, .. }) = slot.id.as_deref().map(|id| self.ctx.runtime.state(id))
             else {
@@ -620,7 +665,7 @@ impl PodWorker {
             let target = exec::ExecTarget { pid, path_env: &path_env, env: &env, user: &user, cgroup_procs };
             return exec::run(&action.command, &target, timeout);
         }
-        if let Some(action) = &probe.http_get {
+        if let Some(action) = handler.http_get {
             if action.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
                 return Outcome::Failure("httpGet scheme HTTPS is not supported by this node".into());
             }
@@ -635,13 +680,40 @@ impl PodWorker {
             };
             return network::http(&target(action.host.as_ref()), request, timeout);
         }
-        if let Some(action) = &probe.tcp_socket {
+        if let Some(action) = handler.tcp_socket {
             return match probes::resolve_port(&action.port, ports) {
                 Ok(port) => network::tcp(&target(action.host.as_ref()), port, timeout),
                 Err(e) => Outcome::Failure(e),
             };
         }
-        Outcome::Failure("probe names no handler (exec, httpGet or tcpSocket)".into())
+        Outcome::Failure("names no handler (exec, httpGet or tcpSocket)".into())
+    }
+
+    /// Runs container `name`'s preStop hook, if any, within `budget`; a failure is an event.
+    fn run_pre_stop(&self, pod: &Pod, name: &str, budget: Duration) {
+        let Some(i) = self.slots.iter().position(|s| s.name == name) else { return };
+        let Some(hook) = all_containers(pod).nth(i).and_then(|(c, _)| c.lifecycle.as_ref()?.pre_stop.as_ref()) else {
+            return;
+        };
+        let outcome = match &hook.sleep {
+            Some(sleep) => {
+                std::thread::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(budget));
+                Outcome::Success
+            }
+            None => {
+                let handler = Handler { exec: &hook.exec, http_get: &hook.http_get, tcp_socket: &hook.tcp_socket };
+                self.run_handler(pod, i, handler, budget.max(Duration::from_secs(1)))
+            }
+        };
+        if let Outcome::Failure(message) = outcome {
+            log::warn!("node: preStop hook of container {name} in pod {}: {message}", pod.metadata.name);
+            self.ctx.recorder.record_ref(
+                &self.reference(pod, i),
+                EventType::Warning,
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {message}"),
+            );
+        }
     }
 
     /// Deletion: SIGTERM, the grace period, SIGKILL of the pod's cgroup, cleanup, and the
@@ -649,8 +721,11 @@ impl PodWorker {
     fn terminate(&mut self, pod: &Pod) -> Next {
         let ids: Vec<(String, String)> =
             self.slots.iter().filter_map(|s| s.id.clone().map(|id| (s.name.clone(), id))).collect();
-        let progress = self.termination.get_or_insert_with(termination::Progress::default);
-        match termination::step(&self.ctx, pod, &ids, progress) {
+        let mut progress = self.termination.take().unwrap_or_default();
+        let pre_stop = |name: &str, budget: Duration| self.run_pre_stop(pod, name, budget);
+        let step = termination::step(&self.ctx, pod, &ids, &mut progress, &pre_stop);
+        self.termination = Some(progress);
+        match step {
             termination::Step::Wait(at) => Next::At(at),
             termination::Step::Finished => Next::Done,
         }
@@ -660,6 +735,19 @@ impl PodWorker {
     pub fn remove_now(&mut self, pod: &Pod) {
         let ids: Vec<String> = self.slots.iter().filter_map(|s| s.id.clone()).collect();
         termination::kill_and_clean(&self.ctx, pod, &ids);
+    }
+
+    /// The Services in the store, for the pod's /etc/hosts.
+    fn services(&self) -> Vec<Service> {
+        let filter = crate::store::Filter { resource: Some(&Service::INFO), namespace: None };
+        let (objects, _) = self.ctx.store.list(&filter);
+        objects
+            .iter()
+            .filter_map(|o| match &**o {
+                Object::Service(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn reference(&self, pod: &Pod, i: usize) -> ObjectReference {
@@ -679,15 +767,22 @@ impl PodWorker {
         let containers: Vec<ContainerStatus> = self.slots.iter().filter(|s| !s.init).map(Slot::status).collect();
         let initialized = status::initialized(&init, pod.spec.init_containers.len());
         let ready = initialized && !containers.is_empty() && containers.iter().all(|c| c.ready);
-        let phase =
-            if self.terminal { pod.phase().to_string() } else { status::phase(pod, &init, &containers).to_string() };
+        let phase = match (&self.failure, self.terminal) {
+            (Some(_), _) => "Failed".to_string(),
+            (None, true) => pod.phase().to_string(),
+            (None, false) => status::phase(pod, &init, &containers).to_string(),
+        };
+        let (reason, message) = match &self.failure {
+            Some((reason, message)) => (Some(reason.clone()), Some(message.clone())),
+            None => (old.reason.clone().filter(|_| self.terminal), old.message.clone().filter(|_| self.terminal)),
+        };
         let now = coracle_config::time::now();
         let pod_ip = self.sandbox.as_ref().and_then(|s| s.ip).map(|ip| ip.to_string());
         PodStatus {
             phase: Some(phase),
             conditions: status::conditions(&old.conditions, initialized, ready, &now),
-            message: None,
-            reason: None,
+            message,
+            reason,
             host_ip: Some(self.ctx.host_ip.to_string()),
             pod_ips: pod_ip.iter().map(|ip| PodIp { ip: ip.clone() }).collect(),
             pod_ip,
@@ -720,6 +815,23 @@ impl PodWorker {
             }
         }
     }
+}
+
+/// The action of a probe or lifecycle hook: exactly one is set (validation sees to it).
+#[derive(Clone, Copy)]
+struct Handler<'a> {
+    exec: &'a Option<ExecAction>,
+    http_get: &'a Option<HttpGetAction>,
+    tcp_socket: &'a Option<TcpSocketAction>,
+}
+
+/// What is left of the pod's `activeDeadlineSeconds`, counted from its `startTime`; None
+/// without a deadline or before the node has started the pod.
+fn active_deadline_left(pod: &Pod) -> Option<Duration> {
+    let seconds = pod.spec.active_deadline_seconds?;
+    let start = pod.status.as_ref()?.start_time.as_deref().and_then(coracle_config::time::parse)?;
+    let end = start + Duration::from_secs(seconds.max(0) as u64);
+    Some(end.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// Init containers then app containers, each with whether it is an init container.

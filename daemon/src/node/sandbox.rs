@@ -3,7 +3,8 @@
 
 use super::layout;
 use crate::runtime::{ContainerRuntime, Sandbox, SandboxNetwork, SandboxSpec};
-use coracle_config::core::Pod;
+use coracle_config::core::{Pod, Service};
+use coracle_config::settings::NetworkMode;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -30,11 +31,6 @@ impl PodNetwork for LoopbackOnly {
     }
 }
 
-/// True when the pod shares the host's network namespace.
-pub fn host_network(pod: &Pod) -> bool {
-    pod.spec.host_network == Some(true)
-}
-
 /// The pod's hostname: `spec.hostname`, else its name (truncated to 63, as Kubernetes does).
 pub fn hostname(pod: &Pod) -> String {
     let name = pod.spec.hostname.clone().unwrap_or_else(|| pod.metadata.name.clone());
@@ -50,14 +46,18 @@ pub struct PodSandbox {
     pub ip: Option<IpAddr>,
 }
 
-/// Creates (or finds) the pod's sandbox and wires its network; repeatable.
+/// Creates (or finds) the pod's sandbox and wires its network; repeatable. `mode` is the
+/// daemon's `network.mode` (`host` puts every pod on the host network); `services` feed
+/// the service lines of the pod's /etc/hosts.
 pub fn ensure(
     runtime: &dyn ContainerRuntime,
     network: &dyn PodNetwork,
     pod: &Pod,
     host_ip: Option<IpAddr>,
+    mode: NetworkMode,
+    services: &[Service],
 ) -> Result<PodSandbox, String> {
-    let host = host_network(pod);
+    let host = crate::net::uses_host_network(mode, pod);
     let spec = SandboxSpec {
         id: layout::sandbox_id(&pod.metadata.uid),
         hostname: hostname(pod),
@@ -70,9 +70,20 @@ pub fn ensure(
         None => host_ip,
     };
     if let (Some(ip), false) = (ip, host) {
-        crate::runtime::sandbox::write_hosts(&sandbox, &spec.hostname, Some(ip))?;
+        write_hosts_in_place(&sandbox, pod, ip, services)?;
     }
     Ok(PodSandbox { sandbox, ip })
+}
+
+/// Rewrites the pod's /etc/hosts with its own address and the Services' lines, in place:
+/// after a daemon restart running containers still have the file bind-mounted, and a bind
+/// follows the inode (a rename would leave them the old file).
+fn write_hosts_in_place(sandbox: &Sandbox, pod: &Pod, ip: IpAddr, services: &[Service]) -> Result<(), String> {
+    let mut with_ip = pod.clone();
+    with_ip.spec.hostname = Some(hostname(pod));
+    with_ip.status.get_or_insert_with(Default::default).pod_ip = Some(ip.to_string());
+    let content = crate::services::hosts::hosts_content(&with_ip, services, "");
+    crate::runtime::sandbox::write_in_place(&sandbox.hosts_path, &content)
 }
 
 /// Tears the pod's network down and removes its sandbox; a missing sandbox is fine.
@@ -110,5 +121,34 @@ mod tests {
         assert_eq!(hostname(&pod), "box");
         pod.spec.hostname = Some(format!("{}-x", "a".repeat(62)));
         assert_eq!(hostname(&pod), "a".repeat(62));
+    }
+
+    #[test]
+    fn hosts_are_rewritten_in_place_with_the_pod_ip_and_services() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "# an older, longer file that must not leave a tail behind\n".repeat(20)).unwrap();
+        let inode = std::fs::metadata(&hosts).unwrap().ino();
+        let sandbox = Sandbox {
+            id: "u1".into(),
+            netns_path: None,
+            ipcns_path: dir.path().join("ipc"),
+            hosts_path: hosts.clone(),
+            resolv_conf_path: dir.path().join("resolv.conf"),
+        };
+        let mut pod = Pod::default();
+        pod.metadata.name = "web".into();
+        pod.metadata.namespace = "default".into();
+        let mut svc = Service::default();
+        svc.metadata.name = "db".into();
+        svc.metadata.namespace = "default".into();
+        svc.spec.cluster_ip = Some("10.96.0.9".into());
+        write_hosts_in_place(&sandbox, &pod, "10.88.0.4".parse().unwrap(), &[svc]).unwrap();
+        let text = std::fs::read_to_string(&hosts).unwrap();
+        assert_eq!(std::fs::metadata(&hosts).unwrap().ino(), inode, "same inode: binds see the new content");
+        assert!(text.contains("10.88.0.4\tweb\n"), "{text}");
+        assert!(text.contains("10.96.0.9\tdb db.default db.default.svc.cluster.local"), "{text}");
+        assert!(!text.contains("older"), "{text}");
     }
 }

@@ -3,7 +3,8 @@
 //! nodeIP:port), round-robin over Ready endpoints, falling through to the next endpoint
 //! when a connect fails.
 //!
-//! Threads: one smol executor runs every accept loop, connection and UDP session; a sync
+//! Threads: one smol executor, run by one thread per CPU (at most [`MAX_EXECUTOR_THREADS`]),
+//! serves every accept loop, connection and UDP session; a sync
 //! thread watches the store and reconciles listeners and endpoint sets (each an `Arc`
 //! swapped whole, so the hot path takes no lock). An endpoint leaves its set as soon as its
 //! pod is seen terminating or unready (the plan reads pods directly, not only Endpoints),
@@ -12,10 +13,12 @@
 //! at the end of its grace period.
 //!
 //! ClusterIPs are addresses of the host because the service CIDR is a local route (see
-//! `net`); LoadBalancer services get `status.loadBalancer.ingress[0].ip` = the node's
+//! `net`); loopback-only pods get each ClusterIP listener a second time inside their own
+//! namespace ([`netns_listen`]); LoadBalancer services get `status.loadBalancer.ingress[0].ip` = the node's
 //! address, as k3s's ServiceLB shows it.
 
 pub mod endpoint_set;
+pub mod netns_listen;
 pub mod plan;
 pub mod pump;
 pub mod tcp;
@@ -36,6 +39,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use tcp::TcpLimits;
+
+/// The most threads running the proxy's executor; one per CPU below that. A board has few
+/// cores, and the relays are syscall-bound, so more threads than cores only add switches.
+pub const MAX_EXECUTOR_THREADS: usize = 4;
 
 /// A pass even without events: retries listeners that could not bind.
 const RESYNC: Duration = Duration::from_secs(5);
@@ -83,7 +90,7 @@ impl ProxyHandle {
 
     /// Stops listening; open connections end with the executor.
     pub fn shutdown(self) {
-        let _ = self.stop.try_send(());
+        self.stop.close();
         for t in self.threads {
             let _ = t.join();
         }
@@ -94,17 +101,23 @@ impl ProxyHandle {
 /// [`ProxyHandle::shutdown`]).
 pub fn start(store: Store, config: ProxyConfig) -> ProxyHandle {
     let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+    // Closing the channel (not sending on it) stops every executor thread at once.
     let (stop, stopped) = smol::channel::bounded::<()>(1);
     let shared = Arc::new(Shared { ports: Mutex::new(HashMap::new()), withdrawn: Mutex::new(HashSet::new()) });
-    let runner = ex.clone();
-    let executor = std::thread::Builder::new()
-        .name("proxy".into())
-        .spawn(move || {
-            smol::block_on(runner.run(async move {
-                let _ = stopped.recv().await;
-            }))
-        })
-        .expect("spawning the proxy thread");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = Vec::new();
+    for i in 0..cpus.clamp(1, MAX_EXECUTOR_THREADS) {
+        let (runner, stopped) = (ex.clone(), stopped.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("proxy-{i}"))
+            .spawn(move || {
+                smol::block_on(runner.run(async move {
+                    let _ = stopped.recv().await;
+                }))
+            })
+            .expect("spawning a proxy thread");
+        threads.push(thread);
+    }
     let sync_shared = shared.clone();
     let stop_on_end = stop.clone();
     let sync = std::thread::Builder::new()
@@ -113,13 +126,15 @@ pub fn start(store: Store, config: ProxyConfig) -> ProxyHandle {
             let mut sync = Sync { store, config, ex, shared: sync_shared, listeners: HashMap::new() };
             sync.run();
             drop(sync.listeners);
-            let _ = stop_on_end.try_send(());
+            stop_on_end.close();
         })
         .expect("spawning the proxy-sync thread");
-    ProxyHandle { shared, stop, threads: vec![executor, sync] }
+    threads.push(sync);
+    ProxyHandle { shared, stop, threads }
 }
 
-type ListenKey = (SocketAddr, Protocol);
+/// Where a listener is: the pod namespace (None: the host's), address and protocol.
+type ListenKey = (Option<std::path::PathBuf>, SocketAddr, Protocol);
 
 struct Sync {
     store: Store,
@@ -200,8 +215,14 @@ impl Sync {
     }
 
     fn apply_listeners(&mut self, desired: &BTreeMap<PortId, PortPlan>) {
-        let want: HashMap<ListenKey, &PortId> =
-            desired.iter().flat_map(|(id, p)| p.listen.iter().map(move |a| ((*a, id.protocol), id))).collect();
+        let want: HashMap<ListenKey, &PortId> = desired
+            .iter()
+            .flat_map(|(id, p)| {
+                let host = p.listen.iter().map(move |a| ((None, *a, id.protocol), id));
+                let pods = p.pod_listen.iter().map(move |(ns, a)| ((Some(ns.clone()), *a, id.protocol), id));
+                host.chain(pods)
+            })
+            .collect();
         // A listener whose address now belongs to another port is restarted for it.
         self.listeners.retain(|key, l| want.get(key).is_some_and(|id| **id == l.port));
         let ports = self.shared.ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -210,27 +231,29 @@ impl Sync {
                 continue;
             }
             let Some(state) = ports.get(id).cloned() else { continue };
-            match self.listen(key, state) {
+            let place = key.0.as_ref().map(|ns| format!(" in {}", ns.display())).unwrap_or_default();
+            match self.listen(&key, state) {
                 Ok(task) => {
-                    log::info!("proxy {id}: listening on {} ({:?})", key.0, key.1);
+                    log::info!("proxy {id}: listening on {}{place} ({:?})", key.1, key.2);
                     self.listeners.insert(key, Listener { port: id.clone(), _task: task });
                 }
-                Err(e) => log::warn!("proxy {id}: cannot listen on {}: {e}; retrying", key.0),
+                Err(e) => log::warn!("proxy {id}: cannot listen on {}{place}: {e}; retrying", key.1),
             }
         }
     }
 
-    fn listen(&self, (addr, proto): ListenKey, state: Arc<PortState>) -> std::io::Result<Task<()>> {
+    fn listen(&self, (netns, addr, proto): &ListenKey, state: Arc<PortState>) -> std::io::Result<Task<()>> {
         let ex = self.ex.clone();
-        Ok(match proto {
-            Protocol::Tcp => {
-                let l = Async::new(TcpListener::bind(addr)?)?;
-                self.ex.spawn(tcp::accept_loop(ex, l, state, self.config.limits))
+        let bound = match (netns, proto) {
+            (Some(ns), _) => netns_listen::bind_in(ns, *addr, *proto)?,
+            (None, Protocol::Tcp) => netns_listen::Bound::Tcp(TcpListener::bind(addr)?),
+            (None, Protocol::Udp) => netns_listen::Bound::Udp(UdpSocket::bind(addr)?),
+        };
+        Ok(match bound {
+            netns_listen::Bound::Tcp(l) => {
+                self.ex.spawn(tcp::accept_loop(ex, Async::new(l)?, state, self.config.limits))
             }
-            Protocol::Udp => {
-                let s = Async::new(UdpSocket::bind(addr)?)?;
-                self.ex.spawn(udp::serve(ex, s, state))
-            }
+            netns_listen::Bound::Udp(s) => self.ex.spawn(udp::serve(ex, Async::new(s)?, state)),
         })
     }
 

@@ -8,6 +8,7 @@ use crate::net::SandboxPaths;
 use coracle_config::core::{Endpoints, Pod, Service, ServicePort};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// TCP or UDP.
@@ -38,6 +39,9 @@ impl std::fmt::Display for PortId {
 pub struct PortPlan {
     /// ClusterIP:port, 0.0.0.0:nodePort, nodeIP:port (LoadBalancer).
     pub listen: Vec<SocketAddr>,
+    /// ClusterIP:port again inside each loopback-only pod's network namespace (the pod
+    /// cannot reach the host's), as (namespace path, address).
+    pub pod_listen: Vec<(PathBuf, SocketAddr)>,
     pub endpoints: EndpointSet,
     /// ClientIP affinity timeout.
     pub affinity: Option<Duration>,
@@ -82,6 +86,7 @@ pub fn plan(
         .map(|p| p.metadata.uid.as_str())
         .collect();
     let known: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
+    let loopback_pods = loopback_only_namespaces(pods, ctx);
     let mut out = BTreeMap::new();
     for svc in services {
         let cluster_ip: Option<IpAddr> = svc.spec.cluster_ip.as_deref().and_then(|ip| ip.parse().ok());
@@ -97,8 +102,10 @@ pub fn plan(
             let Some(proto) = protocol(sp.protocol.as_deref()) else { continue };
             let Ok(port) = u16::try_from(sp.port) else { continue };
             let mut listen = Vec::new();
+            let mut pod_listen = Vec::new();
             if let Some(ip) = cluster_ip {
                 listen.push(SocketAddr::new(ip, port));
+                pod_listen.extend(loopback_pods.iter().map(|ns| (ns.clone(), SocketAddr::new(ip, port))));
             }
             if let Some(np) = sp.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0) {
                 listen.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), np));
@@ -116,10 +123,23 @@ pub fn plan(
                 port: sp.port,
                 protocol: proto,
             };
-            out.insert(id, PortPlan { listen, endpoints: EndpointSet { backends }, affinity });
+            out.insert(id, PortPlan { listen, pod_listen, endpoints: EndpointSet { backends }, affinity });
         }
     }
     out
+}
+
+/// The namespaces of running loopback-only pods (address 127.0.0.1 in a namespace of their
+/// own): the proxy listens on every ClusterIP inside them too.
+fn loopback_only_namespaces(pods: &[Pod], ctx: &PlanContext) -> Vec<PathBuf> {
+    pods.iter()
+        .filter(|p| p.spec.host_network != Some(true) && !matches!(p.phase(), "Succeeded" | "Failed"))
+        .filter(|p| {
+            let ip = p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse::<IpAddr>().ok());
+            ip.is_some_and(|ip| ip.is_loopback())
+        })
+        .filter_map(|p| ctx.paths.netns_path(&p.metadata.uid))
+        .collect()
 }
 
 fn backends_for(
@@ -148,8 +168,10 @@ fn backends_for(
             if !uid.is_empty() && (gone || unserving.contains(uid.as_str()) || ctx.withdrawn.contains(&uid)) {
                 continue;
             }
-            let netns = if ip.is_loopback() {
-                // A loopback-only pod: reachable only from inside its own namespace.
+            let netns = if ip.is_loopback() && !uid.is_empty() {
+                // A loopback-only pod: reachable only from inside its own namespace. A
+                // loopback address naming no pod (hand-written Endpoints of a Service
+                // without selector) is the host's own.
                 match ctx.paths.netns_path(&uid) {
                     Some(p) => Some(p),
                     None => continue,
@@ -278,5 +300,45 @@ mod tests {
         let port = p.values().next().unwrap();
         assert!(port.endpoints.backends.is_empty());
         assert_eq!(port.affinity, Some(Duration::from_secs(10800)));
+    }
+    /// Paths whose every pod has a namespace on disk.
+    struct AllPinned;
+
+    impl SandboxPaths for AllPinned {
+        fn hosts_path(&self, _pod: &Pod) -> Option<PathBuf> {
+            None
+        }
+        fn netns_path(&self, uid: &str) -> Option<PathBuf> {
+            Some(PathBuf::from(format!("/run/ns/{uid}")))
+        }
+    }
+
+    #[test]
+    fn loopback_only_pods_get_cluster_ip_listeners_in_their_namespace() {
+        let none = HashSet::new();
+        let c = PlanContext { node_ip: "192.0.2.2".parse().unwrap(), paths: &AllPinned, withdrawn: &none };
+        let with_ip = |uid: &str, ip: &str| {
+            let mut p = pod(uid, true, false);
+            p.status.as_mut().unwrap().pod_ip = Some(ip.into());
+            p
+        };
+        let mut on_host = with_ip("h", "192.0.2.2");
+        on_host.spec.host_network = Some(true);
+        let pods = [with_ip("lo", "127.0.0.1"), with_ip("cni", "10.88.0.9"), on_host];
+        let s = svc("NodePort", &[("", 80, "TCP", Some(30080))]);
+        let p = plan(&[s], &[], &pods, &c);
+        let port = p.values().next().unwrap();
+        assert_eq!(port.pod_listen, [(PathBuf::from("/run/ns/lo"), "10.96.0.5:80".parse().unwrap())]);
+    }
+
+    #[test]
+    fn a_loopback_address_naming_no_pod_is_the_hosts_own() {
+        let paths = SandboxDirs { run_dir: "/nonexistent".into() };
+        let none = HashSet::new();
+        let mut e = eps(&[("", 8080, "TCP")], &[("127.0.0.1", "")]);
+        e.subsets[0].addresses[0].target_ref = None;
+        let p = plan(&[svc("ClusterIP", &[("", 80, "TCP", None)])], &[e], &[], &ctx(&paths, &none));
+        let backends = &p.values().next().unwrap().endpoints.backends;
+        assert_eq!((backends[0].addr, backends[0].netns.clone()), ("127.0.0.1:8080".parse().unwrap(), None));
     }
 }

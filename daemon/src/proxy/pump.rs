@@ -1,17 +1,21 @@
-//! Moves bytes both ways between a client and its upstream until both sides are done:
-//! splice(2) through a pipe (the pipe is the connection's bounded buffer, and the bytes
-//! never enter user space), falling back to a bounded copy where splice is refused. A
-//! half-close is passed on; an error ends both directions.
+//! Moves bytes both ways between a client and its upstream until both sides are done.
+//! Each direction starts with a small copy buffer (request/response traffic: one read and
+//! one write per message, no pipe to set up, which keeps new connections cheap) and moves
+//! to splice(2) through a pipe as soon as one read fills the buffer (bulk: the bytes then
+//! never enter user space, and the pipe is the connection's bounded buffer). A half-close
+//! is passed on; an error ends both directions.
 
 use nix::errno::Errno;
 use nix::fcntl::{splice, OFlag, SpliceFFlags};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::Async;
-use std::io;
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::OwnedFd;
 
-/// Bytes moved per splice call, and the copy buffer's size.
+/// The copy buffer of one direction; a read that fills it marks the stream as bulk.
+const SMALL: usize = 16 * 1024;
+/// Bytes moved per splice call.
 const CHUNK: usize = 64 * 1024;
 
 /// Relays until both directions have ended; returns bytes (client→upstream, upstream→client).
@@ -25,10 +29,7 @@ pub async fn relay(client: &Async<TcpStream>, upstream: &Async<TcpStream>) -> io
 }
 
 async fn one_way(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u64> {
-    let result = match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
-        Ok((r, w)) => spliced(from, to, &r, &w).await,
-        Err(_) => copied(from, to, 0).await,
-    };
+    let result = copy_then_splice(from, to).await;
     match &result {
         // Pass the end on: the other side sees EOF, and the reverse direction continues.
         Ok(_) => {
@@ -43,22 +44,67 @@ async fn one_way(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u
     result
 }
 
-async fn spliced(from: &Async<TcpStream>, to: &Async<TcpStream>, r: &OwnedFd, w: &OwnedFd) -> io::Result<u64> {
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+/// Copies through a small buffer until a read fills it, then splices the rest.
+async fn copy_then_splice(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u64> {
+    let mut buf = vec![0u8; SMALL];
+    let mut writer = to;
     let mut total = 0u64;
+    loop {
+        let n = read_when_ready(from, &mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        writer.write_all(&buf[..n]).await?;
+        total += n as u64;
+        if n == buf.len() {
+            drop(buf);
+            return match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
+                Ok((r, w)) => spliced(from, to, &r, &w, total).await,
+                Err(_) => copied(from, to, total).await,
+            };
+        }
+    }
+}
+
+/// Waits for readability first and reads after, the reverse of `AsyncRead`'s order. Both
+/// directions of a connection share one task, so each wake-up polls both: reading first
+/// would cost the idle direction a failed read(2) every time, waiting first costs nothing
+/// until the reactor has seen data.
+async fn read_when_ready(from: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        from.readable().await?;
+        match (&mut from.get_ref()).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+async fn spliced(
+    from: &Async<TcpStream>,
+    to: &Async<TcpStream>,
+    r: &OwnedFd,
+    w: &OwnedFd,
+    mut total: u64,
+) -> io::Result<u64> {
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    let mut spliced_any = false;
     loop {
         let n = loop {
             match splice(from.get_ref(), None, w, None, CHUNK, flags) {
                 Ok(n) => break n,
                 Err(Errno::EAGAIN) => from.readable().await?,
                 Err(Errno::EINTR) => {}
-                Err(Errno::EINVAL) if total == 0 => return copied(from, to, 0).await,
+                // Nothing is in the pipe yet, so copying on loses nothing.
+                Err(Errno::EINVAL) if !spliced_any => return copied(from, to, total).await,
                 Err(e) => return Err(e.into()),
             }
         };
         if n == 0 {
             return Ok(total);
         }
+        spliced_any = true;
         let mut left = n;
         while left > 0 {
             match splice(r, None, to.get_ref(), None, left, flags) {

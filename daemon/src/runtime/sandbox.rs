@@ -30,8 +30,20 @@ pub fn hosts_file(hostname: &str, pod_ip: Option<IpAddr>) -> String {
 
 /// Rewrites the pod's /etc/hosts once CNI has given it an address.
 pub fn write_hosts(sandbox: &Sandbox, hostname: &str, pod_ip: Option<IpAddr>) -> Result<(), String> {
-    write_atomic(&sandbox.hosts_path, hosts_file(hostname, pod_ip).as_bytes())
-        .map_err(|e| format!("write {}: {e}", sandbox.hosts_path.display()))
+    write_in_place(&sandbox.hosts_path, &hosts_file(hostname, pod_ip))
+}
+
+/// Writes one of a pod's shared files (/etc/hosts, /etc/resolv.conf) by rewriting the
+/// existing inode, creating it only when missing. Containers bind-mount these files, and a
+/// bind follows the inode: replacing the file by rename would leave them the old one.
+pub fn write_in_place(path: &Path, content: &str) -> Result<(), String> {
+    match crate::services::hosts::rewrite_in_place(path, content) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(path, content).map_err(|e| format!("write {}: {e}", path.display()))
+        }
+        Err(e) => Err(format!("rewrite {} in place: {e}", path.display())),
+    }
 }
 
 /// Reads back a sandbox created earlier (after a daemon restart).
@@ -67,14 +79,12 @@ pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, String> {
     } else {
         hosts_file(&spec.hostname, None)
     };
-    write_atomic(&sandbox.hosts_path, hosts.as_bytes())
-        .map_err(|e| format!("write {}: {e}", sandbox.hosts_path.display()))?;
+    write_in_place(&sandbox.hosts_path, &hosts)?;
     let resolv = match &spec.resolv_conf {
         Some(text) => text.clone(),
         None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
-    write_atomic(&sandbox.resolv_conf_path, resolv.as_bytes())
-        .map_err(|e| format!("write {}: {e}", sandbox.resolv_conf_path.display()))?;
+    write_in_place(&sandbox.resolv_conf_path, &resolv)?;
     let pinned = pin_namespaces(&sandbox);
     if let Err(e) = pinned {
         let _ = remove(run_dir, &spec.id);
@@ -162,6 +172,35 @@ mod tests {
     fn hosts_file_names_the_pod_once_it_has_an_ip() {
         assert!(!hosts_file("web-0", None).contains("web-0"));
         assert!(hosts_file("web-0", Some("10.1.0.7".parse().unwrap())).ends_with("10.1.0.7\tweb-0\n"));
+    }
+
+    #[test]
+    fn hosts_and_resolv_conf_are_rewritten_on_the_inode_containers_have_bound() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox {
+            id: "pod-a".into(),
+            netns_path: None,
+            ipcns_path: dir.path().join("ipc"),
+            hosts_path: dir.path().join("hosts"),
+            resolv_conf_path: dir.path().join("resolv.conf"),
+        };
+        write_hosts(&sandbox, "web-0", None).unwrap();
+        let inode = std::fs::metadata(&sandbox.hosts_path).unwrap().ino();
+        write_hosts(&sandbox, "web-0", Some("10.1.0.7".parse().unwrap())).unwrap();
+        assert_eq!(std::fs::metadata(&sandbox.hosts_path).unwrap().ino(), inode, "same inode: binds see it");
+        assert_eq!(
+            std::fs::read_to_string(&sandbox.hosts_path).unwrap(),
+            hosts_file("web-0", Some("10.1.0.7".parse().unwrap()))
+        );
+        // A shorter text leaves no tail of the longer one behind.
+        std::fs::write(&sandbox.resolv_conf_path, "nameserver 192.0.2.53\nsearch a.very.long.search.domain\n").unwrap();
+        let inode = std::fs::metadata(&sandbox.resolv_conf_path).unwrap().ino();
+        write_in_place(&sandbox.resolv_conf_path, "nameserver 10.0.0.10\n").unwrap();
+        assert_eq!(std::fs::metadata(&sandbox.resolv_conf_path).unwrap().ino(), inode);
+        assert_eq!(std::fs::read_to_string(&sandbox.resolv_conf_path).unwrap(), "nameserver 10.0.0.10\n");
+        let missing = dir.path().join("nope/hosts");
+        assert!(write_in_place(&missing, "x").unwrap_err().contains("nope/hosts"));
     }
 
     #[test]

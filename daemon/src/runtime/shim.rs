@@ -66,13 +66,17 @@ pub fn spawn(
         std::fs::File::create(shim_log).map_err(|e| StartError::run(format!("create {}: {e}", shim_log.display())))?;
     let log_err = log.try_clone().map_err(|e| StartError::run(format!("dup {}: {e}", shim_log.display())))?;
     let (ours, theirs) = UnixStream::pair().map_err(|e| StartError::run(format!("socketpair for shim: {e}")))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(log)
-        .stderr(log_err)
-        .spawn()
-        .map_err(|e| StartError::run(format!("start shim {}: {e}", program.display())))?;
+    let mut command = Command::new(program);
+    // Shims outlive the daemon and must never speak to systemd in its name.
+    for name in crate::systemd::DAEMON_ONLY_ENV {
+        command.env_remove(name);
+    }
+    command.args(args).stdin(Stdio::from(OwnedFd::from(theirs))).stdout(log).stderr(log_err);
+    let spawned = command.spawn();
+    // The command holds our copy of the shim's end of the socket: close it now, or reading
+    // the shim's report below never sees end-of-file.
+    drop(command);
+    let mut child = spawned.map_err(|e| StartError::run(format!("start shim {}: {e}", program.display())))?;
     let sent = serde_json::to_vec(request)
         .map_err(|e| e.to_string())
         .and_then(|b| (&ours).write_all(&b).map_err(|e| e.to_string()))

@@ -1,9 +1,17 @@
+# shellcheck shell=bash
 # Helpers every scenario sources: result lines in the format the harness parses, figures, waits.
 #   SCENARIO NAME: PASS step [— detail]
 #   SCENARIO NAME: FAIL step [— detail]
 #   FIGURE name=value
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 SCENARIO_FAILED=0
+
+# Every ctl call has a deadline: a hung API fails the step instead of hanging the board.
+coracle() {
+  timeout --signal=KILL "${CORACLE_CALL_TIMEOUT:-60}" /usr/local/bin/coracle "$@"
+}
+export -f coracle
+
 SCENARIO_CHECKS=0
 
 pass() {
@@ -20,6 +28,8 @@ fail() {
 # A failure later steps cannot do without: report it and end the scenario.
 fatal() {
   fail "$@"
+  echo "  --- last lines of coracled's journal ---"
+  journalctl -b -u coracled -n 25 --no-pager -o short-monotonic 2>&1 | cut -c1-300 | sed 's/^/  /'
   finish
 }
 
@@ -68,6 +78,11 @@ finish() {
   exit "$SCENARIO_FAILED"
 }
 
+# The last $1 lines of coracled's journal on one line: the detail of a failed daemon step.
+journal_tail() {
+  echo "state $(systemctl is-active coracled), $(systemctl show -p Result --value coracled); journal: $(journalctl -b -u coracled -n "${1:-6}" --no-pager -o cat 2>&1 | tr '\n' ' ' | cut -c1-700)"
+}
+
 # The daemon's main pid as systemd knows it (0 when not running).
 daemon_pid() {
   systemctl show -p MainPID --value coracled
@@ -100,27 +115,30 @@ wait_daemon() {
   wait_until "$1" bash -c '[ "$(systemctl is-active coracled)" = active ] && coracle version'
 }
 
-# Applies a Deployment $1 of $2 busybox replicas sleeping forever, label app=$1.
+# Applies $2 bare Pods $1-1..$1-$2 of busybox sleeping forever, label app=$1. Bare pods need only
+# the node, not the controllers (workloads covers Deployments).
 apply_sleepers() {
+  local i
+  for i in $(seq 1 "$2"); do
+    apply_sleeper "$1" "$1-$i" || return 1
+  done
+}
+
+# Applies one sleeping busybox Pod $2 with label app=$1.
+apply_sleeper() {
   coracle apply -f - <<YAML
-apiVersion: apps/v1
-kind: Deployment
+apiVersion: v1
+kind: Pod
 metadata:
-  name: $1
+  name: $2
+  labels: {app: $1}
 spec:
-  replicas: $2
-  selector:
-    matchLabels: {app: $1}
-  template:
-    metadata:
-      labels: {app: $1}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: sleeper
-        image: busybox:board
-        imagePullPolicy: Never
-        command: ["sleep", "1000000"]
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: sleeper
+    image: busybox:board
+    imagePullPolicy: Never
+    command: ["sleep", "1000000"]
 YAML
 }
 
@@ -166,4 +184,15 @@ timespan_seconds() {
     esac
   done
   echo $(((total_ms + 999) / 1000))
+}
+
+# One line on the pods of label app=$1 (phase, container state, reason) and the latest events:
+# the detail a failed readiness step prints.
+pods_report() {
+  coracle get pods -l "app=$1" -o json 2>&1 | jq -r '.items[] | "\(.metadata.name) \(.status.phase)
+    \(.status.containerStatuses // [] | map(.state | tostring) | join(","))
+    \(.status.conditions // [] | map(select(.status != "True")) | map("\(.type):\(.reason // "")") | join(","))"' 2>&1 |
+    tr '\n' ' ' | cut -c1-500
+  echo -n " | events: "
+  coracle get events 2>&1 | tail -n 4 | tr '\n' ' ' | cut -c1-400
 }

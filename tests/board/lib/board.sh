@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Composing the board's disk (cached root + Coracle installed offline + scenarios) and booting it
 # under qemu (TCG, no network device), with the serial console streamed and logged.
 
@@ -43,6 +44,13 @@ compose_root() {
   ln -sfn /etc/systemd/system/coracle-board.service \
     "$rootdir/etc/systemd/system/multi-user.target.wants/coracle-board.service"
 
+  # Local experiments (a unit drop-in, a config.yaml): BOARD_OVERLAY=DIR is copied over the root.
+  if [ -n "${BOARD_OVERLAY:-}" ]; then
+    [ -d "$BOARD_OVERLAY" ] || die "compose: BOARD_OVERLAY=$BOARD_OVERLAY is not a directory"
+    say "compose: overlaying $BOARD_OVERLAY (a local experiment, not the product as shipped)"
+    cp -a "$BOARD_OVERLAY/." "$rootdir/"
+  fi
+
   KERNEL=$(ls "$rootdir"/boot/vmlinuz-* | sort -V | tail -n 1)
   INITRD=$(ls "$rootdir"/boot/initrd.img-* | sort -V | tail -n 1)
   cp "$KERNEL" "$RUN_DIR/vmlinuz" && cp "$INITRD" "$RUN_DIR/initrd.img" || die "compose: copying kernel and initrd"
@@ -71,7 +79,7 @@ start_board() {
     </dev/null >"$log.qemu" 2>&1 &
   BOARD_PID=$!
   # The board's serial output, live, indented under the harness's own lines.
-  tail -n +1 -F --pid="$BOARD_PID" "$log" 2>/dev/null | tr -d '\r' | sed -u 's/^/  | /' >&2 &
+  tail -n +1 -F --pid="$BOARD_PID" "$log" 2>/dev/null | sed -u 's/\r$//; s/^/  | /' >&2 &
   STREAM_PID=$!
 }
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the board harness (sourced by tests/board/run and its lib/ files).
 
 # Prints a harness message on stderr, prefixed so it stands apart from the board's serial output.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host packages the harness needs: installs what is missing (as root, through apt) or names it.
 
 # Installs the Debian packages in "$@" that are not installed yet; dies naming them when it can't.

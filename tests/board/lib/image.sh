@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The workloads' container image: a `docker save` archive of Debian's busybox-static (taken from
 # the board's own root, so it matches the board's architecture), built on the host.
 

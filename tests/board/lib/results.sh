@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Reading the board's serial log: scenario verdicts and figures, and the summary at the end.
 
 # Records scenario $1's verdict lines and figures from serial log $2 (figures tagged with $3,

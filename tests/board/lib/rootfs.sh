@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The board's Debian root filesystem: debootstrap output, cached under tests/board/cache/ and
 # keyed by a hash of its inputs, so it is rebuilt only when the package list or recipe changes.
 

@@ -3,11 +3,14 @@
 # (Type=notify), and `coracle` reaches it on the default socket. Figures: kernel start to READY.
 source /opt/coracle-board/lib.sh
 
+# Up to 240 s: an emulated board loading the store is slow, and TimeoutStartSec is longer.
+wait_until 240 bash -c '[ "$(systemctl is-active coracled)" != activating ]'
 state=$(systemctl is-active coracled)
 if [ "$state" = active ]; then
   pass started-at-boot
 else
-  fatal started-at-boot "systemctl is-active coracled says '$state'; journal: $(journalctl -b -u coracled -n 5 --no-pager | tr '\n' ' ')"
+  api=$(coracle version >/dev/null 2>&1 && echo "answering" || echo "not answering")
+  fatal started-at-boot "systemctl is-active coracled says '$state' (API $api; $(systemctl show -p StatusText coracled)); journal: $(journalctl -b -u coracled -n 4 --no-pager -o cat | tr '\n' ' ' | cut -c1-500)"
 fi
 
 type=$(systemctl show -p Type --value coracled)
@@ -23,7 +26,6 @@ if [ "${ready_us:-0}" -gt 0 ] && [ "${exec_us:-0}" -gt 0 ] && [ "$ready_us" -ge 
 else
   fail ready-timestamps "ActiveEnter=$ready_us ExecMainStart=$exec_us"
 fi
-note "$(systemd-analyze 2>/dev/null | head -n 1)"
 
 [ -S /run/coracle/coracle.sock ] && pass default-socket || fail default-socket "/run/coracle/coracle.sock is not a socket"
 version=$(coracle version 2>&1)

@@ -15,7 +15,7 @@ out=$(apply_sleepers wear $pods 2>&1) && pass apply || fatal apply "$out"
 if wait_until 900 pods_ready_equal wear $pods; then
   pass pods-ready "$pods pods Running and ready"
 else
-  fatal pods-ready "$(ready_pods wear) of $pods ready: $(coracle get pods --no-headers 2>&1 | awk '{print $3}' | sort | uniq -c | tr '\n' ' ')"
+  fatal pods-ready "$(ready_pods wear) of $pods ready: $(pods_report wear)"
 fi
 # Let the start-up's status writes and the page cache's writeback settle before measuring.
 sleep 30

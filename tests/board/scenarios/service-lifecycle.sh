@@ -10,7 +10,7 @@ pass daemon-ready
 out=$(load_image 2>&1) && pass image-load || fatal image-load "$out"
 out=$(apply_sleepers life 2 2>&1) && pass apply || fatal apply "$out"
 wait_until 300 pods_ready_equal life 2 && pass pods-ready ||
-  fatal pods-ready "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
+  fatal pods-ready "$(pods_report life)"
 
 before=$(container_processes)
 count=$(grep -c . <<<"$before")
@@ -20,10 +20,10 @@ count=$(grep -c . <<<"$before")
 # restart
 old=$(daemon_pid)
 systemctl restart coracled
-wait_daemon 180 || fail restart-active "coracled not active after restart"
+wait_daemon 180 && pass restart-active || fail restart-active "$(journal_tail 8)"
 new=$(daemon_pid)
 lost=$(gone_processes "$before")
-if [ -z "$lost" ] && [ "$new" != "$old" ]; then
+if [ -z "$lost" ] && [ "$new" != "$old" ] && [ "$new" != 0 ]; then
   pass restart-keeps-pods "daemon $old -> $new, $count container processes kept"
 else
   fail restart-keeps-pods "daemon $old -> $new; gone: $(echo $lost)"
@@ -38,7 +38,7 @@ lost=$(gone_processes "$before")
 [ -z "$lost" ] && pass stop-leaves-pods "unit $state, containers running" ||
   fail stop-leaves-pods "gone after stop: $(echo $lost)"
 systemctl start coracled
-wait_daemon 180 || fail start-active "coracled not active after start"
+wait_daemon 180 && pass start-active || fail start-active "$(journal_tail 8)"
 lost=$(gone_processes "$before")
 [ -z "$lost" ] && pass stop-start-keeps-pods || fail stop-start-keeps-pods "gone: $(echo $lost)"
 wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-start ||
@@ -46,39 +46,45 @@ wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-start ||
 
 # watchdog: freeze the daemon; systemd must kill it within WatchdogSec and start a new one.
 watchdog=$(timespan_seconds "$(systemctl show -p WatchdogUSec --value coracled)")
-[ "${watchdog:-0}" -gt 0 ] || fatal watchdog-configured "WatchdogUSec=$(systemctl show -p WatchdogUSec --value coracled)"
-figure watchdog_sec "$watchdog"
 old=$(daemon_pid)
-t0=$(now_ms)
-kill -STOP "$old"
-# Gone: the pid no longer exists, or is a zombie waiting for systemd.
-wait_until $((watchdog + 60)) bash -c "! [ -d /proc/$old ] || grep -q '^State:.*Z' /proc/$old/status"
-t1=$(now_ms)
-killed_ms=$((t1 - t0))
-figure watchdog_kill_ms "$killed_ms"
-# The kill comes at most WatchdogSec after the last ping, which preceded SIGSTOP; the slack
-# covers the abort itself and the emulated board's scheduling.
-if [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; then
-  kill -CONT "$old"
-  fatal watchdog-kill "daemon $old still alive ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
-elif [ "$killed_ms" -le $(((watchdog + 5) * 1000)) ]; then
-  pass watchdog-kill "killed ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+if [ "${old:-0}" = 0 ]; then
+  # kill -STOP 0 would freeze this script's own process group.
+  fail watchdog-kill "no coracled running to freeze ($(journal_tail 3))"
+elif [ "${watchdog:-0}" -gt 0 ]; then
+  figure watchdog_sec "$watchdog"
+  t0=$(now_ms)
+  kill -STOP "$old"
+  # Gone: the pid no longer exists, or is a zombie waiting for systemd.
+  wait_until $((watchdog + 60)) bash -c "! [ -d /proc/$old ] || grep -q '^State:.*Z' /proc/$old/status"
+  t1=$(now_ms)
+  killed_ms=$((t1 - t0))
+  figure watchdog_kill_ms "$killed_ms"
+  # The kill comes at most WatchdogSec after the last ping, which preceded SIGSTOP; the slack
+  # covers the abort itself and the emulated board's scheduling.
+  if [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; then
+    kill -CONT "$old"
+    fail watchdog-kill "daemon $old still alive ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+  elif [ "$killed_ms" -le $(((watchdog + 5) * 1000)) ]; then
+    pass watchdog-kill "killed ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+  else
+    fail watchdog-kill "killed only ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+  fi
+  [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status" || wait_until 180 bash -c "[ \"\$(systemctl show -p MainPID --value coracled)\" != $old ] && [ \"\$(systemctl is-active coracled)\" = active ] && coracle version"
+  new=$(daemon_pid)
+  figure watchdog_recovered_ms $(($(now_ms) - t0))
+  if [ "$new" != "$old" ] && [ "$new" != 0 ] && [ "$(systemctl is-active coracled)" = active ]; then
+    pass watchdog-restart "new daemon $new"
+  else
+    fail watchdog-restart "MainPID=$new state=$(systemctl is-active coracled)"
+  fi
+  note "$(journalctl -b -u coracled --no-pager | grep -i -m 2 'watchdog' | tr '\n' ' ')"
+  lost=$(gone_processes "$before")
+  [ -z "$lost" ] && pass watchdog-keeps-pods || fail watchdog-keeps-pods "gone: $(echo $lost)"
+  wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-watchdog ||
+    fail pods-ready-after-watchdog "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
 else
-  fail watchdog-kill "killed only ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
+  fail watchdog-configured "WatchdogUSec=$(systemctl show -p WatchdogUSec --value coracled)"
 fi
-wait_until 180 bash -c "[ \"\$(systemctl show -p MainPID --value coracled)\" != $old ] && [ \"\$(systemctl is-active coracled)\" = active ] && coracle version"
-new=$(daemon_pid)
-figure watchdog_recovered_ms $(($(now_ms) - t0))
-if [ "$new" != "$old" ] && [ "$new" != 0 ] && [ "$(systemctl is-active coracled)" = active ]; then
-  pass watchdog-restart "new daemon $new"
-else
-  fail watchdog-restart "MainPID=$new state=$(systemctl is-active coracled)"
-fi
-note "$(journalctl -b -u coracled --no-pager | grep -i -m 2 'watchdog' | tr '\n' ' ')"
-lost=$(gone_processes "$before")
-[ -z "$lost" ] && pass watchdog-keeps-pods || fail watchdog-keeps-pods "gone: $(echo $lost)"
-wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-watchdog ||
-  fail pods-ready-after-watchdog "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
 
 # uninstall on the running board
 cg=$(daemon_cgroup)
@@ -94,7 +100,7 @@ mounts=$(grep -E ' (/var/lib/coracle|/run/coracle|/run/netns)[/ ]|^overlay ' /pr
 [ -z "$mounts" ] && pass uninstall-no-mount || fail uninstall-no-mount "$(echo $mounts | cut -c1-300)"
 cgroups=$(
   [ -d "$cg" ] && echo "$cg"
-  find /sys/fs/cgroup -name '*coracle*' 2>/dev/null
+  find /sys/fs/cgroup -name '*coracle*' ! -name 'coracle-board.service' 2>/dev/null
 )
 [ -z "$cgroups" ] && pass uninstall-no-cgroup || fail uninstall-no-cgroup "$(echo $cgroups | cut -c1-300)"
 links=$(ip -o link show | awk -F': ' '{print $2}' | grep -vx lo)

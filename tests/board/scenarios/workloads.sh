@@ -55,7 +55,7 @@ out=$(apply_web v1 2>&1) || fatal apply-web "$out"
 if wait_until 600 pods_ready_equal web 3; then
   pass deployment-ready "3 web pods Running and ready"
 else
-  fatal deployment-ready "$(ready_pods web) of 3 ready: $(coracle get pods -l app=web --no-headers 2>&1 | tr '\n' ' ')"
+  fatal deployment-ready "$(ready_pods web) of 3 ready: $(pods_report web)"
 fi
 
 # Each pod's cgroups: beneath the unit's delegated cgroup, limits from the spec.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// How often a patch that names no resourceVersion is re-applied after losing a race with
 /// another writer, as kube-apiserver retries.
-const CONFLICT_RETRIES: usize = 5;
+pub(super) const CONFLICT_RETRIES: usize = 5;
 
 /// The resourceVersion a patch body carries, if any.
 fn patch_resource_version(kind: PatchType, body: &Value) -> Option<&str> {

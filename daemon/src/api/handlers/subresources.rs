@@ -2,7 +2,7 @@
 //! `Store::update_status`, and replicas read and written as an `autoscaling/v1` `Scale`.
 
 use super::objects::{self, present};
-use super::patch::patched;
+use super::patch::{patched, CONFLICT_RETRIES};
 use super::Reply;
 use crate::api::errors::ApiError;
 use crate::api::patch::PatchType;
@@ -25,10 +25,25 @@ pub fn get(store: &Store, path: &ResourcePath) -> Result<Value, ApiError> {
 
 /// PUT of `{name}/status` or `{name}/scale`.
 pub fn replace(store: &Store, path: &ResourcePath, body: Value, options: &WriteOptions) -> Result<Reply, ApiError> {
-    let live = objects::live(store, path)?;
     match path.subresource.as_deref() {
-        Some("scale") => write_scale(store, path, &live, &body, options),
+        Some("scale") => {
+            let pinned = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+            retry_unpinned(pinned, || write_scale(store, path, &objects::live(store, path)?, &body, options))
+        }
         _ => write_status(store, path, body, options),
+    }
+}
+
+/// Runs a subresource write again when it lost a race with another writer (a controller
+/// writing status) and the client pinned no resourceVersion, as kube-apiserver retries.
+fn retry_unpinned(pinned: bool, mut write: impl FnMut() -> Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match write() {
+            Err(ApiError::Store(StoreError::Conflict { .. })) if !pinned && attempt < CONFLICT_RETRIES => continue,
+            result => return result,
+        }
     }
 }
 
@@ -41,22 +56,29 @@ pub fn patch(
     body: &Value,
     options: &WriteOptions,
 ) -> Result<Reply, ApiError> {
-    let live = objects::live(store, path)?;
     match path.subresource.as_deref() {
         Some("scale") => {
-            let mut document = patched(kind, &scale_of(&live)?, body)?;
             // The live version is part of the Scale, so a patch that names none cannot fail
             // on it; only one that names a version pins it.
-            if body.pointer("/metadata/resourceVersion").is_none() {
-                if let Some(meta) = document.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.remove("resourceVersion");
+            let pinned = body.pointer("/metadata/resourceVersion").is_some();
+            retry_unpinned(pinned, || {
+                let live = objects::live(store, path)?;
+                let mut document = patched(kind, &scale_of(&live)?, body)?;
+                if !pinned {
+                    if let Some(meta) = document.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.remove("resourceVersion");
+                    }
                 }
-            }
-            write_scale(store, path, &live, &document, options)
+                write_scale(store, path, &live, &document, options)
+            })
         }
         _ => {
-            let document = patched(kind, &present(&live, path), body)?;
-            write_status(store, path, document, options)
+            let pinned = body.pointer("/metadata/resourceVersion").is_some();
+            retry_unpinned(pinned, || {
+                let live = objects::live(store, path)?;
+                let document = patched(kind, &present(&live, path), body)?;
+                write_status(store, path, document, options)
+            })
         }
     }
 }

@@ -1,0 +1,120 @@
+//! Runs wrk and reads its summary: requests/s, transfer/s and the 99th latency percentile.
+
+use std::process::Command;
+use std::time::Duration;
+
+/// What one wrk run measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WrkFigures {
+    /// Requests per second.
+    pub requests_per_sec: f64,
+    /// Bytes per second of response data.
+    pub bytes_per_sec: f64,
+    /// The 99th percentile of request latency.
+    pub p99: Duration,
+}
+
+/// One wrk load: threads, connections, duration, URL and extra headers.
+pub struct Load<'a> {
+    pub threads: u32,
+    pub connections: u32,
+    pub duration: Duration,
+    pub url: &'a str,
+    pub headers: &'a [&'a str],
+}
+
+/// Runs wrk with `--latency` and parses its report.
+pub fn run(load: &Load) -> Result<WrkFigures, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["--latency", "-t", &load.threads.to_string(), "-c", &load.connections.to_string()]).args([
+        "-d",
+        &format!("{}s", load.duration.as_secs().max(1)),
+        "--timeout",
+        "5s",
+    ]);
+    for h in load.headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(load.url).output().map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "wrk {} failed ({}): {}{}",
+            load.url,
+            out.status,
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    parse(&text).ok_or_else(|| format!("unreadable wrk report for {}:\n{text}", load.url))
+}
+
+/// Reads `Requests/sec:`, `Transfer/sec:` and the `99%` latency line.
+pub fn parse(report: &str) -> Option<WrkFigures> {
+    let value = |key: &str| report.lines().find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()));
+    let requests_per_sec = value("Requests/sec:")?.parse().ok()?;
+    let bytes_per_sec = size(&value("Transfer/sec:")?)?;
+    let p99 = duration(&value("99%")?)?;
+    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99 })
+}
+
+/// wrk's sizes: `812.34KB`, `1.20GB`, `512.00B`.
+fn size(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let scale = match unit {
+        "B" => 1.0,
+        "KB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(n * scale)
+}
+
+/// wrk's durations: `812.00us`, `1.23ms`, `2.00s`, `1.00m`.
+fn duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = text.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "Running 5s test @ http://127.0.0.1:8080/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   512.00us  100.00us   5.00ms   90.00%
+    Req/Sec    60.00k     2.00k   65.00k    70.00%
+  Latency Distribution
+     50%  480.00us
+     75%  520.00us
+     90%  600.00us
+     99%    1.25ms
+  600000 requests in 5.00s, 50.00MB read
+Requests/sec: 120000.50
+Transfer/sec:     10.00MB
+";
+
+    #[test]
+    fn reads_the_summary_lines() {
+        let f = parse(REPORT).unwrap();
+        assert_eq!(f.requests_per_sec, 120000.5);
+        assert_eq!(f.bytes_per_sec, 10.0 * 1024.0 * 1024.0);
+        assert_eq!(f.p99, Duration::from_micros(1250));
+        assert!(parse("garbage").is_none());
+    }
+}
