@@ -3,7 +3,7 @@
 
 # Prints a harness message on stderr, prefixed so it stands apart from the board's serial output.
 say() {
-  echo "board: $*" >&2
+  echo "board [+${SECONDS}s]: $*" >&2
 }
 
 # Fails the run naming the step that failed.
