@@ -27,7 +27,8 @@ pub fn get(store: &Store, path: &ResourcePath) -> Result<Value, ApiError> {
 pub fn replace(store: &Store, path: &ResourcePath, body: Value, options: &WriteOptions) -> Result<Reply, ApiError> {
     match path.subresource.as_deref() {
         Some("scale") => {
-            let pinned = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+            let pinned =
+                body.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty());
             retry_unpinned(pinned, || write_scale(store, path, &objects::live(store, path)?, &body, options))
         }
         _ => write_status(store, path, body, options),
