@@ -14,6 +14,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// How often a failing CNI DEL is tried before teardown reports the error.
+const DEL_ATTEMPTS: u32 = 4;
+
 /// The network's name in the conflist (host-local keeps its leases in `ipam/<name>`).
 pub const NETWORK_NAME: &str = "coracle";
 /// The pod's interface.
@@ -198,7 +201,20 @@ impl CniNetwork {
         let netns_text = netns.filter(|p| p.exists()).map(|p| p.display().to_string()).unwrap_or_default();
         let target = CniTarget { container_id: uid, netns: &netns_text, ifname: IFNAME };
         let prev = self.cached_result(uid);
-        self.del(&target, prev.as_ref())?;
+        // DEL is idempotent and may fail transiently: the bridge plugin's iptables calls race
+        // other iptables users (`CHAIN_DEL failed (Device or resource busy)`). Retry as the
+        // kubelet does before giving up.
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut attempt = 1;
+        while let Err(e) = self.del(&target, prev.as_ref()) {
+            if attempt == DEL_ATTEMPTS {
+                return Err(e);
+            }
+            log::debug!("net: CNI DEL for {uid} failed (attempt {attempt}), retrying: {e}");
+            std::thread::sleep(delay);
+            delay *= 2;
+            attempt += 1;
+        }
         match std::fs::remove_file(self.result_path(uid)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
