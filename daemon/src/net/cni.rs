@@ -378,7 +378,9 @@ mod tests {
         let started = std::time::Instant::now();
         for i in 0..cycles {
             pinned_netns(&netns);
-            pod.metadata.uid = format!("churn-{i}");
+            // Not `churn-N`: the test above uses those ids, and the bridge plugin names its
+            // iptables chains after the container id, so parallel tests would share chains.
+            pod.metadata.uid = format!("leak-{i}");
             let ip = net.setup(&pod, &netns).unwrap_or_else(|e| panic!("cycle {i}: setup: {e}"));
             assert!(ip.is_some(), "cycle {i}: no address");
             net.teardown(&pod, &netns).unwrap_or_else(|e| panic!("cycle {i}: teardown: {e}"));
