@@ -142,7 +142,7 @@ impl Node {
             network: options.network,
             data_dir: settings.data_dir.clone(),
             node_name: settings.node_name.clone(),
-            host_ip: sandbox::detect_host_ip(),
+            host_ip: crate::net::service_route::node_address(),
             backoff: BackoffPolicy::from_settings(&settings.backoff),
             log_max_size: settings.logs.max_size_bytes,
             log_max_files: settings.logs.max_files,

@@ -95,19 +95,6 @@ pub fn remove(runtime: &dyn ContainerRuntime, network: &dyn PodNetwork, pod: &Po
     runtime.remove_sandbox(&id).map_err(|e| format!("removing sandbox {id}: {e}"))
 }
 
-/// The host's primary address, as the source address of a route to the outside (a UDP
-/// connect sends nothing), else loopback.
-pub fn detect_host_ip() -> IpAddr {
-    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
-        s.connect("192.0.2.1:9")?;
-        s.local_addr()
-    });
-    match probe {
-        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
-        _ => IpAddr::from([127, 0, 0, 1]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
