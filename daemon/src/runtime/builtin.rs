@@ -3,7 +3,7 @@
 
 use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
 use super::sandbox;
-use super::shim::{self, ShimReport, ShimRequest, SHIM_ARG};
+use super::shim::{self, ShimRequest, SHIM_ARG};
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
 use super::state::{self, ContainerState, StateRecord};
 use nix::sys::signal::Signal;
@@ -68,12 +68,7 @@ impl ContainerRuntime for BuiltinRuntime {
         }
         std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
         let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone(), oci: None };
-        match shim::spawn(&self.shim_program, &self.shim_args, &request, &dir.join("shim.log"))? {
-            ShimReport::Started { pid, pid_start_time, shim_pid } => {
-                Ok(ContainerHandle { id: spec.id.clone(), pid, pid_start_time, shim_pid })
-            }
-            ShimReport::Failed { reason, message } => Err(StartError { reason, message }),
-        }
+        shim::start_container(&self.shim_program, &self.shim_args, &request, &dir.join("shim.log"))
     }
 
     fn state(&self, id: &str) -> ContainerState {

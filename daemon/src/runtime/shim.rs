@@ -5,7 +5,7 @@
 //! For the OCI backend the same shim has an external runtime (runc) create and start the
 //! container instead of cloning it, and supervises it the same way.
 
-use super::container_runtime::StartError;
+use super::container_runtime::{ContainerHandle, StartError};
 use super::cri_log::{CriLog, LineSplitter, Stream};
 use super::init::{container_init, FailedStage, InitPipes};
 use super::oci::launch::{self as oci_launch, OciLaunch};
@@ -51,6 +51,22 @@ pub enum ShimReport {
     Started { pid: i32, pid_start_time: u64, shim_pid: i32 },
     /// The container never ran; `reason` is `StartError` or `RunContainerError`.
     Failed { reason: String, message: String },
+}
+
+/// Starts a container through a shim (see `spawn`): the handle of the container that exec'd,
+/// or why it did not start.
+pub fn start_container(
+    program: &Path,
+    args: &[OsString],
+    request: &ShimRequest,
+    shim_log: &Path,
+) -> Result<ContainerHandle, StartError> {
+    match spawn(program, args, request, shim_log)? {
+        ShimReport::Started { pid, pid_start_time, shim_pid } => {
+            Ok(ContainerHandle { id: request.spec.id.clone(), pid, pid_start_time, shim_pid })
+        }
+        ShimReport::Failed { reason, message } => Err(StartError { reason, message }),
+    }
 }
 
 /// Starts a shim as `program args…`, hands it `request` over a socket on its fd 0 and waits for
