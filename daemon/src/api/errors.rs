@@ -5,7 +5,7 @@ use crate::admission::AdmissionError;
 use crate::store::StoreError;
 use coracle_config::meta::{Status, StatusCause, StatusDetails};
 use coracle_config::object::ResourceInfo;
-use coracle_config::validation::{FieldError, FieldErrorKind};
+use coracle_config::validation::FieldError;
 use std::fmt;
 
 /// A failed request.
@@ -74,24 +74,9 @@ fn details_for(resource: &ResourceInfo, name: &str) -> StatusDetails {
     }
 }
 
-/// `field.ErrorType` as a `StatusCause.reason`.
-fn cause_reason(kind: &FieldErrorKind) -> &'static str {
-    match kind {
-        FieldErrorKind::Required => "FieldValueRequired",
-        FieldErrorKind::Invalid(_) => "FieldValueInvalid",
-        FieldErrorKind::NotSupported(..) => "FieldValueNotSupported",
-        FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
-        FieldErrorKind::Forbidden => "FieldValueForbidden",
-        FieldErrorKind::NotFound(_) => "FieldValueNotFound",
-        FieldErrorKind::TooLong => "FieldValueTooLong",
-    }
-}
-
+/// A field error as a `StatusCause`: its reason, its message without the field path.
 fn cause(error: &FieldError) -> StatusCause {
-    let full = error.to_string();
-    let prefix = format!("{}: ", error.field);
-    let message = full.strip_prefix(&prefix).map(str::to_string).unwrap_or(full);
-    StatusCause { reason: cause_reason(&error.kind).into(), message, field: error.field.clone() }
+    StatusCause { reason: error.reason().into(), message: error.body(), field: error.field.clone() }
 }
 
 impl ApiError {
