@@ -5,7 +5,7 @@ use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, 
 use super::sandbox;
 use super::shim::{self, ShimRequest, SHIM_ARG};
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
-use super::state::{self, ContainerState, StateRecord};
+use super::state::{self, ContainerState};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -79,14 +79,7 @@ impl ContainerRuntime for BuiltinRuntime {
     }
 
     fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
-        let dir = self.container_dir(id)?;
-        let Some(record) = state::read_record::<StateRecord>(&dir.join(state::STATE_FILE)) else {
-            return Err(RuntimeError(format!("signal {signal} to container {id}: it never started")));
-        };
-        // Only the process we started: a recycled pid must not receive the signal.
-        if !state::is_same_process(record.pid, record.pid_start_time) {
-            return Ok(());
-        }
+        let Some(record) = state::signal_target(&self.container_dir(id)?, id, signal)? else { return Ok(()) };
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(e) => Err(RuntimeError(format!("signal {signal} to container {id} (pid {}): {e}", record.pid))),

@@ -89,6 +89,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The record of the process container `id` started, while that very process still runs:
+/// None once it has exited, so a recycled pid never receives the `signal` being sent.
+pub fn signal_target(
+    dir: &Path,
+    id: &str,
+    signal: nix::sys::signal::Signal,
+) -> Result<Option<StateRecord>, super::RuntimeError> {
+    let Some(record) = read_record::<StateRecord>(&dir.join(STATE_FILE)) else {
+        return Err(super::RuntimeError(format!("signal {signal} to container {id}: it never started")));
+    };
+    Ok(is_same_process(record.pid, record.pid_start_time).then_some(record))
+}
+
 /// Reads a JSON record, `None` when the file does not exist or is unreadable.
 pub fn read_record<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;

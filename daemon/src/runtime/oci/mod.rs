@@ -12,7 +12,7 @@ use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, 
 use super::sandbox;
 use super::shim::{self, ShimRequest, SHIM_ARG};
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
-use super::state::{self, ContainerState, StateRecord};
+use super::state::{self, ContainerState};
 use cgroups_path::CgroupPlacement;
 use launch::OciLaunch;
 use nix::sys::signal::Signal;
@@ -149,13 +149,7 @@ impl ContainerRuntime for OciRuntime {
     }
 
     fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
-        let dir = self.container_dir(id)?;
-        let Some(record) = state::read_record::<StateRecord>(&dir.join(state::STATE_FILE)) else {
-            return Err(RuntimeError(format!("signal {signal} to container {id}: it never started")));
-        };
-        if !state::is_same_process(record.pid, record.pid_start_time) {
-            return Ok(());
-        }
+        let Some(record) = state::signal_target(&self.container_dir(id)?, id, signal)? else { return Ok(()) };
         match self.cli.kill(id, signal as i32) {
             Ok(()) => Ok(()),
             // It exited between our look and the runtime's.
