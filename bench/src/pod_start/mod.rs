@@ -54,10 +54,12 @@ pub fn run(config: &PodStartConfig, bins: &Binaries) -> Result<Table, String> {
 
     eprintln!("pod-start: {} pods through coracled …", config.pods + 1);
     let (first_pod, apply_to_running) = apply_to_running(bins, &archive, config.pods)?;
+    // One pod sandbox for both runtimes' containers, as a pod's containers share one.
+    let rig = spawn::Rig::new(&bins.coracled)?;
     eprintln!("pod-start: {} spawns with BuiltinRuntime …", config.spawns);
-    let spawn = spawn::measure(&bins.coracled, &rootfs, config.spawns)?;
+    let spawn = spawn::measure(&rig, &rootfs, config.spawns)?;
     eprintln!("pod-start: {} runs of runc run -d …", config.spawns);
-    let runc = runc::measure(&rootfs, config.spawns);
+    let runc = rig.namespaces().and_then(|sandbox| runc::measure(&rootfs, &sandbox, config.spawns));
     Ok(table(config, &PodStartResults { first_pod, apply_to_running, spawn, runc }))
 }
 
@@ -120,8 +122,11 @@ pub fn table(config: &PodStartConfig, r: &PodStartResults) -> Table {
         }
     }
     t.note("apply → Running: POST of the pod to the watch event showing phase Running (coracled over its socket)");
-    t.note("runtime spawn: BuiltinRuntime::start → handle (shim = coracled re-exec; cgroup made beforehand, as the node does)");
-    t.note("runc: `runc run --detach` wall time (returns after start); runc also makes the cgroup and a netns");
+    t.note(
+        "runtime spawn: BuiltinRuntime::start → handle (shim forked by the coracled shim launcher; cgroup made beforehand, as the node \
+         does; the init joins it itself)",
+    );
+    t.note("runc: `runc run --detach` wall time (returns after start) in the same sandbox's net and ipc namespaces; runc also makes the cgroup");
     t
 }
 

@@ -1,5 +1,7 @@
 //! The peer: `runc run --detach` of an OCI bundle on the same busybox rootfs. runc returns once
 //! the container's process has been started, so the wall time of the command is its spawn time.
+//! Like the builtin runtime's containers, runc's join the pod sandbox's network and IPC
+//! namespaces instead of making their own, so both spawn times cover the same work.
 
 use crate::procfs;
 use serde_json::{json, Value};
@@ -41,11 +43,29 @@ impl Runc {
     }
 }
 
+/// The namespaces a pod sandbox pins for its containers to join.
+pub struct SandboxNamespaces<'a> {
+    /// The pinned network namespace.
+    pub net: &'a Path,
+    /// The pinned IPC namespace.
+    pub ipc: &'a Path,
+}
+
 /// `runc spec`'s config, adjusted: our rootfs (read-only, as runc's default), no terminal,
-/// and the same command the builtin runtime starts.
-fn bundle_config(mut config: Value, rootfs: &Path) -> Result<Value, String> {
+/// the same command the builtin runtime starts, and the sandbox's network and IPC namespaces.
+fn bundle_config(mut config: Value, rootfs: &Path, sandbox: &SandboxNamespaces) -> Result<Value, String> {
     if !config["process"].is_object() || !config["root"].is_object() {
         return Err(format!("runc spec printed no process/root sections: {config}"));
+    }
+    let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() else {
+        return Err(format!("runc spec printed no linux.namespaces: {config}"));
+    };
+    for ns in namespaces.iter_mut() {
+        match ns["type"].as_str() {
+            Some("network") => ns["path"] = json!(sandbox.net),
+            Some("ipc") => ns["path"] = json!(sandbox.ipc),
+            _ => {}
+        }
     }
     config["root"]["path"] = json!(rootfs);
     config["root"]["readonly"] = json!(true);
@@ -55,9 +75,9 @@ fn bundle_config(mut config: Value, rootfs: &Path) -> Result<Value, String> {
     Ok(config)
 }
 
-/// Runs `runs` detached runc containers of `rootfs` one after another; returns each
-/// `runc run -d` wall time.
-pub fn measure(rootfs: &Path, runs: usize) -> Result<Vec<Duration>, String> {
+/// Runs `runs` detached runc containers of `rootfs` in `sandbox` one after another; returns
+/// each `runc run -d` wall time.
+pub fn measure(rootfs: &Path, sandbox: &SandboxNamespaces, runs: usize) -> Result<Vec<Duration>, String> {
     let binary = coracled::runtime::oci::find_binary("runc")
         .ok_or("runc not found in PATH (apt-get install runc): it is the peer this benchmark compares with")?;
     let tmp = tempfile::Builder::new()
@@ -72,7 +92,7 @@ pub fn measure(rootfs: &Path, runs: usize) -> Result<Vec<Duration>, String> {
     let config_path = bundle.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|e| format!("reading {}: {e}", config_path.display()))?;
     let config = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", config_path.display()))?;
-    let config = bundle_config(config, rootfs)?;
+    let config = bundle_config(config, rootfs, sandbox)?;
     std::fs::write(&config_path, config.to_string()).map_err(|e| format!("writing {}: {e}", config_path.display()))?;
 
     let mut samples = Vec::with_capacity(runs);
@@ -114,12 +134,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bundle_runs_our_command_on_our_rootfs_without_a_terminal() {
-        let spec = json!({"process": {"terminal": true, "args": ["sh"]}, "root": {"path": "rootfs", "readonly": true}});
-        let c = bundle_config(spec, Path::new("/tmp/rootfs")).unwrap();
+    fn the_bundle_runs_our_command_on_our_rootfs_in_the_sandbox_without_a_terminal() {
+        let sandbox = SandboxNamespaces { net: Path::new("/run/s/net"), ipc: Path::new("/run/s/ipc") };
+        let spec = json!({
+            "process": {"terminal": true, "args": ["sh"]},
+            "root": {"path": "rootfs", "readonly": true},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "mount"}]},
+        });
+        let c = bundle_config(spec, Path::new("/tmp/rootfs"), &sandbox).unwrap();
         assert_eq!(c["root"]["path"], "/tmp/rootfs");
         assert_eq!(c["process"]["terminal"], false);
         assert_eq!(c["process"]["args"], json!(["sleep", "86400"]));
-        assert!(bundle_config(json!({"root": {}}), Path::new("/r")).unwrap_err().contains("no process/root"));
+        assert_eq!(
+            c["linux"]["namespaces"],
+            json!([{"type": "pid"}, {"type": "network", "path": "/run/s/net"}, {"type": "ipc", "path": "/run/s/ipc"}, {"type": "mount"}])
+        );
+        let no_process = bundle_config(json!({"root": {}}), Path::new("/r"), &sandbox).unwrap_err();
+        assert!(no_process.contains("no process/root"), "{no_process}");
+        let no_namespaces = json!({"process": {}, "root": {}});
+        assert!(bundle_config(no_namespaces, Path::new("/r"), &sandbox).unwrap_err().contains("no linux.namespaces"));
     }
 }

@@ -1,4 +1,4 @@
-//! The runtime's own spawn time: `BuiltinRuntime::start` (shim re-exec, clone, namespaces,
+//! The runtime's own spawn time: `BuiltinRuntime::start` (shim fork, clone, namespaces,
 //! overlay root, pivot_root, exec) until it hands back the container's handle.
 
 use crate::procfs;
@@ -17,7 +17,7 @@ const CGROUP_SUBPATH: &str = "coracle-bench";
 const SANDBOX_ID: &str = "bench-spawn";
 
 /// A runtime on a temp run dir with one pod sandbox; removes both when dropped.
-struct Rig {
+pub struct Rig {
     tmp: tempfile::TempDir,
     runtime: BuiltinRuntime,
     sandbox: Sandbox,
@@ -38,12 +38,13 @@ impl Drop for Rig {
 }
 
 impl Rig {
-    fn new(coracled: &Path) -> Result<Rig, String> {
+    /// The builtin runtime with `coracled` as its shim, and the sandbox every measured container joins.
+    pub fn new(coracled: &Path) -> Result<Rig, String> {
         let tmp = tempfile::Builder::new()
             .prefix("coracle-bench-spawn-")
             .tempdir_in("/var/tmp")
             .map_err(|e| format!("creating a temp dir in /var/tmp: {e}"))?;
-        // The shim is the real daemon binary re-executed, exactly as under coracled.
+        // Shims (and their launcher) are the real daemon binary, exactly as under coracled.
         let runtime = BuiltinRuntime::with_shim(tmp.path().join("run"), coracled, vec![SHIM_ARG.into()]);
         let cgroups = Cgroups::detect(CGROUP_SUBPATH).map_err(|e| format!("cgroups: {e}"))?;
         let sandbox = runtime
@@ -55,6 +56,12 @@ impl Rig {
             })
             .map_err(|e| format!("creating sandbox {SANDBOX_ID}: {e}"))?;
         Ok(Rig { tmp, runtime, sandbox, cgroups })
+    }
+
+    /// The sandbox's pinned network and IPC namespaces (the peer's containers join them too).
+    pub fn namespaces(&self) -> Result<super::runc::SandboxNamespaces<'_>, String> {
+        let net = self.sandbox.netns_path.as_deref().ok_or("the bench sandbox has no network namespace")?;
+        Ok(super::runc::SandboxNamespaces { net, ipc: &self.sandbox.ipcns_path })
     }
 
     fn spec(&self, id: &str, layer: &Path, cgroup_dirs: Vec<PathBuf>) -> ContainerSpec {
@@ -77,6 +84,7 @@ impl Rig {
             capabilities: CapabilityChanges::default(),
             no_new_privileges: false,
             cgroup_dirs,
+            oom_score_adj: Some(1000),
             log_path: dir.join("log/0.log"),
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 2,
@@ -97,11 +105,10 @@ impl Rig {
     }
 }
 
-/// Starts `runs` containers of `layer` one after another under the builtin runtime (shim =
-/// `coracled`) and returns each `start()` → handle time. Cgroup creation, which the node does
-/// before it calls the runtime, is outside the timing.
-pub fn measure(coracled: &Path, layer: &Path, runs: usize) -> Result<Vec<Duration>, String> {
-    let rig = Rig::new(coracled)?;
+/// Starts `runs` containers of `layer` one after another under the rig's builtin runtime and
+/// returns each `start()` → handle time. Cgroup creation, which the node does before it calls
+/// the runtime, is outside the timing.
+pub fn measure(rig: &Rig, layer: &Path, runs: usize) -> Result<Vec<Duration>, String> {
     let mut samples = Vec::with_capacity(runs);
     for i in 0..runs {
         let id = format!("spawn-{i}");

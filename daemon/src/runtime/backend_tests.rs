@@ -51,6 +51,8 @@ on_both_backends!(
     the_init_joins_its_cgroups_before_exec,
     cgroups_that_share_no_single_path_are_joined_too,
     a_host_network_sandbox_shares_the_host_netns,
+    the_oom_score_adj_reaches_the_container,
+    shims_are_forked_by_one_launcher_that_leaves_with_its_runtime,
 );
 
 /// A busybox image layer: the static binary, its applets as symlinks, users and a web root.
@@ -143,6 +145,7 @@ impl Fixture {
             capabilities: CapabilityChanges::default(),
             no_new_privileges: true,
             cgroup_dirs: vec![],
+            oom_score_adj: None,
             log_path: self.base.join("logs").join(id).join("0.log"),
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 5,
@@ -472,4 +475,50 @@ fn a_host_network_sandbox_shares_the_host_netns(backend: Backend) {
     let log = f.log(&spec);
     assert!(log.contains(&format!("stdout F {}\n", own.display())), "{log}");
     assert!(log.contains("stdout F unknown\n") || log.contains("stdout F up\n"), "{log}");
+}
+
+/// BestEffort's 1000 is always reachable; Guaranteed's -997 only as far as the daemon's caps allow.
+fn the_oom_score_adj_reaches_the_container(backend: Backend) {
+    let Some(f) = fixture(backend, "pod-oom", "the_oom_score_adj_reaches_the_container") else { return };
+    for (id, score) in [("best-effort", 1000), ("guaranteed", -997)] {
+        let mut spec = f.spec(id, &["cat", "/proc/self/oom_score_adj"]);
+        spec.oom_score_adj = Some(score);
+        f.start(&spec);
+        assert_eq!(exit_code(&wait_exited(&*f.runtime, id)), (0, None));
+        let expected = super::placement::achievable_oom_score_adj(score).unwrap();
+        let log = f.log(&spec);
+        assert!(log.ends_with(&format!("stdout F {expected}\n")), "{id}: want {expected}: {log}");
+        f.runtime.remove(id).unwrap();
+    }
+}
+
+/// The parent pid of `pid` (field 4 of /proc/PID/stat).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+fn shims_are_forked_by_one_launcher_that_leaves_with_its_runtime(backend: Backend) {
+    let name = "shims_are_forked_by_one_launcher_that_leaves_with_its_runtime";
+    let Some(f) = fixture(backend, "pod-launcher", name) else { return };
+    let runtime = f.fresh_runtime();
+    let mut launchers = Vec::new();
+    for id in ["l1", "l2"] {
+        let handle = runtime.start(&f.spec(id, &["sleep", "600"])).unwrap_or_else(|e| panic!("start {id}: {e}"));
+        launchers.push(parent_of(handle.shim_pid).expect("the shim's parent"));
+    }
+    assert_eq!(launchers[0], launchers[1], "one launcher forks every shim");
+    let launcher = launchers[0];
+    let environ = std::fs::read(format!("/proc/{launcher}/environ")).unwrap();
+    let marker = format!("{}=1", super::launcher::LAUNCHER_ENV);
+    assert!(environ.split(|b| *b == 0).any(|v| v == marker.as_bytes()), "pid {launcher} is not the launcher");
+    drop(runtime);
+    // Dropping the runtime closes the launcher's socket and waits for it: it is gone, the shims stay.
+    assert!(!Path::new(&format!("/proc/{launcher}")).exists(), "the launcher outlived its runtime");
+    for id in ["l1", "l2"] {
+        assert!(matches!(f.runtime.state(id), ContainerState::Running { .. }), "{id} stopped with its launcher");
+        f.runtime.signal(id, nix::sys::signal::Signal::SIGKILL).unwrap();
+        wait_exited(&*f.runtime, id);
+        f.runtime.remove(id).unwrap();
+    }
 }

@@ -1,6 +1,8 @@
 //! The one interface the node uses to run containers, so the builtin runtime and an OCI runtime
 //! (runc/crun) can sit behind it, picked once at start.
 
+use super::run_dir::RunDir;
+use super::sandbox;
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
 use super::state::ContainerState;
 use nix::sys::signal::Signal;
@@ -61,21 +63,36 @@ impl From<String> for RuntimeError {
 }
 
 /// Sandboxes and containers, level-triggered: every call may be repeated and survives a daemon restart.
+/// Sandboxes, states and listings are the run directory's, the same for every backend; a
+/// backend supplies how a container starts, is signalled and is removed.
 pub trait ContainerRuntime: Send + Sync {
-    /// Creates (or returns the existing) pod sandbox.
-    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError>;
-    /// The sandbox created earlier under `id`, if it still exists.
-    fn sandbox(&self, id: &str) -> Option<Sandbox>;
-    /// Removes a sandbox's namespaces and files; a missing sandbox is fine.
-    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError>;
+    /// The run directory holding the sandboxes and the containers' records.
+    fn run_dir(&self) -> &RunDir;
     /// Starts a container and returns once it has exec'd (or failed to).
     fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError>;
-    /// The container's state, re-read from the run directory and /proc.
-    fn state(&self, id: &str) -> ContainerState;
     /// Sends `signal` to the container's init; a container that already exited is fine.
     fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError>;
     /// Forgets an exited container (its run directory; the log stays).
     fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Creates (or returns the existing) pod sandbox.
+    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
+        Ok(sandbox::create(self.run_dir().path(), spec)?)
+    }
+    /// The sandbox created earlier under `id`, if it still exists.
+    fn sandbox(&self, id: &str) -> Option<Sandbox> {
+        sandbox::load(self.run_dir().path(), id)
+    }
+    /// Removes a sandbox's namespaces and files; a missing sandbox is fine.
+    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        Ok(sandbox::remove(self.run_dir().path(), id)?)
+    }
+    /// The container's state, re-read from the run directory and /proc.
+    fn state(&self, id: &str) -> ContainerState {
+        self.run_dir().state(id)
+    }
     /// Ids of every container the run directory knows, running or not.
-    fn list(&self) -> Vec<String>;
+    fn list(&self) -> Vec<String> {
+        self.run_dir().list()
+    }
 }

@@ -1,13 +1,14 @@
-//! The container's first process, between clone and execve: waits to be placed in its cgroups,
+//! The container's first process, between clone and execve: places itself in its cgroups,
 //! joins the pod's namespaces, builds its filesystem view, drops privileges and execs. Every
 //! failure goes back to the shim over a close-on-exec pipe: nothing arriving means exec worked.
 
 use super::capabilities;
 use super::mounts;
+use super::placement;
 use super::spec::ContainerSpec;
 use nix::sched::{setns, CloneFlags};
 use std::ffi::CString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,6 @@ impl FailedStage {
 
 /// The descriptors the container's init inherits from the shim.
 pub struct InitPipes {
-    /// Read end of the release pipe: one byte once the cgroups are joined.
-    pub sync_read: OwnedFd,
     /// Write end of the close-on-exec error pipe.
     pub error_write: OwnedFd,
     /// Becomes the container's stdout.
@@ -51,8 +50,8 @@ pub struct InitPipes {
 
 /// Runs in the cloned child; only returns the exit status to use when something failed.
 pub fn container_init(spec: &ContainerSpec, root: &Path, pipes: InitPipes) -> isize {
-    let InitPipes { sync_read, error_write, stdout_write, stderr_write } = pipes;
-    let (stage, message) = match setup_and_exec(spec, root, sync_read, &stdout_write, &stderr_write) {
+    let InitPipes { error_write, stdout_write, stderr_write } = pipes;
+    let (stage, message) = match setup_and_exec(spec, root, &stdout_write, &stderr_write) {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
@@ -83,14 +82,13 @@ fn go_errno(errno: nix::errno::Errno) -> String {
 fn setup_and_exec(
     spec: &ContainerSpec,
     root: &Path,
-    sync_read: OwnedFd,
     stdout_write: &OwnedFd,
     stderr_write: &OwnedFd,
 ) -> Result<std::convert::Infallible, (FailedStage, String)> {
-    let mut go = [0u8; 1];
-    match std::fs::File::from(sync_read).read(&mut go) {
-        Ok(1) => {}
-        _ => return Err(setup("shim did not release the container (cgroup placement failed)".into())),
+    // First, so that everything the container does from here on is charged to and limited by its pod.
+    placement::join_cgroups(&spec.cgroup_dirs).map_err(setup)?;
+    if let Some(score) = spec.oom_score_adj {
+        placement::set_oom_score_adj(score).map_err(setup)?;
     }
     join_namespace(spec.sandbox.netns_path.as_deref(), CloneFlags::CLONE_NEWNET).map_err(setup)?;
     join_namespace(Some(&spec.sandbox.ipcns_path), CloneFlags::CLONE_NEWIPC).map_err(setup)?;

@@ -1,13 +1,15 @@
-//! The per-container shim: coracled re-executed with a private argv marker (like runc init plus
-//! conmon). It reads its request from fd 0, detaches from the daemon, clones the container's
-//! init into new pid/mount/uts namespaces, places it in its cgroups, reports success or the
-//! start error back, then relays the container's output into the CRI log and records its exit.
+//! The per-container shim (like runc init plus conmon): forked by the shim launcher (see
+//! `launcher`), or coracled re-executed with a private argv marker when no launcher can be had.
+//! It takes its request, detaches from the daemon, clones the container's
+//! init into new pid/mount/uts namespaces (the init joins its cgroups itself), reports success
+//! or the start error back, then relays the container's output into the CRI log and records its exit.
 //! For the OCI backend the same shim has an external runtime (runc) create and start the
 //! container instead of cloning it, and supervises it the same way.
 
 use super::container_runtime::{ContainerHandle, StartError};
 use super::cri_log::{CriLog, LineSplitter, Stream};
 use super::init::{container_init, FailedStage, InitPipes};
+use super::launcher;
 use super::oci::launch::{self as oci_launch, OciLaunch};
 use super::spec::ContainerSpec;
 use super::state::{self, ExitRecord, StateRecord};
@@ -53,23 +55,17 @@ pub enum ShimReport {
     Failed { reason: String, message: String },
 }
 
-/// Starts a container through a shim (see `spawn`): the handle of the container that exec'd,
-/// or why it did not start.
-pub fn start_container(
-    program: &Path,
-    args: &[OsString],
-    request: &ShimRequest,
-    shim_log: &Path,
-) -> Result<ContainerHandle, StartError> {
-    match spawn(program, args, request, shim_log)? {
+/// The container's handle from a shim's report, or why it did not start.
+pub fn handle_from(id: &str, report: ShimReport) -> Result<ContainerHandle, StartError> {
+    match report {
         ShimReport::Started { pid, pid_start_time, shim_pid } => {
-            Ok(ContainerHandle { id: request.spec.id.clone(), pid, pid_start_time, shim_pid })
+            Ok(ContainerHandle { id: id.to_string(), pid, pid_start_time, shim_pid })
         }
         ShimReport::Failed { reason, message } => Err(StartError { reason, message }),
     }
 }
 
-/// Starts a shim as `program args…`, hands it `request` over a socket on its fd 0 and waits for
+/// Execs a shim as `program args…`, hands it `request` over a socket on its fd 0 and waits for
 /// its report; the shim's own stdout and stderr go to `shim_log`.
 pub fn spawn(
     program: &Path,
@@ -96,12 +92,19 @@ pub fn spawn(
     let sent = serde_json::to_vec(request)
         .map_err(|e| e.to_string())
         .and_then(|b| (&ours).write_all(&b).map_err(|e| e.to_string()))
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string()));
-    let mut answer = Vec::new();
-    let received = sent.and_then(|()| (&ours).read_to_end(&mut answer).map_err(|e| e.to_string()));
+        .and_then(|()| ours.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string()))
+        .map_err(|e| StartError::run(format!("talk to shim for {id}: {e}")));
+    let report = sent.and_then(|()| read_report(&ours, id, shim_log));
     // The direct child exits as soon as it has forked the long-lived shim.
     let _ = child.wait();
-    received.map_err(|e| StartError::run(format!("talk to shim for {id}: {e}")))?;
+    report
+}
+
+/// Reads a shim's report from the daemon's end of its channel, to end of file.
+pub fn read_report(channel: &UnixStream, id: &str, shim_log: &Path) -> Result<ShimReport, StartError> {
+    let mut answer = Vec::new();
+    let mut reader = channel;
+    reader.read_to_end(&mut answer).map_err(|e| StartError::run(format!("talk to shim for {id}: {e}")))?;
     serde_json::from_slice(&answer)
         .map_err(|_| StartError::run(format!("shim for {id} exited without reporting (see {})", shim_log.display())))
 }
@@ -114,8 +117,12 @@ pub fn dispatch() -> Option<i32> {
     None
 }
 
-/// The shim's main: fd 0 is a socket to the daemon carrying the request, then the report.
+/// The shim's main: fd 0 is a socket to the daemon carrying the request, then the report. With
+/// [`launcher::LAUNCHER_ENV`] set, this process becomes the launcher that forks shims instead.
 pub fn run() -> i32 {
+    if std::env::var_os(launcher::LAUNCHER_ENV).is_some() {
+        return launcher::serve();
+    }
     let channel = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => UnixStream::from(fd),
         Err(e) => {
@@ -128,16 +135,6 @@ pub fn run() -> i32 {
         eprintln!("coracle shim: read request: {e}");
         return 2;
     }
-    let request: ShimRequest = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            send(
-                &channel,
-                &ShimReport::Failed { reason: "RunContainerError".into(), message: format!("shim request: {e}") },
-            );
-            return 2;
-        }
-    };
     // Fork once more so the daemon reaps its direct child at once and the shim, reparented to
     // init in a session of its own, outlives a daemon restart or SIGKILL.
     // SAFETY: fork in the single-threaded shim (the test harness's waiting main thread holds no locks).
@@ -154,7 +151,22 @@ pub fn run() -> i32 {
     }
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    supervise(&request, channel)
+    serve_request(&bytes, channel)
+}
+
+/// Runs the container `request` describes and supervises it to its end, reporting its start on
+/// `channel`; returns the shim's exit code.
+pub fn serve_request(request: &[u8], channel: UnixStream) -> i32 {
+    match serde_json::from_slice::<ShimRequest>(request) {
+        Ok(request) => supervise(&request, channel),
+        Err(e) => {
+            send(
+                &channel,
+                &ShimReport::Failed { reason: "RunContainerError".into(), message: format!("shim request: {e}") },
+            );
+            2
+        }
+    }
 }
 
 fn send(channel: &UnixStream, report: &ShimReport) {
@@ -263,13 +275,12 @@ fn supervise(request: &ShimRequest, channel: UnixStream) -> i32 {
     0
 }
 
-/// Clones the container's init into new namespaces, places it in its cgroups and waits until it
-/// has exec'd; returns its pid.
+/// Clones the container's init into new namespaces and waits until it has exec'd (it joins its
+/// cgroups itself, first thing); returns its pid.
 fn clone_init(spec: &ContainerSpec, dir: &Path, out_w: OwnedFd, err_w: OwnedFd) -> Result<Pid, StartError> {
-    let ((sync_r, sync_w), (fail_r, fail_w)) = (pipe().map_err(StartError::run)?, pipe().map_err(StartError::run)?);
+    let (fail_r, fail_w) = pipe().map_err(StartError::run)?;
     let root = dir.join("rootfs");
-    let mut init_pipes =
-        Some(InitPipes { sync_read: sync_r, error_write: fail_w, stdout_write: out_w, stderr_write: err_w });
+    let mut init_pipes = Some(InitPipes { error_write: fail_w, stdout_write: out_w, stderr_write: err_w });
     let mut stack = vec![0u8; INIT_STACK];
     let init = Box::new(|| match init_pipes.take() {
         Some(pipes) => container_init(spec, &root, pipes),
@@ -282,18 +293,6 @@ fn clone_init(spec: &ContainerSpec, dir: &Path, out_w: OwnedFd, err_w: OwnedFd) 
     drop(init_pipes.take());
     drop(stack);
     let pid = cloned.map_err(|e| StartError::run(format!("clone container init: {e}")))?;
-    for cgroup in &spec.cgroup_dirs {
-        let procs = cgroup.join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, pid.as_raw().to_string()) {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = reap(pid);
-            return Err(StartError::run(format!("join cgroup {}: {e}", procs.display())));
-        }
-    }
-    if let Err(e) = std::fs::File::from(sync_w).write_all(b"1") {
-        let _ = reap(pid);
-        return Err(StartError::run(format!("release container init: {e}")));
-    }
     let mut failure = Vec::new();
     let _ = std::fs::File::from(fail_r).read_to_end(&mut failure);
     if !failure.is_empty() {

@@ -139,10 +139,46 @@ pub struct ContainerSpec {
     pub no_new_privileges: bool,
     /// cgroup directories (one per hierarchy) the process joins before it execs.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// `oom_score_adj` of the container's processes (kubelet's QoS policy); `None` inherits the daemon's.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     /// The CRI log file (`…/0.log`).
     pub log_path: PathBuf,
     /// Rotate the log when it would grow beyond this many bytes (0 = never).
     pub log_max_size: u64,
     /// How many log files to keep, the live one included (at least 1).
     pub log_max_files: u32,
+}
+
+#[cfg(test)]
+impl ContainerSpec {
+    /// A container with every field set to something a test can assert on.
+    pub(crate) fn example() -> ContainerSpec {
+        let sandbox = Sandbox {
+            id: "pod".into(),
+            netns_path: Some("/run/c/sandboxes/pod/net".into()),
+            ipcns_path: "/run/c/sandboxes/pod/ipc".into(),
+            hosts_path: "/run/c/sandboxes/pod/hosts".into(),
+            resolv_conf_path: "/run/c/sandboxes/pod/resolv.conf".into(),
+        };
+        ContainerSpec {
+            id: "c1".into(),
+            mounts: sandbox.standard_mounts(),
+            sandbox,
+            rootfs: Rootfs { layers: vec![], upper_dir: "/u".into(), work_dir: "/w".into() },
+            readonly_rootfs: true,
+            args: vec!["sh".into(), "-c".into(), "true".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/work".into(),
+            user: UserSpec { uid: 1000, gid: 1000, additional_gids: vec![5] },
+            hostname: "web-0".into(),
+            capabilities: CapabilityChanges { add: vec!["NET_ADMIN".into()], drop: vec!["ALL".into()] },
+            no_new_privileges: true,
+            cgroup_dirs: vec![],
+            oom_score_adj: Some(1000),
+            log_path: "/l/0.log".into(),
+            log_max_size: 0,
+            log_max_files: 1,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::super::capabilities;
 use super::super::mounts::{MASKED_PATHS, READONLY_PATHS};
+use super::super::placement;
 use super::super::spec::{ContainerSpec, MountKind, MountSpec};
 use super::cgroups_path::CgroupPlacement;
 use serde_json::{json, Value};
@@ -32,7 +33,7 @@ fn process(spec: &ContainerSpec) -> Result<Value, String> {
         return Err(format!("container {}: cwd {cwd:?}: must be an absolute path", spec.id));
     }
     // No rlimits: runc would set RLIMIT_NOFILE and fail without CAP_SYS_RESOURCE above the hard limit.
-    Ok(json!({
+    let mut process = json!({
         "terminal": false,
         "user": {
             "uid": spec.user.uid,
@@ -50,7 +51,12 @@ fn process(spec: &ContainerSpec) -> Result<Value, String> {
             "ambient": [],
         },
         "noNewPrivileges": spec.no_new_privileges,
-    }))
+    });
+    if let Some(score) = spec.oom_score_adj {
+        // runc fails the start when the kernel refuses a lower score: ask only for what it can set.
+        process["oomScoreAdj"] = json!(placement::achievable_oom_score_adj(score)?);
+    }
+    Ok(process)
 }
 
 /// runc's default mounts, in `runc spec`'s order.
@@ -148,31 +154,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ContainerSpec {
-        let sandbox = Sandbox {
-            id: "pod".into(),
-            netns_path: Some("/run/c/sandboxes/pod/net".into()),
-            ipcns_path: "/run/c/sandboxes/pod/ipc".into(),
-            hosts_path: "/run/c/sandboxes/pod/hosts".into(),
-            resolv_conf_path: "/run/c/sandboxes/pod/resolv.conf".into(),
-        };
-        ContainerSpec {
-            id: "c1".into(),
-            mounts: sandbox.standard_mounts(),
-            sandbox,
-            rootfs: Rootfs { layers: vec![], upper_dir: "/u".into(), work_dir: "/w".into() },
-            readonly_rootfs: true,
-            args: vec!["sh".into(), "-c".into(), "true".into()],
-            env: vec!["PATH=/bin".into()],
-            cwd: "/work".into(),
-            user: UserSpec { uid: 1000, gid: 1000, additional_gids: vec![5] },
-            hostname: "web-0".into(),
-            capabilities: CapabilityChanges { add: vec!["NET_ADMIN".into()], drop: vec!["ALL".into()] },
-            no_new_privileges: true,
-            cgroup_dirs: vec![],
-            log_path: "/l/0.log".into(),
-            log_max_size: 0,
-            log_max_files: 1,
-        }
+        ContainerSpec::example()
     }
 
     #[test]
@@ -184,6 +166,7 @@ mod tests {
         assert_eq!(p["capabilities"]["ambient"], json!([]));
         assert!(p.get("rlimits").is_none(), "rlimits are never set");
         assert_eq!(p["noNewPrivileges"], json!(true));
+        assert_eq!(p["oomScoreAdj"], json!(1000));
         assert_eq!(c["root"], json!({"path": "rootfs", "readonly": true}));
         assert_eq!(c["hostname"], json!("web-0"));
         assert_eq!(c["linux"]["cgroupsPath"], json!("coracle/pods/u/c1"));

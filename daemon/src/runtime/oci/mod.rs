@@ -9,10 +9,11 @@ pub mod launch;
 pub mod runc;
 
 use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
-use super::sandbox;
-use super::shim::{self, ShimRequest, SHIM_ARG};
-use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
-use super::state::{self, ContainerState};
+use super::launcher::ShimStarter;
+use super::run_dir::{remove_tree, RunDir};
+use super::shim::{ShimRequest, SHIM_ARG};
+use super::spec::ContainerSpec;
+use super::state;
 use cgroups_path::CgroupPlacement;
 use launch::OciLaunch;
 use nix::sys::signal::Signal;
@@ -44,10 +45,9 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
 
 /// Containers run by an external OCI runtime, rooted at a run directory like the builtin one.
 pub struct OciRuntime {
-    run_dir: PathBuf,
+    run_dir: RunDir,
     cli: OciCli,
-    shim_program: PathBuf,
-    shim_args: Vec<OsString>,
+    shims: ShimStarter,
 }
 
 impl OciRuntime {
@@ -63,28 +63,14 @@ impl OciRuntime {
         program: impl Into<PathBuf>,
         args: Vec<OsString>,
     ) -> OciRuntime {
-        let run_dir = run_dir.into();
-        let cli = OciCli { binary: binary.into(), state_root: run_dir.join("oci").join(STATE_DIR) };
-        OciRuntime { run_dir, cli, shim_program: program.into(), shim_args: args }
-    }
-
-    /// The run directory.
-    pub fn run_dir(&self) -> &Path {
-        &self.run_dir
+        let run_dir = RunDir::new(run_dir).reserving(STATE_DIR);
+        let cli = OciCli { binary: binary.into(), state_root: run_dir.path().join("oci").join(STATE_DIR) };
+        OciRuntime { run_dir, cli, shims: ShimStarter::new(program, args) }
     }
 
     /// The bundle directory of container `id`: RUN_DIR/oci/<id>.
     fn bundle_dir(&self, id: &str) -> PathBuf {
-        self.run_dir.join("oci").join(id)
-    }
-
-    fn container_dir(&self, id: &str) -> Result<PathBuf, RuntimeError> {
-        if id.is_empty() || id.contains('/') || id == "." || id == ".." || id == STATE_DIR {
-            return Err(RuntimeError(format!(
-                "container id {id:?}: must be a non-empty file name other than {STATE_DIR:?}"
-            )));
-        }
-        Ok(state::container_dir(&self.run_dir, id))
+        self.run_dir.path().join("oci").join(id)
     }
 
     fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<bool, StartError> {
@@ -100,33 +86,13 @@ impl OciRuntime {
 }
 
 impl ContainerRuntime for OciRuntime {
-    fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {
-        Ok(sandbox::create(&self.run_dir, spec)?)
-    }
-
-    fn sandbox(&self, id: &str) -> Option<Sandbox> {
-        sandbox::load(&self.run_dir, id)
-    }
-
-    fn remove_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        Ok(sandbox::remove(&self.run_dir, id)?)
+    fn run_dir(&self) -> &RunDir {
+        &self.run_dir
     }
 
     fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError> {
-        let dir = self.container_dir(&spec.id).map_err(|e| StartError::run(e.0))?;
-        if spec.args.is_empty() {
-            return Err(StartError::run(format!("container {}: args: no command given", spec.id)));
-        }
         let bundle = self.bundle_dir(&spec.id);
-        for existing in [&dir, &bundle] {
-            if existing.exists() {
-                return Err(StartError::run(format!(
-                    "container {}: {} already exists (remove the old container first)",
-                    spec.id,
-                    existing.display()
-                )));
-            }
-        }
+        let dir = self.run_dir.claim(spec, &[&bundle])?;
         let move_into_cgroups = self.write_bundle(spec, &bundle).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&bundle);
         })?;
@@ -137,19 +103,12 @@ impl ContainerRuntime for OciRuntime {
             bundle,
             move_into_cgroups,
         };
-        let request = ShimRequest { run_dir: self.run_dir.clone(), spec: spec.clone(), oci: Some(oci) };
-        shim::start_container(&self.shim_program, &self.shim_args, &request, &dir.join("shim.log"))
-    }
-
-    fn state(&self, id: &str) -> ContainerState {
-        match self.container_dir(id) {
-            Ok(dir) => state::read_state(&dir),
-            Err(_) => ContainerState::Unknown,
-        }
+        let request = ShimRequest { run_dir: self.run_dir.path().to_path_buf(), spec: spec.clone(), oci: Some(oci) };
+        self.shims.start_container(&request, &dir.join("shim.log"))
     }
 
     fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError> {
-        let Some(record) = state::signal_target(&self.container_dir(id)?, id, signal)? else { return Ok(()) };
+        let Some(record) = state::signal_target(&self.run_dir.container_dir(id)?, id, signal)? else { return Ok(()) };
         match self.cli.kill(id, signal as i32) {
             Ok(()) => Ok(()),
             // It exited between our look and the runtime's.
@@ -159,33 +118,18 @@ impl ContainerRuntime for OciRuntime {
     }
 
     fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let dir = self.container_dir(id)?;
-        if let ContainerState::Running { pid, .. } = state::read_state(&dir) {
-            return Err(RuntimeError(format!("remove container {id}: still running as pid {pid}")));
-        }
+        let dir = self.run_dir.stopped(id)?;
         self.cli.delete(id).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
         let bundle = self.bundle_dir(id);
         launch::unmount_rootfs(&bundle).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
-        for path in [&bundle, &dir] {
-            match std::fs::remove_dir_all(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(RuntimeError(format!("remove {}: {e}", path.display()))),
-            }
-        }
-        Ok(())
-    }
-
-    fn list(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.run_dir.join("containers")) else { return Vec::new() };
-        let mut ids: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
-        ids.sort();
-        ids
+        remove_tree(&bundle)?;
+        remove_tree(&dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::state::ContainerState;
     use super::*;
 
     #[test]
@@ -200,7 +144,7 @@ mod tests {
     #[test]
     fn a_container_may_not_shadow_the_runtime_state_directory() {
         let runtime = OciRuntime::new("/run/coracle-test", "/usr/sbin/runc");
-        let err = runtime.container_dir("state").unwrap_err();
+        let err = runtime.run_dir.container_dir("state").unwrap_err();
         assert!(err.0.contains("\"state\""), "{err}");
         assert_eq!(runtime.bundle_dir("u_app_0"), PathBuf::from("/run/coracle-test/oci/u_app_0"));
         assert_eq!(runtime.cli.state_root, PathBuf::from("/run/coracle-test/oci/state"));
