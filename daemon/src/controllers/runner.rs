@@ -4,8 +4,10 @@
 //! stabilization windows). The loop ends when the store shuts down.
 
 use crate::store::{Filter, Store, StoreError, WatchEnd, WatchEvent};
+use crate::systemd::{Heartbeat, Watchdog};
 use coracle_config::object::ResourceInfo;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,26 @@ const ERROR_RETRY: Duration = Duration::from_millis(500);
 const MAX_ERROR_RETRY: Duration = Duration::from_secs(60);
 /// How soon a failed watch is retried.
 const WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// The watchdog controller loops register with; set once by the daemon's main before it
+/// starts them (controllers are started from several places, each through [`spawn`]).
+static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+
+/// Makes every reconcile loop started after this call beat a heartbeat of its own (named
+/// after the controller) on `watchdog`, so a wedged controller stops systemd's pings.
+pub fn register_heartbeats(watchdog: Watchdog) {
+    if WATCHDOG.set(watchdog).is_err() {
+        log::warn!("controllers: heartbeats were already registered with a watchdog; keeping the first");
+    }
+}
+
+/// A loop's heartbeat and how often it must beat (it wakes for it even when idle).
+pub type LoopHeartbeat = Option<(Heartbeat, Duration)>;
+
+/// The heartbeat for a loop named `name`, when [`register_heartbeats`] was called.
+fn heartbeat(name: &str) -> LoopHeartbeat {
+    WATCHDOG.get().map(|w| (w.register(name), w.beat_every()))
+}
 
 /// Keys and when each is due; a key queued twice is reconciled once, at the earlier time.
 #[derive(Default)]
@@ -103,11 +125,23 @@ impl WorkQueue {
     }
 }
 
-/// Starts `reconciler` on its own thread, resyncing every object every `resync`.
+/// Starts `reconciler` on its own thread, resyncing every object every `resync`; it beats
+/// a heartbeat when [`register_heartbeats`] was called first.
 pub fn spawn<R: Reconciler>(store: Store, reconciler: R, resync: Duration) -> JoinHandle<()> {
+    let beat = heartbeat(reconciler.name());
+    spawn_with_heartbeat(store, reconciler, resync, beat)
+}
+
+/// [`spawn`] with the loop's heartbeat given: it beats each time round the loop, idle or not.
+pub fn spawn_with_heartbeat<R: Reconciler>(
+    store: Store,
+    reconciler: R,
+    resync: Duration,
+    heartbeat: LoopHeartbeat,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(reconciler.name().to_string())
-        .spawn(move || run(&store, reconciler, resync))
+        .spawn(move || run(&store, reconciler, resync, heartbeat))
         .expect("spawning a controller thread")
 }
 
@@ -140,9 +174,12 @@ fn reconcile_one<R: Reconciler>(store: &Store, r: &mut R, queue: &mut WorkQueue,
     }
 }
 
-fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration) {
+fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: LoopHeartbeat) {
     log::info!("{}: started", r.name());
+    let beat_every = heartbeat.as_ref().map_or(Duration::MAX, |(_, every)| *every);
+    let beat = || heartbeat.iter().for_each(|(h, _)| h.beat());
     while !store.is_shut_down() {
+        beat();
         // Watch first, then list: a change between the two is seen twice, never missed.
         let watcher = match store.watch(Filter::default(), None) {
             Ok(w) => w,
@@ -155,6 +192,7 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration) {
         let mut queue = WorkQueue::default();
         let mut next_resync = Instant::now();
         loop {
+            beat();
             let now = Instant::now();
             if now >= next_resync {
                 for key in all_keys(store, r.primary()) {
@@ -166,7 +204,8 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration) {
                 reconcile_one(store, &mut r, &mut queue, &key);
             }
             let wake = queue.next_due().map_or(next_resync, |t| t.min(next_resync));
-            let Some((_, event)) = watcher.next_timeout(wake.saturating_duration_since(Instant::now())) else {
+            let wait = wake.saturating_duration_since(Instant::now()).min(beat_every);
+            let Some((_, event)) = watcher.next_timeout(wait) else {
                 match watcher.ended() {
                     Some(WatchEnd::ShutDown) => {
                         log::info!("{}: stopped", r.name());
@@ -222,5 +261,78 @@ mod tests {
         let conflict =
             StoreError::Conflict { resource: coracle_config::object::ALL[0], name: "a".into(), message: String::new() };
         assert_eq!(q.retry(&key, &conflict, t0), CONFLICT_RETRY);
+    }
+
+    /// Reconciles pods; a pod named `wedge` blocks its pass until the test lets it go.
+    struct Wedging {
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Reconciler for Wedging {
+        fn name(&self) -> &'static str {
+            "wedging"
+        }
+
+        fn primary(&self) -> &'static ResourceInfo {
+            &<coracle_config::core::Pod as coracle_config::object::Resource>::INFO
+        }
+
+        fn keys_for(&self, _store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
+            let meta = event.object().metadata();
+            vec![ObjectKey::new(&meta.namespace, &meta.name)]
+        }
+
+        fn reconcile(&mut self, key: &ObjectKey) -> SyncResult {
+            if key.name == "wedge" {
+                let _ = self.release.recv();
+            }
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_wedged_controller_stops_the_watchdog_pings_while_others_beat() {
+        use crate::systemd::notify_listener::{listen, receive};
+        let dir = tempfile::tempdir().unwrap();
+        let (listener, notifier) = listen(dir.path());
+        let interval = Duration::from_millis(200);
+        let dog = crate::systemd::Watchdog::new(Some(interval), Some(notifier));
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        // Another loop that keeps beating all along: its progress must not cover for the wedge.
+        let other = dog.register("other");
+        let stop_other = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let beating = {
+            let stop = stop_other.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    other.beat();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        let (release, wait) = std::sync::mpsc::channel();
+        let beat = Some((dog.register("wedging"), dog.beat_every()));
+        let controller =
+            spawn_with_heartbeat(store.clone(), Wedging { release: wait }, Duration::from_secs(3600), beat);
+        let _pings = dog.spawn().unwrap();
+        for _ in 0..3 {
+            assert_eq!(receive(&listener, Duration::from_secs(10)).as_deref(), Some("WATCHDOG=1"), "idle loop beats");
+        }
+        let mut pod = coracle_config::core::Pod::default();
+        pod.metadata.name = "wedge".into();
+        pod.metadata.namespace = "default".into();
+        store.create(coracle_config::object::Object::Pod(pod)).unwrap();
+        // Wedged: at most the ping its last beat paid for, then silence.
+        let mut late = 0;
+        while receive(&listener, interval * 5).is_some() {
+            late += 1;
+            assert!(late <= 2, "pings went on while the controller was wedged");
+        }
+        release.send(()).unwrap();
+        assert_eq!(receive(&listener, Duration::from_secs(10)).as_deref(), Some("WATCHDOG=1"), "pings resume");
+        stop_other.store(true, std::sync::atomic::Ordering::Relaxed);
+        beating.join().unwrap();
+        store.shutdown().unwrap();
+        controller.join().unwrap();
     }
 }

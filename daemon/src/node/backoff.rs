@@ -58,6 +58,24 @@ impl RestartBackoff {
         next
     }
 
+    /// The backoff of a container taken up again after a daemon restart, derived from its
+    /// stored status as kubelet's in-memory backoff would have left it: its latest exit
+    /// happened `since_exit` ago after a run of `ran`, when it had been restarted `restarts`
+    /// times. A short run means `restarts` crashes in a row (the delay doubled each time);
+    /// a run of at least `reset` had forgotten them. The delay runs from the exit, so a
+    /// crash-looping container does not start again the moment the daemon is back.
+    pub fn resumed(policy: &BackoffPolicy, restarts: i32, ran: Duration, since_exit: Duration, now: Instant) -> Self {
+        let delay = if ran >= policy.reset {
+            policy.base
+        } else {
+            (0..restarts.max(0))
+                .try_fold(policy.base, |d, _| (d < policy.cap).then(|| (d * 2).min(policy.cap)))
+                .unwrap_or(policy.cap)
+        };
+        let until = now + delay.saturating_sub(since_exit);
+        RestartBackoff { current: Some(delay), until: Some(until) }
+    }
+
     /// The delay currently in force (for the CrashLoopBackOff message).
     pub fn delay(&self) -> Option<Duration> {
         self.current
@@ -101,6 +119,26 @@ mod tests {
         assert!(b.waiting(t + Duration::from_secs(299)));
         assert!(!b.waiting(t + Duration::from_secs(300)));
         assert_eq!(b.crashed(&policy, Duration::from_secs(600), t).as_secs(), 10);
+    }
+
+    #[test]
+    fn a_resumed_backoff_continues_from_the_status() {
+        let policy = BackoffPolicy::default();
+        let t = Instant::now();
+        let (short, secs) = (Duration::from_secs(1), Duration::from_secs);
+        // Third crash in a row (restarted twice): 40 s from the exit, 15 s of which passed.
+        let b = RestartBackoff::resumed(&policy, 2, short, secs(15), t);
+        assert_eq!(b.delay(), Some(secs(40)));
+        assert_eq!(b.until(), Some(t + secs(25)));
+        assert!(b.waiting(t + secs(24)) && !b.waiting(t + secs(25)));
+        // The next crash doubles on from there, as if the daemon had never stopped.
+        let mut b = b;
+        assert_eq!(b.crashed(&policy, short, t).as_secs(), 80);
+        assert_eq!(RestartBackoff::resumed(&policy, 40, short, secs(0), t).delay(), Some(secs(300)), "capped");
+        assert_eq!(RestartBackoff::resumed(&policy, 0, short, secs(0), t).delay(), Some(secs(10)), "first crash");
+        let long = RestartBackoff::resumed(&policy, 7, secs(600), secs(2), t);
+        assert_eq!(long.delay(), Some(secs(10)), "a long run forgot the earlier crashes");
+        assert!(!RestartBackoff::resumed(&policy, 3, short, secs(3600), t).waiting(t), "over long ago");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct SpecInputs<'a> {
     /// The Services' variables (`services::env::service_env`); empty with
     /// `enableServiceLinks: false`.
     pub service_env: &'a [(String, String)],
+    /// The node's memory in bytes, for the container's `oom_score_adj`; `None` leaves the
+    /// daemon's own score to the container.
+    pub node_memory: Option<u64>,
 }
 
 /// A spec that cannot be built: the reason is `CreateContainerConfigError` (the pod asks for
@@ -98,6 +101,7 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         capabilities,
         no_new_privileges: security.and_then(|s| s.allow_privilege_escalation) == Some(false),
         cgroup_dirs: inputs.cgroup_dirs.clone(),
+        oom_score_adj: inputs.node_memory.map(|m| super::oom_score::oom_score_adj(pod, container, m)),
         log_path: layout::log_path(inputs.data_dir, ns, &pod.metadata.name, uid, &container.name),
         log_max_size: inputs.log_max_size,
         log_max_files: inputs.log_max_files,
@@ -320,7 +324,19 @@ mod tests {
             log_max_size: 0,
             log_max_files: 1,
             service_env: &[],
+            node_memory: Some(1 << 30),
         }
+    }
+
+    #[test]
+    fn the_oom_score_follows_the_pods_qos_class() {
+        let data = tempfile::tempdir().unwrap();
+        let (pod, image, sandbox) = fixture();
+        let c = Container { name: "app".into(), ..Default::default() };
+        let spec = build(&pod, &c, &inputs(data.path(), &image, &sandbox)).unwrap();
+        assert_eq!(spec.oom_score_adj, Some(1000), "BestEffort");
+        let unknown = SpecInputs { node_memory: None, ..inputs(data.path(), &image, &sandbox) };
+        assert_eq!(build(&pod, &c, &unknown).unwrap().oom_score_adj, None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The node (the kubelet): turns the pods in the store into supervised containers.
 //!
-//! One supervisor thread watches the pods and keeps a worker thread per pod; each worker
-//! runs its pod's level-triggered state machine (`pod_worker`) on a timer and on every
-//! change to the pod. Threads have small stacks: a hundred pods cost little memory.
+//! One supervisor thread watches the pods and hands each to the pod pool (`pool`), which
+//! runs the pod's level-triggered state machine (`pod_worker`) on a small set of threads
+//! when its timer comes due and on every change to the pod: a hundred pods cost a few
+//! threads, not a hundred.
 
 pub mod adoption;
 pub mod backoff;
@@ -10,7 +11,9 @@ pub mod container_spec;
 pub mod env_expansion;
 pub mod layout;
 pub mod metrics;
+pub mod oom_score;
 pub mod pod_worker;
+pub mod pool;
 pub mod probes;
 pub mod sandbox;
 pub mod status;
@@ -21,25 +24,26 @@ use crate::events::Recorder;
 use crate::image::ImageStore;
 use crate::runtime::ContainerRuntime;
 use crate::store::{Filter, Store, WatchEnd, WatchEvent};
+use crate::systemd::{Heartbeat, Watchdog};
 use backoff::BackoffPolicy;
 use coracle_config::core::Pod;
 use coracle_config::object::{Object, Resource};
 use coracle_config::settings::{DaemonSettings, NetworkMode};
-use pod_worker::{Next, PodWorker};
+use pod_worker::PodWorker;
+use pool::{PodPool, PoolLimits};
 use sandbox::PodNetwork;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// pids.max of a pod's cgroup unless the node is told otherwise.
 pub const DEFAULT_PIDS_MAX: i64 = 1024;
-/// Stack of a pod worker thread: the state machine is shallow.
-const WORKER_STACK: usize = 256 * 1024;
+/// How often the supervisor looks up from the watch when nothing happens.
+const WATCH_TICK: Duration = Duration::from_millis(500);
 
 /// What every pod worker shares.
 pub struct NodeContext {
@@ -60,6 +64,8 @@ pub struct NodeContext {
     pub before_stop: BeforeStop,
     /// `network.mode`: `host` puts every pod on the host network.
     pub network_mode: NetworkMode,
+    /// The node's memory in bytes (containers' `oom_score_adj`); None when unreadable.
+    pub node_memory: Option<u64>,
 }
 
 /// A hook run with a pod's uid before SIGTERM reaches the pod (or its preStop hooks run):
@@ -76,6 +82,8 @@ pub struct NodeOptions {
     pub usage: Option<Arc<metrics::PodUsage>>,
     /// Run before a pod is stopped (the proxy's withdrawal); nothing by default.
     pub before_stop: BeforeStop,
+    /// systemd's watchdog: the supervisor and the pod pool register heartbeats with it.
+    pub watchdog: Option<Watchdog>,
 }
 
 impl Default for NodeOptions {
@@ -85,20 +93,9 @@ impl Default for NodeOptions {
             pids_max: DEFAULT_PIDS_MAX,
             usage: None,
             before_stop: Arc::new(|_: &str| {}),
+            watchdog: None,
         }
     }
-}
-
-/// A message to a pod worker.
-enum ToWorker {
-    Update(Pod),
-    Removed(Pod),
-    Stop,
-}
-
-struct WorkerHandle {
-    tx: Sender<ToWorker>,
-    thread: JoinHandle<()>,
 }
 
 /// The running node.
@@ -149,14 +146,28 @@ impl Node {
             pids_max: options.pids_max,
             before_stop: options.before_stop,
             network_mode: settings.network.mode,
+            node_memory: oom_score::node_memory()
+                .map_err(|e| log::warn!("node: containers keep the daemon's oom_score_adj: {e}"))
+                .ok(),
         });
         let usage = options.usage.unwrap_or_else(|| Arc::new(metrics::PodUsage::new(&settings.node_name)));
         let stop = Arc::new(AtomicBool::new(false));
+        let beat_every = options.watchdog.as_ref().map_or(WATCH_TICK, |w| w.beat_every().min(WATCH_TICK));
+        let heartbeat = options.watchdog.as_ref().map(|w| w.register("node"));
+        let pool = {
+            let ctx = ctx.clone();
+            let make = move |pod: &Pod, leftovers: Option<pool::Leftovers>| {
+                let leftovers = leftovers.unwrap_or_else(|| adoption::containers_of(&ctx, &pod.metadata.uid));
+                PodWorker::new(ctx.clone(), pod, leftovers)
+            };
+            let limits = PoolLimits { beat_every, ..PoolLimits::default() };
+            PodPool::new(Box::new(make), limits, options.watchdog.as_ref().map(|w| w.register("pod-workers")))
+        };
         let supervisor = {
             let (ctx, usage, stop, run_dir) = (ctx.clone(), usage.clone(), stop.clone(), settings.run_dir.clone());
             std::thread::Builder::new()
                 .name("node".into())
-                .spawn(move || Supervisor { ctx, usage, stop, run_dir, workers: HashMap::new() }.run())
+                .spawn(move || Supervisor { ctx, usage, stop, run_dir, pool, heartbeat, tick: beat_every }.run())
                 .expect("spawning the node thread")
         };
         Node { ctx, usage, stop, supervisor: Some(supervisor) }
@@ -192,7 +203,10 @@ struct Supervisor {
     usage: Arc<metrics::PodUsage>,
     stop: Arc<AtomicBool>,
     run_dir: PathBuf,
-    workers: HashMap<String, WorkerHandle>,
+    pool: PodPool<PodWorker>,
+    heartbeat: Option<Heartbeat>,
+    /// Longest wait on the watch.
+    tick: Duration,
 }
 
 fn pod_of(obj: &Object) -> Option<&Pod> {
@@ -203,7 +217,7 @@ fn pod_of(obj: &Object) -> Option<&Pod> {
 }
 
 impl Supervisor {
-    fn run(mut self) {
+    fn run(self) {
         let filter = Filter { resource: Some(&Pod::INFO), namespace: None };
         let (pods, rv) = self.ctx.store.list(&filter);
         let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
@@ -217,11 +231,12 @@ impl Supervisor {
         let mut adoptable = adoption::survey(&self.ctx, &self.run_dir, &live);
         for pod in pods {
             let leftovers = adoptable.remove(&pod.metadata.uid).unwrap_or_default();
-            self.spawn_worker(pod, leftovers);
+            self.pool.add(pod, leftovers);
         }
         let mut from = Some(rv);
         let mut next_sample = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
+            self.beat();
             let watcher = match self.ctx.store.watch(filter.clone(), from) {
                 Ok(w) => w,
                 Err(e) => {
@@ -234,15 +249,17 @@ impl Supervisor {
             };
             from = None;
             loop {
+                self.beat();
+                self.pool.tend();
                 if self.stop.load(Ordering::Acquire) {
                     break;
                 }
                 if Instant::now() >= next_sample {
-                    self.usage.sample(&self.ctx.cgroups, self.workers.keys().map(String::as_str));
+                    let uids = self.pool.uids();
+                    self.usage.sample(&self.ctx.cgroups, uids.iter().map(String::as_str));
                     next_sample = Instant::now() + self.usage.period();
                 }
-                self.workers.retain(|_, w| !w.thread.is_finished());
-                match watcher.next_timeout(Duration::from_millis(500)) {
+                match watcher.next_timeout(self.tick) {
                     Some((_, event)) => self.dispatch(event),
                     None => match watcher.ended() {
                         Some(WatchEnd::ShutDown) => {
@@ -258,96 +275,49 @@ impl Supervisor {
                 }
             }
         }
-        for (_, w) in self.workers.drain() {
-            let _ = w.tx.send(ToWorker::Stop);
-            let _ = w.thread.join();
+        self.pool.stop();
+    }
+
+    fn beat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
         }
     }
 
-    fn dispatch(&mut self, event: WatchEvent) {
+    fn dispatch(&self, event: WatchEvent) {
         let Some(pod) = pod_of(event.object()).cloned() else { return };
-        let uid = pod.metadata.uid.clone();
         match event {
-            WatchEvent::Deleted(_) => {
-                if let Some(w) = self.workers.get(&uid) {
-                    let _ = w.tx.send(ToWorker::Removed(pod));
-                }
-            }
-            _ => match self.workers.get(&uid) {
-                Some(w) if !w.thread.is_finished() => {
-                    let _ = w.tx.send(ToWorker::Update(pod));
-                }
-                _ => self.spawn_worker(pod, Vec::new()),
-            },
+            WatchEvent::Deleted(_) => self.pool.remove(&pod.metadata.uid.clone(), pod),
+            _ => self.pool.update(pod),
         }
     }
 
     /// After a lost watch: every pod gets its current object; vanished pods are removed.
-    fn resync(&mut self, filter: &Filter) {
+    fn resync(&self, filter: &Filter) {
         let (pods, _) = self.ctx.store.list(filter);
         let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
         let uids: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
-        for (uid, w) in &self.workers {
+        for uid in self.pool.uids() {
             if !uids.contains(uid.as_str()) {
                 let mut gone = Pod::default();
                 gone.metadata.uid = uid.clone();
-                let _ = w.tx.send(ToWorker::Removed(gone));
+                self.pool.remove(&uid, gone);
             }
         }
         for pod in pods {
-            self.dispatch(WatchEvent::Modified(Arc::new(Object::Pod(pod))));
+            self.pool.update(pod);
         }
-    }
-
-    fn spawn_worker(&mut self, pod: Pod, leftovers: Vec<(String, u32, String)>) {
-        let (tx, rx) = mpsc::channel();
-        let ctx = self.ctx.clone();
-        let uid = pod.metadata.uid.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("pod-{}", pod.metadata.name.chars().take(10).collect::<String>()))
-            .stack_size(WORKER_STACK)
-            .spawn(move || run_worker(ctx, pod, leftovers, rx))
-            .expect("spawning a pod worker thread");
-        self.workers.insert(uid, WorkerHandle { tx, thread });
     }
 }
 
 /// glibc gives every thread that allocates an arena of its own (up to 8 per core), each
-/// keeping its freed pages: with a worker thread per pod that is most of the daemon's heap.
-/// Two arenas serve threads that mostly sleep; set before the first worker starts.
+/// keeping its freed pages: with pool, probe and API threads that is most of the daemon's
+/// heap. Two arenas serve threads that mostly sleep; set before the first worker starts.
 fn limit_malloc_arenas() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes a tunable of glibc's allocator; M_ARENA_MAX takes any
     // positive count and is safe to set while other threads allocate.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-fn run_worker(ctx: Arc<NodeContext>, mut pod: Pod, leftovers: Vec<(String, u32, String)>, rx: Receiver<ToWorker>) {
-    let mut worker = PodWorker::new(ctx, &pod, leftovers);
-    loop {
-        let wake = match worker.sync(&pod) {
-            Next::At(at) => at,
-            Next::Done => return,
-        };
-        let mut message = rx.recv_timeout(wake.saturating_duration_since(Instant::now()));
-        // Only the newest version of the pod matters.
-        while let Ok(ToWorker::Update(_)) = &message {
-            match rx.try_recv() {
-                Ok(next) => message = Ok(next),
-                Err(_) => break,
-            }
-        }
-        match message {
-            Ok(ToWorker::Update(next)) => pod = next,
-            Ok(ToWorker::Removed(gone)) => {
-                let gone = if gone.metadata.name.is_empty() { pod.clone() } else { gone };
-                worker.remove_now(&gone);
-                return;
-            }
-            Ok(ToWorker::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! containers, acts on the difference to the spec (start, restart after backoff, probe,
 //! terminate) and writes the status back only when something a user sees changed.
 
-use super::backoff::RestartBackoff;
+use super::backoff::{BackoffPolicy, RestartBackoff};
 use super::container_spec::{self, SpecInputs};
 use super::probes::{self, exec, network, Outcome, ProbeKind, ProbeState, Verdict};
 use super::sandbox::{self, PodSandbox};
@@ -18,7 +18,7 @@ use coracle_config::core::{
 use coracle_config::meta::ObjectReference;
 use coracle_config::object::{Object, Resource};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often running containers are looked at for an exit.
 const POLL: Duration = Duration::from_secs(1);
@@ -86,6 +86,40 @@ impl Slot {
         }
     }
 
+    /// Takes up what the stored status says of the container (after a daemon restart):
+    /// counters, exits, and the restart backoff they imply.
+    fn restore(&mut self, s: &ContainerStatus, policy: &BackoffPolicy) {
+        self.restart_count = s.restart_count;
+        self.ever_started = s.container_id.is_some() || s.last_state.terminated.is_some();
+        let last = s.last_state.terminated.clone();
+        match (&s.state.terminated, &s.state.waiting) {
+            (Some(t), _) => {
+                self.exited = Some(t.clone());
+                self.last = last;
+            }
+            // Waiting after an exit: that exit is the instance the next start replaces.
+            (None, Some(w)) if last.is_some() => {
+                self.exited = last;
+                if w.reason == "CrashLoopBackOff" {
+                    self.waiting = Some((w.reason.clone(), w.message.clone()));
+                }
+            }
+            _ => self.last = last,
+        }
+        // The restart count the latest exit happened at: a running container has been
+        // restarted once since the exit in lastState.
+        let (exit, restarts) = match (&self.exited, &self.last) {
+            (Some(t), _) if s.state.waiting.is_some() => (t, self.restart_count),
+            (None, Some(t)) => (t, self.restart_count - 1),
+            _ => return,
+        };
+        let at = |v: &Option<String>| v.as_deref().and_then(coracle_config::time::parse);
+        let (Some(started), Some(finished)) = (at(&exit.started_at), at(&exit.finished_at)) else { return };
+        let ran = finished.duration_since(started).unwrap_or_default();
+        let since_exit = SystemTime::now().duration_since(finished).unwrap_or_default();
+        self.backoff = RestartBackoff::resumed(policy, restarts, ran, since_exit, Instant::now());
+    }
+
     fn succeeded(&self) -> bool {
         self.exited.as_ref().is_some_and(|t| t.exit_code == 0)
     }
@@ -124,10 +158,13 @@ impl Slot {
         } else {
             status::waiting(if self.init { "PodInitializing" } else { "ContainerCreating" }, "")
         };
+        // Waiting to run again (backoff, image, config): the exit it waits after is what
+        // kubelet shows as lastState, and what a restarted daemon resumes the backoff from.
+        let last = if self.waiting.is_some() && !self.is_running() { self.exited.as_ref() } else { None };
         ContainerStatus {
             name: self.name.clone(),
             state,
-            last_state: ContainerState { terminated: self.last.clone(), ..Default::default() },
+            last_state: ContainerState { terminated: last.or(self.last.as_ref()).cloned(), ..Default::default() },
             ready: self.ready(),
             restart_count: self.restart_count,
             image: self.image.clone(),
@@ -163,12 +200,7 @@ impl PodWorker {
             let mut slot = Slot::new(c, init);
             let statuses = if init { &old.init_container_statuses } else { &old.container_statuses };
             if let Some(s) = statuses.iter().find(|s| s.name == c.name) {
-                slot.restart_count = s.restart_count;
-                slot.last = s.last_state.terminated.clone();
-                slot.ever_started = s.container_id.is_some() || s.last_state.terminated.is_some();
-                if let Some(t) = &s.state.terminated {
-                    slot.exited = Some(t.clone());
-                }
+                slot.restore(s, &ctx.backoff);
             }
             slots.push(slot);
         }
@@ -199,7 +231,11 @@ impl PodWorker {
             match self.ctx.runtime.state(&id) {
                 RuntimeState::Running { pid, started_at } => {
                     log::info!("node: re-adopted container {id} (pid {pid}) of pod {}", pod.metadata.name);
-                    slot.running_since = Some(Instant::now());
+                    // How long it has run decides whether its next crash resets the backoff.
+                    let age = coracle_config::time::parse(&started_at)
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .unwrap_or_default();
+                    slot.running_since = Some(Instant::now().checked_sub(age).unwrap_or_else(Instant::now));
                     slot.started_at = started_at;
                     slot.ever_started = true;
                     slot.exited = None;
@@ -288,6 +324,11 @@ impl PodWorker {
 
     /// Pod directory, pod cgroup and sandbox: everything containers need first.
     fn prepare(&mut self, pod: &Pod) -> Result<(), String> {
+        if self.sandbox.is_some() {
+            // Done once: a pass a second per pod must not redo a dozen cgroupfs writes.
+            return Ok(());
+        }
+        let began = Instant::now();
         let dir = layout::pod_dir(&self.ctx.data_dir, &self.uid);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let limits = Limits { pids_max: Some(self.ctx.pids_max), ..Limits::default() };
@@ -295,12 +336,11 @@ impl PodWorker {
             .cgroups
             .create(&layout::pod_cgroup(&self.uid), &limits)
             .map_err(|e| format!("creating the pod cgroup: {e}"))?;
-        if self.sandbox.is_none() {
-            let services = self.services();
-            let (runtime, network) = (&*self.ctx.runtime, &*self.ctx.network);
-            let s = sandbox::ensure(runtime, network, pod, Some(self.ctx.host_ip), self.ctx.network_mode, &services)?;
-            self.sandbox = Some(s);
-        }
+        let services = self.services();
+        let (runtime, network) = (&*self.ctx.runtime, &*self.ctx.network);
+        let s = sandbox::ensure(runtime, network, pod, Some(self.ctx.host_ip), self.ctx.network_mode, &services)?;
+        self.sandbox = Some(s);
+        log::debug!("node: pod {}: directory, cgroup and sandbox in {:?}", pod.metadata.name, began.elapsed());
         Ok(())
     }
 
@@ -467,6 +507,7 @@ impl PodWorker {
             log_max_size: self.ctx.log_max_size,
             log_max_files: self.ctx.log_max_files,
             service_env: &service_env,
+            node_memory: self.ctx.node_memory,
         };
         let spec = match container_spec::build(pod, &container, &inputs) {
             Ok(s) => s,
@@ -503,8 +544,10 @@ impl PodWorker {
             "Created",
             format!("Created container {}", container.name),
         );
+        let began = Instant::now();
         match self.ctx.runtime.start(&spec) {
             Ok(handle) => {
+                log::debug!("node: {id}: the runtime started it in {:?}", began.elapsed());
                 log::info!(
                     "node: started {} (pid {}) for pod {}/{}",
                     id,
@@ -638,7 +681,9 @@ impl PodWorker {
         let sandbox = self.sandbox.as_ref();
         let target = |host: Option<&String>| {
             let host_ip = host.and_then(|h| h.parse().ok());
-            match (host_ip, sandbox.and_then(|s| s.ip)) {
+            // A loopback-only pod's address (127.0.0.1) is only its own inside its namespace.
+            let pod_ip = sandbox.and_then(|s| s.ip).filter(|ip| !ip.is_loopback());
+            match (host_ip, pod_ip) {
                 (Some(ip), _) | (None, Some(ip)) => network::NetTarget { ip, netns: None },
                 (None, None) => network::NetTarget {
                     ip: [127, 0, 0, 1].into(),
@@ -793,8 +838,10 @@ impl PodWorker {
         }
     }
 
-    /// Writes the status when it differs from the stored one (persisted: every field here
-    /// is something a user sees; nothing changes on a timer).
+    /// Writes the status when it differs from the stored one. Every field here is something
+    /// a user sees and nothing changes on a timer, so each change is persisted; but watchers
+    /// (the API, controllers) are told first and the fsync follows within the same pass, so
+    /// apply → Running does not wait on the disk.
     fn write_status(&self, pod: &Pod) {
         let next = self.compute_status(pod);
         let Some(Object::Pod(current)) =
@@ -807,13 +854,26 @@ impl PodWorker {
         }
         let mut updated = current;
         updated.status = Some(next);
-        match self.ctx.store.update_status(Object::Pod(updated), true) {
+        let published = self.ctx.store.update_status(Object::Pod(updated), false);
+        // Unchanged since (resourceVersion precondition): nothing but the fsync is left to do.
+        let persisted = published.and_then(|p| self.ctx.store.update_status((*p).clone(), true));
+        match persisted {
             Ok(_) => {}
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
             Err(e) => {
                 log::warn!("node: writing the status of pod {}/{}: {e}", pod.metadata.namespace, pod.metadata.name)
             }
         }
+    }
+}
+
+impl super::pool::PodTask for PodWorker {
+    fn sync(&mut self, pod: &Pod) -> Next {
+        PodWorker::sync(self, pod)
+    }
+
+    fn remove_now(&mut self, pod: &Pod) {
+        PodWorker::remove_now(self, pod)
     }
 }
 
@@ -884,5 +944,70 @@ mod tests {
         let first = missing_image(&c, None);
         assert_eq!(first.0, "ErrImagePull");
         assert_eq!(missing_image(&c, Some(&(first.0.to_string(), first.1))).0, "ImagePullBackOff");
+    }
+
+    fn exit_at(finished: SystemTime, ran: Duration) -> ContainerStateTerminated {
+        ContainerStateTerminated {
+            exit_code: 1,
+            reason: "Error".into(),
+            started_at: Some(coracle_config::time::rfc3339(finished - ran)),
+            finished_at: Some(coracle_config::time::rfc3339(finished)),
+            container_id: Some(status::container_id_uri("u_app_2")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_crash_loop_resumes_its_backoff_from_the_stored_status() {
+        let policy = BackoffPolicy::default();
+        let c = Container { name: "app".into(), image: "busybox".into(), ..Default::default() };
+        // Third crash in a row, 5 s ago: kubelet's delay is 40 s from the exit.
+        let exited = SystemTime::now() - Duration::from_secs(5);
+        let stored = ContainerStatus {
+            name: "app".into(),
+            state: status::waiting("CrashLoopBackOff", "back-off 40s restarting failed container=app pod=p_default(u)"),
+            last_state: ContainerState {
+                terminated: Some(exit_at(exited, Duration::from_secs(1))),
+                ..Default::default()
+            },
+            restart_count: 2,
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        let mut slot = Slot::new(&c, false);
+        slot.restore(&stored, &policy);
+        let now = Instant::now();
+        assert_eq!(slot.backoff.delay(), Some(Duration::from_secs(40)));
+        assert!(slot.backoff.waiting(now + Duration::from_secs(30)), "still backing off after the restart");
+        assert!(!slot.backoff.waiting(now + Duration::from_secs(36)), "but only for what is left of the 40 s");
+        let shown = slot.status();
+        assert_eq!((&shown.state, &shown.last_state), (&stored.state, &stored.last_state), "status unchanged");
+        assert_eq!(shown.restart_count, 2);
+        // Started again, the exit moves to lastState and the next crash doubles the delay.
+        let mut next = slot.backoff.clone();
+        assert_eq!(next.crashed(&policy, Duration::from_secs(1), now), Duration::from_secs(80));
+    }
+
+    #[test]
+    fn a_running_container_resumes_the_delay_of_its_last_crash() {
+        let policy = BackoffPolicy::default();
+        let c = Container { name: "app".into(), image: "busybox".into(), ..Default::default() };
+        let stored = ContainerStatus {
+            name: "app".into(),
+            state: status::running(&coracle_config::time::now()),
+            last_state: ContainerState {
+                terminated: Some(exit_at(SystemTime::now() - Duration::from_secs(60), Duration::from_secs(2))),
+                ..Default::default()
+            },
+            restart_count: 3,
+            ..Default::default()
+        };
+        let mut slot = Slot::new(&c, false);
+        slot.restore(&stored, &policy);
+        assert!(slot.exited.is_none() && slot.last.is_some());
+        assert_eq!(slot.backoff.delay(), Some(Duration::from_secs(40)), "the delay before this run");
+        assert!(!slot.backoff.waiting(Instant::now()));
+        let mut next = slot.backoff.clone();
+        assert_eq!(next.crashed(&policy, Duration::from_secs(1), Instant::now()), Duration::from_secs(80));
     }
 }

@@ -64,11 +64,18 @@ pub fn ensure(
         network: if host { SandboxNetwork::Host } else { SandboxNetwork::New },
         resolv_conf: None,
     };
+    let began = std::time::Instant::now();
     let sandbox = runtime.create_sandbox(&spec).map_err(|e| format!("creating the pod sandbox: {e}"))?;
+    let created = began.elapsed();
     let ip = match &sandbox.netns_path {
         Some(netns) => network.setup(pod, netns).map_err(|e| format!("setting up the pod network: {e}"))?,
         None => host_ip,
     };
+    log::debug!(
+        "node: pod {}: namespaces in {created:?}, network in {:?}",
+        pod.metadata.name,
+        began.elapsed().saturating_sub(created)
+    );
     if let (Some(ip), false) = (ip, host) {
         write_hosts_in_place(&sandbox, pod, ip, services)?;
     }

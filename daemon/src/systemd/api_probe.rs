@@ -105,6 +105,7 @@ fn probe_loop(socket: &Path, heartbeat: &Heartbeat, every: Duration, stop: &(Mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::systemd::notify_listener::receive;
     use crate::systemd::{Notifier, Watchdog};
     use std::os::unix::net::{UnixDatagram, UnixListener};
     use std::sync::atomic::{AtomicU16, Ordering};
@@ -147,12 +148,6 @@ mod tests {
         let _listener = UnixListener::bind(&socket).unwrap(); // accepts into the backlog, never answers
         let err = probe_once(&socket, PROBE_PATH, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{err}");
-    }
-
-    fn receive(socket: &UnixDatagram, timeout: Duration) -> Option<String> {
-        socket.set_read_timeout(Some(timeout)).unwrap();
-        let mut buf = [0u8; 64];
-        socket.recv(&mut buf).ok().map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 pub mod api_probe;
 pub mod notify;
+#[cfg(test)]
+pub(crate) mod notify_listener;
 pub mod watchdog;
 
 pub use api_probe::ApiProbe;

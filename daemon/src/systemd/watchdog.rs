@@ -293,6 +293,7 @@ fn ping_loop(interval: Duration, notifier: &Notifier, registry: &Registry, stop:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::systemd::notify_listener::receive;
     use std::os::unix::net::UnixDatagram;
 
     fn inert() -> Watchdog {
@@ -381,16 +382,6 @@ mod tests {
         assert_eq!(dog.beat_every(), DEFAULT_BEAT_EVERY);
         let guard = dog.spawn().unwrap();
         assert!(guard.thread.is_none());
-    }
-
-    fn receive(socket: &UnixDatagram, timeout: Duration) -> Option<String> {
-        socket.set_read_timeout(Some(timeout)).unwrap();
-        let mut buf = [0u8; 256];
-        match socket.recv(&mut buf) {
-            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => None,
-            Err(e) => panic!("receiving: {e}"),
-        }
     }
 
     #[test]
