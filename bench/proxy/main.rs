@@ -130,9 +130,11 @@ fn wait_serving(port: u16, what: &str) -> Result<(), String> {
     Err(format!("{what} did not start answering on 127.0.0.1:{port}"))
 }
 
-fn haproxy_config(port: u16, backend: SocketAddr) -> String {
+/// haproxy in TCP mode with as many threads as Coracle's proxy has workers (neither pinned),
+/// so the comparison is thread for thread.
+fn haproxy_config(port: u16, backend: SocketAddr, threads: usize) -> String {
     format!(
-        "global\n  maxconn 4096\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  \
+        "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  \
          timeout server 60s\n\nfrontend bench\n  bind 127.0.0.1:{port}\n  default_backend backend\n\n\
          backend backend\n  server s1 {backend}\n"
     )
@@ -220,7 +222,8 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
 
     let haproxy_port = free_port()?;
     let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_config(haproxy_port, backend.addr)).map_err(|e| e.to_string())?;
+    let threads = coracled::proxy::worker_count();
+    std::fs::write(&cfg, haproxy_config(haproxy_port, backend.addr, threads)).map_err(|e| e.to_string())?;
     let haproxy = Running(
         Command::new("haproxy")
             .arg("-db")
@@ -238,7 +241,8 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
         .unwrap_or_default();
 
     println!(
-        "proxy benchmark: wrk on loopback, {}s per load, best of {rounds} interleaved rounds; {haproxy_version}",
+        "proxy benchmark: wrk on loopback, {}s per load, best of {rounds} interleaved rounds; {haproxy_version}; \
+         {threads} threads each (Coracle's workers, haproxy's nbthread), unpinned",
         duration.as_secs()
     );
     let figures = measure(&[backend.addr.port(), proxy_port, haproxy_port], duration, rounds)?;

@@ -3,12 +3,16 @@
 //! nodeIP:port), round-robin over Ready endpoints, falling through to the next endpoint
 //! when a connect fails.
 //!
-//! Threads: one smol executor, run by one thread per CPU (at most [`MAX_EXECUTOR_THREADS`]),
-//! serves every accept loop, connection and UDP session; a sync
-//! thread watches the store and reconciles listeners and endpoint sets (each an `Arc`
-//! swapped whole, so the hot path takes no lock). An endpoint leaves its set as soon as its
-//! pod is seen terminating or unready (the plan reads pods directly, not only Endpoints),
-//! or at once when the node calls [`ProxyHandle::withdraw_pod`] before sending SIGTERM.
+//! Threads: one worker per CPU (at most [`MAX_WORKERS`]), each a single-threaded executor
+//! over its own edge-triggered epoll ([`worker`], [`reactor`]). A TCP address has a listener
+//! per worker (`SO_REUSEPORT`), and a connection lives on one worker from accept to close
+//! (the accepting one, or a lighter one when the kernel's spread is uneven), so a request
+//! costs its reads and writes and no cross-thread wake-up; a UDP address is served by one
+//! worker. A sync thread watches the store and reconciles listeners and endpoint sets
+//! (each an `Arc` swapped whole, so the hot path takes no lock). An endpoint leaves its set
+//! as soon as its pod is seen terminating or unready (the plan reads pods directly, not
+//! only Endpoints), or at once when the node calls [`ProxyHandle::withdraw_pod`] before
+//! sending SIGTERM.
 //! Open connections are never cut by a change: they drain until they end or the pod dies
 //! at the end of its grace period.
 //!
@@ -21,9 +25,11 @@ pub mod endpoint_set;
 pub mod netns_listen;
 pub mod plan;
 pub mod pump;
+pub mod reactor;
 pub mod tcp;
 pub mod udp;
 pub mod upstream;
+pub mod worker;
 
 use crate::net::SandboxPaths;
 use crate::store::{Filter, Store, WatchEnd};
@@ -31,18 +37,25 @@ use coracle_config::core::{LoadBalancerIngress, LoadBalancerStatus, Service, Ser
 use coracle_config::object::Object;
 use endpoint_set::PortState;
 use plan::{PlanContext, PortId, PortPlan, Protocol};
-use smol::{Async, Executor, Task};
+use reactor::Io;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use worker::{RemoteTask, Workers};
 
 pub use tcp::TcpLimits;
 
-/// The most threads running the proxy's executor; one per CPU below that. A board has few
-/// cores, and the relays are syscall-bound, so more threads than cores only add switches.
-pub const MAX_EXECUTOR_THREADS: usize = 4;
+/// The most proxy workers; one per CPU below that. A board has few cores, and the relays
+/// are syscall-bound, so more threads than cores only add switches.
+pub const MAX_WORKERS: usize = 4;
+
+/// How many workers the proxy runs on this machine.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_WORKERS)
+}
 
 /// A pass even without events: retries listeners that could not bind.
 const RESYNC: Duration = Duration::from_secs(5);
@@ -58,7 +71,8 @@ pub struct ProxyConfig {
 
 struct Listener {
     port: PortId,
-    _task: Task<()>,
+    /// The accept loops (or UDP server); dropping them closes the sockets.
+    _tasks: Vec<RemoteTask>,
 }
 
 /// Live proxy state, shared by the sync thread and [`ProxyHandle`].
@@ -71,8 +85,9 @@ struct Shared {
 /// A running proxy.
 pub struct ProxyHandle {
     shared: Arc<Shared>,
-    stop: smol::channel::Sender<()>,
-    threads: Vec<JoinHandle<()>>,
+    workers: Arc<Workers>,
+    stop: Arc<AtomicBool>,
+    sync: JoinHandle<()>,
 }
 
 impl ProxyHandle {
@@ -88,49 +103,38 @@ impl ProxyHandle {
         any
     }
 
-    /// Stops listening; open connections end with the executor.
+    /// Stops listening and ends open connections with the workers; the sync thread ends
+    /// with the store (or within one resync period).
     pub fn shutdown(self) {
-        self.stop.close();
-        for t in self.threads {
-            let _ = t.join();
-        }
+        self.stop.store(true, Ordering::Release);
+        self.workers.shutdown();
+        let _ = self.sync.join();
     }
 }
 
-/// Starts the executor and the sync thread; both end when the store shuts down (or at
-/// [`ProxyHandle::shutdown`]).
+/// Starts the workers and the sync thread; both end when the store shuts down (or at
+/// [`ProxyHandle::shutdown`]). Panics only if the system refuses a thread, an epoll
+/// instance or an eventfd, none of which a daemon can run without.
 pub fn start(store: Store, config: ProxyConfig) -> ProxyHandle {
-    let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
-    // Closing the channel (not sending on it) stops every executor thread at once.
-    let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let workers = Arc::new(Workers::start(worker_count(), "proxy").expect("starting the proxy workers"));
     let shared = Arc::new(Shared { ports: Mutex::new(HashMap::new()), withdrawn: Mutex::new(HashSet::new()) });
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut threads = Vec::new();
-    for i in 0..cpus.clamp(1, MAX_EXECUTOR_THREADS) {
-        let (runner, stopped) = (ex.clone(), stopped.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("proxy-{i}"))
-            .spawn(move || {
-                smol::block_on(runner.run(async move {
-                    let _ = stopped.recv().await;
-                }))
-            })
-            .expect("spawning a proxy thread");
-        threads.push(thread);
-    }
-    let sync_shared = shared.clone();
-    let stop_on_end = stop.clone();
-    let sync = std::thread::Builder::new()
-        .name("proxy-sync".into())
-        .spawn(move || {
-            let mut sync = Sync { store, config, ex, shared: sync_shared, listeners: HashMap::new() };
-            sync.run();
-            drop(sync.listeners);
-            stop_on_end.close();
-        })
-        .expect("spawning the proxy-sync thread");
-    threads.push(sync);
-    ProxyHandle { shared, stop, threads }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sync_shared, sync_stop, sync_workers) = (shared.clone(), stop.clone(), workers.clone());
+    let sync = std::thread::Builder::new().name("proxy-sync".into()).spawn(move || {
+        let mut sync = Sync {
+            store,
+            config,
+            workers: sync_workers,
+            shared: sync_shared,
+            stop: sync_stop,
+            listeners: HashMap::new(),
+        };
+        sync.run();
+        drop(sync.listeners);
+        sync.workers.shutdown();
+    });
+    let sync = sync.expect("spawning the proxy-sync thread");
+    ProxyHandle { shared, workers, stop, sync }
 }
 
 /// Where a listener is: the pod namespace (None: the host's), address and protocol.
@@ -139,8 +143,9 @@ type ListenKey = (Option<std::path::PathBuf>, SocketAddr, Protocol);
 struct Sync {
     store: Store,
     config: ProxyConfig,
-    ex: Arc<Executor<'static>>,
+    workers: Arc<Workers>,
     shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
     listeners: HashMap<ListenKey, Listener>,
 }
 
@@ -157,7 +162,7 @@ fn list<T: TryFrom<Object>>(store: &Store, plural: &str) -> Vec<T> {
 impl Sync {
     fn run(&mut self) {
         log::info!("proxy: started (node address {})", self.config.node_ip);
-        while !self.store.is_shut_down() {
+        while !self.store.is_shut_down() && !self.stop.load(Ordering::Acquire) {
             let watcher = match self.store.watch(Filter::default(), None) {
                 Ok(w) => w,
                 Err(e) => {
@@ -168,6 +173,9 @@ impl Sync {
             };
             self.pass();
             loop {
+                if self.stop.load(Ordering::Acquire) {
+                    return;
+                }
                 match watcher.next_timeout(RESYNC) {
                     Some(_) => while watcher.next_timeout(Duration::ZERO).is_some() {},
                     None => match watcher.ended() {
@@ -233,28 +241,48 @@ impl Sync {
             let Some(state) = ports.get(id).cloned() else { continue };
             let place = key.0.as_ref().map(|ns| format!(" in {}", ns.display())).unwrap_or_default();
             match self.listen(&key, state) {
-                Ok(task) => {
+                Ok(tasks) => {
                     log::info!("proxy {id}: listening on {}{place} ({:?})", key.1, key.2);
-                    self.listeners.insert(key, Listener { port: id.clone(), _task: task });
+                    self.listeners.insert(key, Listener { port: id.clone(), _tasks: tasks });
                 }
                 Err(e) => log::warn!("proxy {id}: cannot listen on {}{place}: {e}; retrying", key.1),
             }
         }
     }
 
-    fn listen(&self, (netns, addr, proto): &ListenKey, state: Arc<PortState>) -> std::io::Result<Task<()>> {
-        let ex = self.ex.clone();
-        let bound = match (netns, proto) {
-            (Some(ns), _) => netns_listen::bind_in(ns, *addr, *proto)?,
-            (None, Protocol::Tcp) => netns_listen::Bound::Tcp(TcpListener::bind(addr)?),
-            (None, Protocol::Udp) => netns_listen::Bound::Udp(UdpSocket::bind(addr)?),
+    /// Binds `key` and starts serving it: a TCP address on every worker, a UDP address on
+    /// one (picked by the address, so ports spread over the workers).
+    fn listen(&self, (netns, addr, proto): &ListenKey, state: Arc<PortState>) -> std::io::Result<Vec<RemoteTask>> {
+        let shards = match proto {
+            Protocol::Tcp => self.workers.len(),
+            Protocol::Udp => 1,
         };
-        Ok(match bound {
-            netns_listen::Bound::Tcp(l) => {
-                self.ex.spawn(tcp::accept_loop(ex, Async::new(l)?, state, self.config.limits))
-            }
-            netns_listen::Bound::Udp(s) => self.ex.spawn(udp::serve(ex, Async::new(s)?, state)),
-        })
+        let bound = match netns {
+            Some(ns) => netns_listen::bind_in(ns, *addr, *proto, shards)?,
+            None => netns_listen::bind(*addr, *proto, shards)?,
+        };
+        let limits = self.config.limits;
+        let first = usize::from(addr.port());
+        Ok(bound
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let state = state.clone();
+                self.workers.spawn_on(first + i, move || async move {
+                    let failed = match socket {
+                        netns_listen::Bound::Tcp(l) => match Io::new(l) {
+                            Ok(l) => return tcp::accept_loop(l, state, limits).await,
+                            Err(e) => e,
+                        },
+                        netns_listen::Bound::Udp(s) => match Io::new(s) {
+                            Ok(s) => return udp::serve(s, state).await,
+                            Err(e) => e,
+                        },
+                    };
+                    log::warn!("proxy {}: cannot serve a listener: {failed}", state.name);
+                })
+            })
+            .collect())
     }
 
     /// `status.loadBalancer.ingress[0].ip` = the node's address for LoadBalancer services.
@@ -287,18 +315,7 @@ mod tests {
     use super::*;
     use coracle_config::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, PodStatus, ServicePort};
     use coracle_config::meta::{Condition, ObjectReference};
-    use std::io::{Read, Write};
-
-    fn backend_server(name: &'static str) -> SocketAddr {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let _ = s.and_then(|mut s| s.write_all(name.as_bytes()));
-            }
-        });
-        addr
-    }
+    use std::io::Read;
 
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -327,7 +344,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let backend = backend_server("hello");
+        let backend = tcp::tests::named_backend("hello");
         let pod = store.create(Object::Pod(ready_pod("p"))).unwrap();
         let uid = pod.metadata().uid.clone();
         let node_port = free_port();

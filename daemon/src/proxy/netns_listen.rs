@@ -3,12 +3,18 @@
 //! listener for each ClusterIP:port *in the pod's namespace*, with that ClusterIP made a
 //! local address there (`ip route replace local IP/32 dev lo table local`). A socket keeps
 //! the namespace it was created in, so only its creation happens on a throwaway thread that
-//! joined the namespace; accepting and proxying then run on the proxy's executor as usual.
+//! joined the namespace; accepting and proxying then run on the proxy's workers as usual.
+//!
+//! The host's listeners are bound here too ([`bind`]): a TCP address gets one socket per
+//! worker, bound with `SO_REUSEPORT`, so the kernel spreads new connections over the
+//! workers and no two threads wait on one accept queue.
 
 use super::plan::Protocol;
 use nix::sched::{setns, CloneFlags};
+use nix::sys::socket::{self as sock, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,13 +26,50 @@ pub enum Bound {
     Udp(UdpSocket),
 }
 
-/// Binds `addr` (`proto`) inside the namespace at `netns`, making `addr`'s IP local there
-/// first; idempotent for the namespace's routes.
-pub fn bind_in(netns: &Path, addr: SocketAddr, proto: Protocol) -> io::Result<Bound> {
+/// Pending connections a TCP listener queues (std's 128 drops SYNs under bursts of new
+/// connections).
+const BACKLOG: i32 = 1024;
+
+/// Binds `addr` (`proto`) in the calling thread's namespace, non-blocking: `shards` TCP
+/// listeners sharing the address through `SO_REUSEPORT` (one: an exclusive bind), or one
+/// UDP socket.
+pub fn bind(addr: SocketAddr, proto: Protocol, shards: usize) -> io::Result<Vec<Bound>> {
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("binding {addr}: {e}"));
+    match proto {
+        Protocol::Udp => {
+            let s = UdpSocket::bind(addr).map_err(context)?;
+            s.set_nonblocking(true).map_err(context)?;
+            Ok(vec![Bound::Udp(s)])
+        }
+        Protocol::Tcp => (0..shards.max(1))
+            .map(|_| tcp_listener(addr, shards > 1).map(|fd| Bound::Tcp(TcpListener::from(fd))).map_err(context))
+            .collect(),
+    }
+}
+
+fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = sock::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
+    // As std's bind: a restarted daemon rebinds past its old connections' TIME_WAIT.
+    sock::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuse_port {
+        sock::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    // Accepted connections inherit it: requests are small messages, and this saves a
+    // setsockopt per connection.
+    sock::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+    sock::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
+    sock::listen(&fd, Backlog::new(BACKLOG)?)?;
+    Ok(fd)
+}
+
+/// Binds `addr` (`proto`, `shards` as [`bind`]) inside the namespace at `netns`, making
+/// `addr`'s IP local there first; idempotent for the namespace's routes.
+pub fn bind_in(netns: &Path, addr: SocketAddr, proto: Protocol, shards: usize) -> io::Result<Vec<Bound>> {
     let path: PathBuf = netns.to_path_buf();
     std::thread::Builder::new()
         .name("proxy-netns-listen".into())
-        .spawn(move || -> io::Result<Bound> {
+        .spawn(move || -> io::Result<Vec<Bound>> {
             let ns = std::fs::File::open(&path)
                 .map_err(|e| io::Error::new(e.kind(), format!("opening netns {}: {e}", path.display())))?;
             setns(&ns, CloneFlags::CLONE_NEWNET)
@@ -35,11 +78,7 @@ pub fn bind_in(netns: &Path, addr: SocketAddr, proto: Protocol) -> io::Result<Bo
             ip(&["link", "set", "lo", "up"])?;
             let prefix = if addr.is_ipv4() { 32 } else { 128 };
             ip(&["route", "replace", "local", &format!("{}/{prefix}", addr.ip()), "dev", "lo", "table", "local"])?;
-            let context = |e: io::Error| io::Error::new(e.kind(), format!("binding {addr} in {}: {e}", path.display()));
-            Ok(match proto {
-                Protocol::Tcp => Bound::Tcp(TcpListener::bind(addr).map_err(context)?),
-                Protocol::Udp => Bound::Udp(UdpSocket::bind(addr).map_err(context)?),
-            })
+            bind(addr, proto, shards).map_err(|e| io::Error::new(e.kind(), format!("{e} in {}", path.display())))
         })?
         .join()
         .map_err(|_| io::Error::other("the netns listener thread panicked"))?
@@ -102,9 +141,11 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let addr: SocketAddr = "10.96.201.9:8080".parse().unwrap();
-        let Bound::Tcp(listener) = bind_in(&ns.path(), addr, Protocol::Tcp).unwrap() else { panic!("tcp") };
+        let mut bound = bind_in(&ns.path(), addr, Protocol::Tcp, 1).unwrap();
+        let Some(Bound::Tcp(listener)) = bound.pop() else { panic!("one tcp listener") };
+        listener.set_nonblocking(false).unwrap();
         // Again (a resync): the route is replaced, not refused.
-        drop(bind_in(&ns.path(), "10.96.201.9:8081".parse().unwrap(), Protocol::Udp).unwrap());
+        drop(bind_in(&ns.path(), "10.96.201.9:8081".parse().unwrap(), Protocol::Udp, 1).unwrap());
         let path = ns.path();
         let client = std::thread::spawn(move || {
             setns(std::fs::File::open(path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();
@@ -117,5 +158,28 @@ mod tests {
         std::io::Write::write_all(&mut conn, b"from the host side").unwrap();
         drop(conn);
         assert_eq!(client.join().unwrap(), "from the host side");
+    }
+
+    #[test]
+    fn a_tcp_address_gets_one_listener_per_shard_and_stays_exclusive_with_one() {
+        let shards = bind("127.0.0.1:0".parse().unwrap(), Protocol::Tcp, 1).unwrap();
+        let Bound::Tcp(l) = &shards[0] else { panic!("tcp") };
+        let taken = l.local_addr().unwrap();
+        // Accepted connections inherit TCP_NODELAY from the listener (the proxy relies on it).
+        let _client = std::net::TcpStream::connect(taken).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+        let e = bind(taken, Protocol::Tcp, 1).err().expect("a second exclusive bind fails");
+        assert!(e.to_string().contains(&taken.to_string()), "{e}");
+        // Find a free port, then share it between two shards.
+        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let two = bind(free, Protocol::Tcp, 2).unwrap();
+        assert_eq!(two.len(), 2);
+        for b in &two {
+            let Bound::Tcp(l) = b else { panic!("tcp") };
+            assert_eq!(l.local_addr().unwrap(), free);
+        }
+        // Connections reach one of the shards.
+        std::net::TcpStream::connect(free).unwrap();
     }
 }

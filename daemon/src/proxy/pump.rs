@@ -5,11 +5,11 @@
 //! never enter user space, and the pipe is the connection's bounded buffer). A half-close
 //! is passed on; an error ends both directions.
 
+use super::reactor::{Direction, Io};
 use nix::errno::Errno;
 use nix::fcntl::{splice, OFlag, SpliceFFlags};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::Async;
-use std::io::{self, Read};
+use std::cell::Cell;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::OwnedFd;
 
@@ -19,8 +19,9 @@ const SMALL: usize = 16 * 1024;
 const CHUNK: usize = 64 * 1024;
 
 /// Relays until both directions have ended; returns bytes (client→upstream, upstream→client).
-pub async fn relay(client: &Async<TcpStream>, upstream: &Async<TcpStream>) -> io::Result<(u64, u64)> {
-    let (up, down) = smol::future::zip(one_way(client, upstream), one_way(upstream, client)).await;
+pub async fn relay(client: &Io<TcpStream>, upstream: &Io<TcpStream>) -> io::Result<(u64, u64)> {
+    let ended = Cell::new(false);
+    let (up, down) = smol::future::zip(one_way(client, upstream, &ended), one_way(upstream, client, &ended)).await;
     if up.is_err() || down.is_err() {
         let _ = client.get_ref().shutdown(Shutdown::Both);
         let _ = upstream.get_ref().shutdown(Shutdown::Both);
@@ -28,12 +29,17 @@ pub async fn relay(client: &Async<TcpStream>, upstream: &Async<TcpStream>) -> io
     Ok((up?, down?))
 }
 
-async fn one_way(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u64> {
+/// One direction; `ended` says whether the other one has already read its end of stream.
+async fn one_way(from: &Io<TcpStream>, to: &Io<TcpStream>, ended: &Cell<bool>) -> io::Result<u64> {
     let result = copy_then_splice(from, to).await;
     match &result {
         // Pass the end on: the other side sees EOF, and the reverse direction continues.
+        // When that one has ended too, both sockets are read to their end and are closed
+        // right after, which sends the FIN anyway.
         Ok(_) => {
-            let _ = to.get_ref().shutdown(Shutdown::Write);
+            if !ended.replace(true) {
+                let _ = to.get_ref().shutdown(Shutdown::Write);
+            }
         }
         // Wake the reverse direction too: one broken side ends the connection.
         Err(_) => {
@@ -45,45 +51,67 @@ async fn one_way(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u
 }
 
 /// Copies through a small buffer until a read fills it, then splices the rest.
-async fn copy_then_splice(from: &Async<TcpStream>, to: &Async<TcpStream>) -> io::Result<u64> {
-    let mut buf = vec![0u8; SMALL];
-    let mut writer = to;
+async fn copy_then_splice(from: &Io<TcpStream>, to: &Io<TcpStream>) -> io::Result<u64> {
     let mut total = 0u64;
+    if !copy(from, to, &mut vec![0u8; SMALL], &mut total, true).await? {
+        return Ok(total);
+    }
+    match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
+        Ok((r, w)) => spliced(from, to, &r, &w, total).await,
+        Err(_) => copied(from, to, total).await,
+    }
+}
+
+/// Copies through `buf` until the end of the stream (false) or, with `until_full`, until
+/// a read fills `buf` (true), counting into `total`.
+async fn copy(
+    from: &Io<TcpStream>,
+    to: &Io<TcpStream>,
+    buf: &mut [u8],
+    total: &mut u64,
+    until_full: bool,
+) -> io::Result<bool> {
     loop {
-        let n = read_when_ready(from, &mut buf).await?;
+        let n = read(from, buf).await?;
         if n == 0 {
-            return Ok(total);
+            return Ok(false);
         }
-        writer.write_all(&buf[..n]).await?;
-        total += n as u64;
-        if n == buf.len() {
-            drop(buf);
-            return match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
-                Ok((r, w)) => spliced(from, to, &r, &w, total).await,
-                Err(_) => copied(from, to, total).await,
-            };
+        write_all(to, &buf[..n]).await?;
+        *total += n as u64;
+        if until_full && n == buf.len() {
+            return Ok(true);
         }
     }
 }
 
-/// Waits for readability first and reads after, the reverse of `AsyncRead`'s order. Both
-/// directions of a connection share one task, so each wake-up polls both: reading first
-/// would cost the idle direction a failed read(2) every time, waiting first costs nothing
-/// until the reactor has seen data.
-async fn read_when_ready(from: &Async<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        from.readable().await?;
-        match (&mut from.get_ref()).read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
+/// Reads what is there, waiting only if nothing is. A short read means the socket's
+/// receive queue was emptied, so the next read waits for an edge instead of failing first.
+async fn read(from: &Io<TcpStream>, buf: &mut [u8]) -> io::Result<usize> {
+    let n = from.with(Direction::Read, |mut s| s.read(buf)).await?;
+    if n > 0 && n < buf.len() {
+        from.drained(Direction::Read);
     }
+    Ok(n)
+}
+
+/// Writes all of `buf`; a short write means the send buffer is full.
+async fn write_all(to: &Io<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = to.with(Direction::Write, |mut s| s.write(buf)).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the peer accepts no more bytes"));
+        }
+        if n < buf.len() {
+            to.drained(Direction::Write);
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
 }
 
 async fn spliced(
-    from: &Async<TcpStream>,
-    to: &Async<TcpStream>,
+    from: &Io<TcpStream>,
+    to: &Io<TcpStream>,
     r: &OwnedFd,
     w: &OwnedFd,
     mut total: u64,
@@ -91,15 +119,15 @@ async fn spliced(
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
     let mut spliced_any = false;
     loop {
-        let n = loop {
-            match splice(from.get_ref(), None, w, None, CHUNK, flags) {
-                Ok(n) => break n,
-                Err(Errno::EAGAIN) => from.readable().await?,
-                Err(Errno::EINTR) => {}
-                // Nothing is in the pipe yet, so copying on loses nothing.
-                Err(Errno::EINVAL) if !spliced_any => return copied(from, to, total).await,
-                Err(e) => return Err(e.into()),
+        // The pipe is empty here, so EAGAIN can only mean the socket is.
+        let n = from.with(Direction::Read, |s| splice(s, None, w, None, CHUNK, flags).map_err(io::Error::from)).await;
+        let n = match n {
+            Ok(n) => n,
+            // Nothing is in the pipe yet, so copying on loses nothing.
+            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && !spliced_any => {
+                return copied(from, to, total).await
             }
+            Err(e) => return Err(e),
         };
         if n == 0 {
             return Ok(total);
@@ -107,34 +135,66 @@ async fn spliced(
         spliced_any = true;
         let mut left = n;
         while left > 0 {
-            match splice(r, None, to.get_ref(), None, left, flags) {
-                Ok(m) => left -= m,
-                Err(Errno::EAGAIN) => to.writable().await?,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
+            left -=
+                to.with(Direction::Write, |s| splice(r, None, s, None, left, flags).map_err(io::Error::from)).await?;
         }
         total += n as u64;
     }
 }
 
-async fn copied(from: &Async<TcpStream>, to: &Async<TcpStream>, mut total: u64) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
-    let (mut reader, mut writer) = (from, to);
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        writer.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
+async fn copied(from: &Io<TcpStream>, to: &Io<TcpStream>, mut total: u64) -> io::Result<u64> {
+    copy(from, to, &mut vec![0u8; CHUNK], &mut total, false).await?;
+    Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    /// Accepts one client on `front` and relays it to `upstream` until both sides end.
+    fn relay_one(front: &std::net::TcpListener, upstream: std::net::SocketAddr) -> (u64, u64) {
+        crate::proxy::worker::block_on(async {
+            let (c, _) = front.accept().unwrap();
+            c.set_nonblocking(true).unwrap();
+            let u = TcpStream::connect(upstream).unwrap();
+            u.set_nonblocking(true).unwrap();
+            relay(&Io::new(c).unwrap(), &Io::new(u).unwrap()).await.unwrap()
+        })
+        .unwrap()
+    }
+
+    /// Small request/response rounds on one connection (keep-alive): each short read marks
+    /// the socket drained, and the next message must still be seen.
+    #[test]
+    fn small_messages_go_back_and_forth_on_one_connection() {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up_addr = upstream.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(front_addr).unwrap();
+            for i in 0..500u32 {
+                let msg = i.to_be_bytes();
+                c.write_all(&msg).unwrap();
+                let mut back = [0u8; 4];
+                c.read_exact(&mut back).unwrap();
+                assert_eq!(back, msg, "round {i}");
+            }
+        });
+        let moved = relay_one(&front, up_addr);
+        client.join().unwrap();
+        assert_eq!(moved, (2000, 2000));
+    }
 
     #[test]
     fn bulk_bytes_cross_both_ways_and_half_close_passes_on() {
@@ -164,12 +224,7 @@ mod tests {
             w.join().unwrap();
             back
         });
-        let moved = smol::block_on(async {
-            let (c, _) = front.accept().unwrap();
-            let c = Async::new(c).unwrap();
-            let u = Async::<TcpStream>::connect(up_addr).await.unwrap();
-            relay(&c, &u).await.unwrap()
-        });
+        let moved = relay_one(&front, up_addr);
         server.join().unwrap();
         let mut back = client.join().unwrap();
         back.reverse();

@@ -2,9 +2,12 @@
 //! port's backends in order (sticky first, then round-robin) until one accepts, then relays.
 
 use super::endpoint_set::PortState;
-use super::{pump, upstream};
-use smol::{Async, Executor};
+use super::reactor::{self, Direction, Io};
+use super::{pump, upstream, worker};
+use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +26,14 @@ impl Default for TcpLimits {
     }
 }
 
-/// Accepts on `listener` forever, spawning a connection task on `ex` for each.
-pub async fn accept_loop(
-    ex: Arc<Executor<'static>>,
-    listener: Async<TcpListener>,
-    state: Arc<PortState>,
-    limits: TcpLimits,
-) {
+/// Accepts on `listener` forever, serving each connection in a task on the calling worker.
+pub async fn accept_loop(listener: Io<TcpListener>, state: Arc<PortState>, limits: TcpLimits) {
     loop {
-        let (client, peer) = match listener.accept().await {
+        let (client, peer) = match listener.with(Direction::Read, accept_nonblocking).await {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("proxy {}: accept: {e}", state.name);
-                smol::Timer::after(Duration::from_millis(100)).await;
+                reactor::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -48,24 +46,59 @@ pub async fn accept_loop(
             continue;
         };
         let state = state.clone();
-        ex.spawn(async move {
+        worker::spawn_balanced(move || async move {
             let _slot = slot;
-            serve(&state, client, peer, limits.connect_timeout).await;
-        })
-        .detach();
+            match Io::new(client) {
+                Ok(client) => serve(&state, client, peer, limits.connect_timeout).await,
+                Err(e) => log::warn!("proxy {}: registering the connection from {peer}: {e}", state.name),
+            }
+        });
     }
 }
 
+/// Accepts a connection already non-blocking (`accept4`), saving the `ioctl` std's accept
+/// would need after it. TCP_NODELAY comes from the listener (Linux copies it to accepted
+/// sockets; see `netns_listen::bind`).
+fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    let mut storage = std::mem::MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: accept4(2) writes at most `len` bytes of address into `storage`, which is
+    // that large, and stores the length it wrote in `len`; the listener's fd is open for
+    // the duration of the call.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            storage.as_mut_ptr().cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    let stream = TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: the kernel filled `len` bytes of `storage` with the peer's address.
+    let addr = unsafe { SockaddrStorage::from_raw(storage.as_ptr().cast(), Some(len)) };
+    let peer = addr
+        .as_ref()
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::V4((*v4).into()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+        })
+        .ok_or_else(|| io::Error::other("accept returned a peer address that is not IPv4 or IPv6"))?;
+    Ok((stream, peer))
+}
+
 /// Connects `client` to the first backend that accepts and relays until both sides end.
-pub async fn serve(state: &PortState, client: Async<TcpStream>, peer: SocketAddr, connect_timeout: Duration) {
+pub async fn serve(state: &PortState, client: Io<TcpStream>, peer: SocketAddr, connect_timeout: Duration) {
     let (set, order) = state.candidates(peer.ip());
     for i in order {
         let backend = &set.backends[i];
-        match upstream::connect_tcp(backend, connect_timeout).await {
+        match upstream::connect_tcp_local(backend, connect_timeout).await {
             Ok(up) => {
                 state.remember(peer.ip(), backend.addr);
-                let _ = client.get_ref().set_nodelay(true);
-                let _ = up.get_ref().set_nodelay(true);
                 if let Err(e) = pump::relay(&client, &up).await {
                     log::debug!("proxy {}: {peer} ⇄ {}: {e}", state.name, backend.addr);
                 }
@@ -78,13 +111,13 @@ pub async fn serve(state: &PortState, client: Async<TcpStream>, peer: SocketAddr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proxy::endpoint_set::{Backend, EndpointSet};
     use std::io::{Read, Write};
 
     /// A backend answering each connection with its name.
-    fn named_backend(name: &'static str) -> SocketAddr {
+    pub(crate) fn named_backend(name: &'static str) -> SocketAddr {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         std::thread::spawn(move || {
@@ -107,12 +140,11 @@ mod tests {
     }
 
     fn start(state: Arc<PortState>) -> SocketAddr {
-        let ex = Arc::new(Executor::new());
-        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
-        let addr = listener.get_ref().local_addr().unwrap();
-        let runner = ex.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            smol::block_on(runner.run(accept_loop(runner.clone(), listener, state, TcpLimits::default())))
+            worker::block_on(async move { accept_loop(Io::new(listener).unwrap(), state, TcpLimits::default()).await })
         });
         addr
     }

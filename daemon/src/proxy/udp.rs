@@ -3,11 +3,14 @@
 //! socket, until the session has been idle for the timeout.
 
 use super::endpoint_set::PortState;
-use super::upstream;
-use smol::{Async, Executor};
+use super::reactor::{self, Direction, Io};
+use super::{upstream, worker};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a session lives without traffic.
@@ -16,54 +19,51 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30);
 const MAX_SESSIONS: usize = 1024;
 const DATAGRAM: usize = 65536;
 
+/// One client's upstream socket and when it last carried a datagram.
 struct Session {
-    upstream: Arc<Async<UdpSocket>>,
-    last: Arc<Mutex<Instant>>,
+    upstream: Rc<Io<UdpSocket>>,
+    last: Rc<Cell<Instant>>,
 }
 
-type Sessions = Arc<Mutex<HashMap<SocketAddr, Session>>>;
+type Sessions = Rc<RefCell<HashMap<SocketAddr, Session>>>;
 
-/// Serves datagrams on `socket` forever.
-pub async fn serve(ex: Arc<Executor<'static>>, socket: Async<UdpSocket>, state: Arc<PortState>) {
-    let socket = Arc::new(socket);
-    let sessions: Sessions = Arc::new(Mutex::new(HashMap::new()));
+/// Serves datagrams on `socket` forever, on the calling worker.
+pub async fn serve(socket: Io<UdpSocket>, state: Arc<PortState>) {
+    let socket = Rc::new(socket);
+    let sessions: Sessions = Rc::new(RefCell::new(HashMap::new()));
     let mut buf = vec![0u8; DATAGRAM];
     loop {
-        let (n, client) = match socket.recv_from(&mut buf).await {
+        let (n, client) = match socket.with(Direction::Read, |s| s.recv_from(&mut buf)).await {
             Ok(x) => x,
             Err(e) => {
                 log::debug!("proxy {}: recv: {e}", state.name);
                 continue;
             }
         };
-        let existing = {
-            let map = sessions.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&client).map(|s| (s.upstream.clone(), s.last.clone()))
-        };
+        let existing = sessions.borrow().get(&client).map(|s| (s.upstream.clone(), s.last.clone()));
         let (up, last) = match existing {
             Some(x) => x,
-            None => match open_session(&ex, &socket, &sessions, &state, client) {
+            None => match open_session(&socket, &sessions, &state, client) {
                 Some(x) => x,
                 None => continue,
             },
         };
-        *last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        if let Err(e) = up.send(&buf[..n]).await {
+        last.set(Instant::now());
+        if let Err(e) = up.with(Direction::Write, |s| s.send(&buf[..n])).await {
             log::debug!("proxy {}: {client} → upstream: {e}", state.name);
         }
     }
 }
 
-type SessionEnds = (Arc<Async<UdpSocket>>, Arc<Mutex<Instant>>);
+type SessionEnds = (Rc<Io<UdpSocket>>, Rc<Cell<Instant>>);
 
 fn open_session(
-    ex: &Executor<'static>,
-    socket: &Arc<Async<UdpSocket>>,
+    socket: &Rc<Io<UdpSocket>>,
     sessions: &Sessions,
     state: &Arc<PortState>,
     client: SocketAddr,
 ) -> Option<SessionEnds> {
-    if sessions.lock().unwrap_or_else(|p| p.into_inner()).len() >= MAX_SESSIONS {
+    if sessions.borrow().len() >= MAX_SESSIONS {
         log::debug!("proxy {}: {MAX_SESSIONS} UDP sessions open; dropping a datagram from {client}", state.name);
         return None;
     }
@@ -79,38 +79,36 @@ fn open_session(
         }
     })?;
     state.remember(client.ip(), backend);
-    let up = Arc::new(up);
-    let last = Arc::new(Mutex::new(Instant::now()));
-    sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(client, Session { upstream: up.clone(), last: last.clone() });
-    let (socket, sessions, reply_up, reply_last, name) =
-        (socket.clone(), sessions.clone(), up.clone(), last.clone(), state.name.clone());
-    ex.spawn(async move {
-        let mut buf = vec![0u8; DATAGRAM];
-        loop {
-            let idle_for = reply_last.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-            let Some(left) = SESSION_IDLE.checked_sub(idle_for) else { break };
-            let got = smol::future::or(async { Some(reply_up.recv(&mut buf).await) }, async {
-                smol::Timer::after(left).await;
-                None
-            })
-            .await;
-            match got {
-                Some(Ok(n)) => {
-                    *reply_last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                    let _ = socket.send_to(&buf[..n], client).await;
-                }
-                // ICMP unreachable from the backend, reported on the connected socket.
-                Some(Err(e)) => log::debug!("proxy {name}: upstream → {client}: {e}"),
-                None => {}
+    let session = Session { upstream: Rc::new(up), last: Rc::new(Cell::new(Instant::now())) };
+    let ends = (session.upstream.clone(), session.last.clone());
+    sessions.borrow_mut().insert(client, session);
+    worker::spawn_local(replies(socket.clone(), sessions.clone(), ends.clone(), client, state.name.clone()));
+    Some(ends)
+}
+
+/// Sends the backend's replies to `client` through the listening socket until the session
+/// has been idle for [`SESSION_IDLE`], then forgets it.
+async fn replies(
+    socket: Rc<Io<UdpSocket>>,
+    sessions: Sessions,
+    (up, last): SessionEnds,
+    client: SocketAddr,
+    name: String,
+) {
+    let mut buf = vec![0u8; DATAGRAM];
+    while let Some(left) = SESSION_IDLE.checked_sub(last.get().elapsed()) {
+        let got = reactor::timeout(left, "an idle UDP session", up.with(Direction::Read, |s| s.recv(&mut buf))).await;
+        match got {
+            Ok(n) => {
+                last.set(Instant::now());
+                let _ = socket.with(Direction::Write, |s| s.send_to(&buf[..n], client)).await;
             }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+            // ICMP unreachable from the backend, reported on the connected socket.
+            Err(e) => log::debug!("proxy {name}: upstream → {client}: {e}"),
         }
-        sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&client);
-    })
-    .detach();
-    Some((up, last))
+    }
+    sessions.borrow_mut().remove(&client);
 }
 
 #[cfg(test)]
@@ -140,11 +138,10 @@ mod tests {
             .map(|a| Backend { addr: *a, netns: None, pod_uid: String::new() })
             .collect();
         state.replace(EndpointSet { backends });
-        let ex = Arc::new(Executor::new());
-        let listen = Async::<UdpSocket>::bind(([127, 0, 0, 1], 0)).unwrap();
-        let front = listen.get_ref().local_addr().unwrap();
-        let runner = ex.clone();
-        std::thread::spawn(move || smol::block_on(runner.run(serve(runner.clone(), listen, state))));
+        let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+        listen.set_nonblocking(true).unwrap();
+        let front = listen.local_addr().unwrap();
+        std::thread::spawn(move || worker::block_on(async move { serve(Io::new(listen).unwrap(), state).await }));
         let mut tags = Vec::new();
         for _ in 0..2 {
             let c = UdpSocket::bind("127.0.0.1:0").unwrap();

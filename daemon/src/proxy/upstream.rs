@@ -3,19 +3,25 @@
 //! so only its creation happens on a throwaway thread that has joined the namespace).
 
 use super::endpoint_set::Backend;
+use super::reactor::{self, Direction, Io};
 use nix::sched::{setns, CloneFlags};
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
-use smol::Async;
+use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use std::io;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Creates a non-blocking socket of `ty` for `addr`'s family inside the namespace `netns`.
-fn socket_in(netns: &Path, addr: SocketAddr, ty: SockType) -> io::Result<OwnedFd> {
-    let path: PathBuf = netns.to_path_buf();
+/// Creates a non-blocking socket of `ty` for `addr`'s family, inside the namespace `netns`
+/// when given.
+fn socket_for(netns: Option<&Path>, addr: SocketAddr, ty: SockType) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let Some(netns) = netns else {
+        return socket(family, ty, flags, None)
+            .map_err(|e| io::Error::other(format!("creating a socket for {addr}: {e}")));
+    };
+    let path: PathBuf = netns.to_path_buf();
     std::thread::Builder::new()
         .name("proxy-netns".into())
         .spawn(move || -> io::Result<OwnedFd> {
@@ -23,55 +29,81 @@ fn socket_in(netns: &Path, addr: SocketAddr, ty: SockType) -> io::Result<OwnedFd
                 .map_err(|e| io::Error::new(e.kind(), format!("opening netns {}: {e}", path.display())))?;
             setns(&ns, CloneFlags::CLONE_NEWNET)
                 .map_err(|e| io::Error::other(format!("joining netns {}: {e}", path.display())))?;
-            socket(family, ty, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None).map_err(io::Error::from)
+            socket(family, ty, flags, None).map_err(io::Error::from)
         })?
         .join()
         .map_err(|_| io::Error::other("the netns socket thread panicked"))?
 }
 
-async fn with_timeout<T>(
-    timeout: Duration,
-    what: String,
-    fut: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    smol::future::or(fut, async move {
-        smol::Timer::after(timeout).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what}: timed out after {timeout:?}")))
-    })
-    .await
+/// Where `backend` is, for messages.
+fn describe(backend: &Backend) -> String {
+    match &backend.netns {
+        Some(ns) => format!("connect {} in {}", backend.addr, ns.display()),
+        None => format!("connect {}", backend.addr),
+    }
 }
 
-/// Connects to `backend` within `timeout`.
-pub async fn connect_tcp(backend: &Backend, timeout: Duration) -> io::Result<Async<TcpStream>> {
-    let addr = backend.addr;
-    let Some(netns) = &backend.netns else {
-        return with_timeout(timeout, format!("connect {addr}"), Async::<TcpStream>::connect(addr)).await;
+/// A TCP socket (TCP_NODELAY: requests are small messages) whose connect to `backend` has
+/// begun; true when it has already completed.
+fn start_connect(backend: &Backend) -> io::Result<(TcpStream, bool)> {
+    let fd = socket_for(backend.netns.as_deref(), backend.addr, SockType::Stream)?;
+    let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
+    let done = match connect(fd.as_raw_fd(), &SockaddrStorage::from(backend.addr)) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EINPROGRESS) => false,
+        Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("{}: {e}", describe(backend)))),
     };
-    let fd = socket_in(netns, addr, SockType::Stream)?;
-    match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
-        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
-        Err(e) => return Err(io::Error::from(e)),
+    Ok((TcpStream::from(fd), done))
+}
+
+/// Connects to `backend` within `timeout`, on the calling proxy worker.
+pub async fn connect_tcp_local(backend: &Backend, timeout: Duration) -> io::Result<Io<TcpStream>> {
+    let (stream, done) = start_connect(backend)?;
+    // In progress: the first event says how the connect went.
+    let stream = Io::with_readiness(stream, done)?;
+    if !done {
+        reactor::timeout(timeout, &describe(backend), async {
+            stream.ready(Direction::Write).await;
+            // A failed connect raises EPOLLERR; writable without it is connected.
+            match stream.hung_up().then(|| stream.get_ref().take_error()).transpose()?.flatten() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+        .await?;
     }
-    let stream = Async::new(TcpStream::from(fd))?;
-    with_timeout(timeout, format!("connect {addr} in {}", netns.display()), async {
-        stream.writable().await?;
-        match stream.get_ref().take_error()? {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    })
-    .await?;
     Ok(stream)
 }
 
-/// A UDP socket connected to `backend` (in its namespace when it has one).
-pub fn connect_udp(backend: &Backend) -> io::Result<Async<UdpSocket>> {
-    let socket = match &backend.netns {
-        Some(netns) => UdpSocket::from(socket_in(netns, backend.addr, SockType::Datagram)?),
-        None => UdpSocket::bind(if backend.addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?,
-    };
-    socket.connect(backend.addr)?;
-    Async::new(socket)
+/// Connects to `backend` within `timeout` from a thread outside the proxy workers (the
+/// API's port-forward): the same socket, waited for with smol's reactor.
+pub async fn connect_tcp(backend: &Backend, timeout: Duration) -> io::Result<smol::Async<TcpStream>> {
+    let (stream, done) = start_connect(backend)?;
+    let stream = smol::Async::new(stream)?;
+    if !done {
+        let what = describe(backend);
+        let wait = async {
+            stream.writable().await?;
+            match stream.get_ref().take_error()? {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        };
+        smol::future::or(wait, async move {
+            smol::Timer::after(timeout).await;
+            Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what}: timed out after {timeout:?}")))
+        })
+        .await?;
+    }
+    Ok(stream)
+}
+
+/// A UDP socket connected to `backend` (in its namespace when it has one), on the calling
+/// proxy worker.
+pub fn connect_udp(backend: &Backend) -> io::Result<Io<UdpSocket>> {
+    let socket = UdpSocket::from(socket_for(backend.netns.as_deref(), backend.addr, SockType::Datagram)?);
+    socket.connect(backend.addr).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", describe(backend))))?;
+    Io::new(socket)
 }
 
 #[cfg(test)]
@@ -80,15 +112,20 @@ mod tests {
 
     #[test]
     fn connects_in_the_host_namespace_and_refusals_surface() {
-        smol::block_on(async {
+        crate::proxy::worker::block_on(async {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let b = Backend { addr, netns: None, pod_uid: String::new() };
-            connect_tcp(&b, Duration::from_secs(2)).await.unwrap();
+            connect_tcp_local(&b, Duration::from_secs(2)).await.unwrap();
             drop(listener);
-            let e = connect_tcp(&b, Duration::from_secs(2)).await.unwrap_err();
+            let e = connect_tcp_local(&b, Duration::from_secs(2)).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
-        });
+        })
+        .unwrap();
+        // The same from a plain thread, as the API's port-forward connects.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = Backend { addr: listener.local_addr().unwrap(), netns: None, pod_uid: String::new() };
+        smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap();
     }
 
     #[test]
@@ -126,7 +163,7 @@ mod tests {
             netns: Some(ns_path.clone()),
             pod_uid: "p".into(),
         };
-        smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap();
+        crate::proxy::worker::block_on(connect_tcp_local(&b, Duration::from_secs(2))).unwrap().unwrap();
         let _ = nix::mount::umount2(&ns_path, nix::mount::MntFlags::MNT_DETACH);
     }
 }
