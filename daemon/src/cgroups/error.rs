@@ -21,6 +21,8 @@ pub enum CgroupError {
     InvalidLimit { field: &'static str, value: i64, reason: &'static str },
     /// A limit was requested but the controller that enforces it is not available.
     ControllerMissing { controller: &'static str, path: PathBuf },
+    /// The pods' systemd scope could not be found or registered.
+    Scope(String),
     /// Processes were still alive in the cgroup when the kill deadline passed.
     StillPopulated { path: PathBuf, pids: Vec<i32> },
 }
@@ -43,6 +45,7 @@ impl fmt::Display for CgroupError {
                 write!(f, "cgroup file {}: expected {expected}, found {value:?}", path.display())
             }
             CgroupError::Layout(why) => write!(f, "cgroup layout: {why}"),
+            CgroupError::Scope(why) => f.write_str(why),
             CgroupError::InvalidPath { path, reason } => write!(f, "cgroup path {path:?}: {reason}"),
             CgroupError::InvalidLimit { field, value, reason } => write!(f, "cgroup limit {field}={value}: {reason}"),
             CgroupError::ControllerMissing { controller, path } => {

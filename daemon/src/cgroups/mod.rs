@@ -1,5 +1,6 @@
-//! cgroups v1, v2 and hybrid, always beneath the daemon's own cgroup: pods get memory,
-//! CPU and pid limits, are killed without escape, and report their usage.
+//! cgroups v1, v2 and hybrid, beneath the daemon's own cgroup (or, for a systemd service on
+//! cgroup v2, beneath the delegated scope of `pod_scope`): pods get memory, CPU and pid limits,
+//! are killed without escape, and report their usage.
 //!
 //! The layout is detected once at start (`Cgroups::detect`); everything afterwards goes
 //! through the backend chosen then. Paths given to `create`/`open`/`list` are relative to
@@ -10,8 +11,10 @@ mod error;
 mod files;
 mod kill;
 mod limits;
+pub mod pod_scope;
 mod roots;
 mod sampler;
+pub mod scope_keeper;
 mod v1;
 mod v2;
 
@@ -53,6 +56,12 @@ impl Cgroups {
     /// Detects the layout from /proc/self and roots everything at `<own>/<subpath>`.
     pub fn detect(subpath: &str) -> Result<Cgroups, CgroupError> {
         Cgroups::with_roots(Roots::detect()?, subpath)
+    }
+
+    /// Like `detect`, but where pods must outlive a restart of a systemd service on cgroup v2,
+    /// roots them in the delegated pods' scope instead (see `pod_scope`).
+    pub fn detect_for_pods(subpath: &str) -> Result<Cgroups, CgroupError> {
+        Cgroups::with_roots(pod_scope::place(Roots::detect()?, &pod_scope::Launch::detect()), subpath)
     }
 
     /// Builds on explicitly given roots: a fake tree in tests, or a chosen mount.

@@ -93,6 +93,45 @@ daemon_cgroup() {
   echo "/sys/fs/cgroup$(systemctl show -p ControlGroup --value coracled)"
 }
 
+# The pods' delegated scope (coracled registers it on cgroup v2 so that its own unit can be
+# restarted; see daemon/src/cgroups/pod_scope.rs): its cgroup directory, empty when not running.
+POD_SCOPE=coracle-pods.scope
+pods_cgroup() {
+  local cg
+  cg=$(systemctl show -p ControlGroup --value "$POD_SCOPE")
+  [ -n "$cg" ] && echo "/sys/fs/cgroup$cg"
+}
+
+# One HTTP/1.0 GET of path $3 from $1:$2 through bash's /dev/tcp; prints the body of a 200
+# answer, else fails saying why. Not busybox-static's wget: on Debian 12 it is linked against
+# static glibc and segfaults (exit 139) resolving even an IP literal, which once looked like a
+# Service that did not answer.
+http_get_once() {
+  local response status
+  exec 3<>"/dev/tcp/$1/$2" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+  response=$(tr -d '\r' <&3)
+  exec 3<&-
+  status=$(head -n 1 <<<"$response")
+  case "$status" in
+    "HTTP/1."?" 200"*) sed '1,/^$/d' <<<"$response" ;;
+    *) echo "answer: '${status:-nothing}'"; return 1 ;;
+  esac
+}
+export -f http_get_once
+
+# http_get_once with a deadline of HTTP_DEADLINE seconds (default 15: an emulated board under a
+# loaded host can take seconds to answer; a connection that hangs fails the request).
+http_get() {
+  local deadline=${HTTP_DEADLINE:-15} rc
+  timeout --signal=KILL "$deadline" bash -c 'http_get_once "$@"' http_get "$@" 2>&1
+  rc=$?
+  case "$rc" in
+    124 | 137) echo "no answer within ${deadline}s" ;;
+  esac
+  return "$rc"
+}
+
 # Loads the board's busybox image into coracled (busybox:board).
 load_image() {
   coracle image load -i /opt/coracle-board/busybox.tar
@@ -142,13 +181,15 @@ spec:
 YAML
 }
 
-# Every process in the coracled unit's cgroup subtree except the daemon itself, as
-# "pid:starttime" lines (start time tells a pid reused by a new process apart).
+# Every process in the coracled unit's and the pods' scope's cgroup subtrees except the daemon
+# itself (containers, shims, the scope's keeper), as "pid:starttime" lines (start time tells a
+# pid reused by a new process apart).
 container_processes() {
-  local cg main pid
-  cg=$(daemon_cgroup)
+  local main pid dirs
   main=$(daemon_pid)
-  find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un | while read -r pid; do
+  dirs=("$(daemon_cgroup)")
+  [ -z "$(pods_cgroup)" ] || dirs+=("$(pods_cgroup)")
+  find "${dirs[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un | while read -r pid; do
     [ "$pid" = "$main" ] && continue
     [ -r "/proc/$pid/stat" ] || continue
     echo "$pid:$(process_start "$pid")"

@@ -78,15 +78,18 @@ start_board() {
     -append "console=$CONSOLE root=/dev/vda rw quiet loglevel=3 systemd.show_status=false $extra" \
     </dev/null >"$log.qemu" 2>&1 &
   BOARD_PID=$!
+  BOARD_LOG=$log
   # The board's serial output, live, indented under the harness's own lines.
   tail -n +1 -F --pid="$BOARD_PID" "$log" 2>/dev/null | sed -u 's/\r$//; s/^/  | /' >&2 &
   STREAM_PID=$!
 }
 
 # Waits for the board started by start_board to power off, at most $1 seconds; a board still
-# running then is killed and the wait fails. Returns qemu's status.
+# running then is killed and the wait fails. Returns qemu's status. Sets POWEROFF_SECONDS to
+# the time from the scenario's END line on the console to qemu's exit (empty when not seen).
 wait_board() {
-  local limit=$1 waited=0 rc
+  local limit=$1 waited=0 rc end_at=""
+  POWEROFF_SECONDS=""
   while kill -0 "$BOARD_PID" 2>/dev/null; do
     if [ "$waited" -ge "$limit" ]; then
       kill -9 "$BOARD_PID" 2>/dev/null
@@ -94,9 +97,13 @@ wait_board() {
       wait "$STREAM_PID" 2>/dev/null
       return 124
     fi
+    if [ -z "$end_at" ] && grep -q 'BOARD SCENARIO END' "$BOARD_LOG" 2>/dev/null; then
+      end_at=$SECONDS
+    fi
     sleep 1
     waited=$((waited + 1))
   done
+  [ -z "$end_at" ] || POWEROFF_SECONDS=$((SECONDS - end_at))
   wait "$BOARD_PID"
   rc=$?
   wait "$STREAM_PID" 2>/dev/null

@@ -56,5 +56,5 @@ print_summary() {
   if [ -s "$RUN_DIR/failures" ]; then
     sed 's/^/FAIL /' "$RUN_DIR/failures"
   fi
-  echo "board: $((total - failed)) passed, $failed failed"
+  echo "board: $((total - failed)) passed, $failed failed; wall time ${SECONDS}s"
 }

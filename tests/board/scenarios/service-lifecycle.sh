@@ -1,8 +1,8 @@
 #!/bin/bash
-# service-lifecycle: the pods outlive `systemctl restart` and stop+start of coracled
-# (KillMode=process); the watchdog restarts a daemon frozen with SIGSTOP within WatchdogSec while
+# service-lifecycle: the pods and their cgroup limits outlive `systemctl restart` and stop+start
+# of coracled (KillMode=process; the pods live in the delegated coracle-pods.scope); the watchdog restarts a daemon frozen with SIGSTOP within WatchdogSec while
 # the pods keep running; `install.sh --uninstall` stops every pod and leaves no process, mount,
-# cgroup or network device of Coracle behind.
+# cgroup, network device, iptables rule or route of Coracle behind.
 source /opt/coracle-board/lib.sh
 
 wait_daemon 180 || fatal daemon-ready "coracled not active: $(journalctl -b -u coracled -n 5 --no-pager | tr '\n' ' ')"
@@ -14,8 +14,17 @@ wait_until 300 pods_ready_equal life 2 && pass pods-ready ||
 
 before=$(container_processes)
 count=$(grep -c . <<<"$before")
-[ "$count" -ge 2 ] && pass containers-in-service-cgroup "$count processes under $(daemon_cgroup)" ||
-  fatal containers-in-service-cgroup "found '$before' under $(daemon_cgroup)"
+[ "$count" -ge 2 ] && pass containers-in-service-cgroups "$count processes under $(daemon_cgroup) and $(pods_cgroup)" ||
+  fatal containers-in-service-cgroups "found '$before' under $(daemon_cgroup) and '$(pods_cgroup)'"
+
+# Every limit file of the pods' cgroups with its value: the same after restart and stop+start.
+limits_snapshot() {
+  find "$(pods_cgroup)" -path '*/pods/*' \( -name memory.max -o -name cpu.max -o -name cpu.weight -o -name pids.max \) \
+    -exec grep -H . {} + 2>/dev/null | sort
+}
+limits=$(limits_snapshot)
+grep -q 'pids.max:[0-9]' <<<"$limits" && pass pod-limits "$(grep -c . <<<"$limits") limit files" ||
+  fatal pod-limits "no pod pids.max under '$(pods_cgroup)': $(echo $limits | cut -c1-200)"
 
 # restart
 old=$(daemon_pid)
@@ -28,6 +37,8 @@ if [ -z "$lost" ] && [ "$new" != "$old" ] && [ "$new" != 0 ]; then
 else
   fail restart-keeps-pods "daemon $old -> $new; gone: $(echo $lost)"
 fi
+[ "$(limits_snapshot)" = "$limits" ] && pass restart-keeps-limits ||
+  fail restart-keeps-limits "$(diff <(echo "$limits") <(limits_snapshot) | tr '\n' ' ' | cut -c1-300)"
 wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-restart ||
   fail pods-ready-after-restart "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
 
@@ -41,6 +52,8 @@ systemctl start coracled
 wait_daemon 180 && pass start-active || fail start-active "$(journal_tail 8)"
 lost=$(gone_processes "$before")
 [ -z "$lost" ] && pass stop-start-keeps-pods || fail stop-start-keeps-pods "gone: $(echo $lost)"
+[ "$(limits_snapshot)" = "$limits" ] && pass stop-start-keeps-limits ||
+  fail stop-start-keeps-limits "$(diff <(echo "$limits") <(limits_snapshot) | tr '\n' ' ' | cut -c1-300)"
 wait_until 60 pods_ready_equal life 2 && pass pods-ready-after-start ||
   fail pods-ready-after-start "$(coracle get pods -l app=life 2>&1 | tr '\n' ' ')"
 
@@ -88,6 +101,7 @@ fi
 
 # uninstall on the running board
 cg=$(daemon_cgroup)
+pods_cg=$(pods_cgroup)
 before=$(container_processes)
 out=$(/opt/coracle-release/install.sh --uninstall 2>&1) && pass uninstall-runs ||
   fail uninstall-runs "$(echo "$out" | tail -n 3 | tr '\n' ' ')"
@@ -100,11 +114,19 @@ mounts=$(grep -E ' (/var/lib/coracle|/run/coracle|/run/netns)[/ ]|^overlay ' /pr
 [ -z "$mounts" ] && pass uninstall-no-mount || fail uninstall-no-mount "$(echo $mounts | cut -c1-300)"
 cgroups=$(
   [ -d "$cg" ] && echo "$cg"
+  [ -n "$pods_cg" ] && [ -d "$pods_cg" ] && echo "$pods_cg"
   find /sys/fs/cgroup -name '*coracle*' ! -name 'coracle-board.service' 2>/dev/null
 )
 [ -z "$cgroups" ] && pass uninstall-no-cgroup || fail uninstall-no-cgroup "$(echo $cgroups | cut -c1-300)"
 links=$(ip -o link show | awk -F': ' '{print $2}' | grep -vx lo)
 [ -z "$links" ] && pass uninstall-no-netdev || fail uninstall-no-netdev "$(echo $links)"
+# CNI's masquerade rules and chains, and the route that makes ClusterIPs (the default
+# network.service_cidr) local.
+SERVICE_CIDR=10.96.0.0/16
+rules=$(iptables -t nat -S 2>&1 | grep -E 'name: \\"coracle\\"|^-N CNI-')
+routes=$(ip route show table local | grep -F "$SERVICE_CIDR")
+[ -z "$rules" ] && [ -z "$routes" ] && pass uninstall-no-iptables ||
+  fail uninstall-no-iptables "$(echo $rules $routes | cut -c1-300)"
 netns=$(ls /run/netns 2>/dev/null)
 [ -z "$netns" ] && pass uninstall-no-netns || fail uninstall-no-netns "$(echo $netns)"
 
