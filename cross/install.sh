@@ -65,11 +65,21 @@ BIN=/usr/local/bin
 UNIT_DIR=/usr/local/lib/systemd/system
 SYSUSERS=/usr/local/lib/sysusers.d/coracle.conf
 TMPFILES=/usr/local/lib/tmpfiles.d/coracle.conf
+# Shell completions and the man page, beneath share/ in the tarball (not in a checkout).
+SHARE=/usr/local/share
+DOCS="bash-completion/completions/coracle zsh/site-functions/_coracle fish/vendor_completions.d/coracle.fish man/man1/coracle.1"
 WANTS=/etc/systemd/system/multi-user.target.wants/coracled.service
 CONF_DIR=/etc/coracle
 DATA_DIR=/var/lib/coracle
 RUN_DIR=/run/coracle
 UNIT=coracled.service
+# On cgroup v2 under systemd, coracled keeps its pods in this delegated scope (it outlives
+# daemon restarts; see daemon/src/cgroups/pod_scope.rs).
+POD_SCOPE=coracle-pods.scope
+# What the daemon's default network settings create on the host (config.yaml may change them).
+BRIDGE=coracle0
+SERVICE_CIDR=10.96.0.0/16
+CNI_NETWORK=coracle
 
 # Tarball layout: systemd/ beside this script; repository layout: ../systemd.
 if [ -f "$here/systemd/$UNIT" ]; then
@@ -114,6 +124,9 @@ install_all() {
   put "$units_src/$UNIT" "$UNIT_DIR/$UNIT" 0644
   put "$units_src/coracle.sysusers" "$SYSUSERS" 0644
   put "$units_src/coracle.tmpfiles" "$TMPFILES" 0644
+  for doc in $DOCS; do
+    [ ! -f "$here/share/$doc" ] || put "$here/share/$doc" "$SHARE/$doc" 0644
+  done
 
   mkdir -p "$root$CONF_DIR/manifests" "$root$DATA_DIR"
   chmod 0755 "$root$CONF_DIR" "$root$CONF_DIR/manifests"
@@ -164,14 +177,79 @@ ensure_unmounted() {
   done </proc/self/mounts
 }
 
+# The value of top-level-or-nested key $1 in the admin's config.yaml, else $2.
+configured() {
+  value=$(sed -n "s/^[[:space:]]*$1:[[:space:]]*\([^#[:space:]]*\).*/\1/p" "$CONF_DIR/config.yaml" 2>/dev/null | head -n 1)
+  echo "${value:-$2}"
+}
+
+# Sends every process in cgroup directory $1 and below SIGKILL until none is left, then
+# removes the directories bottom-up.
+empty_cgroup() {
+  [ -d "$1" ] || return 0
+  for _ in $(seq 1 100); do
+    pids=$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null)
+    [ -n "$pids" ] || break
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  find "$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+}
+
+# Ends every pod and removes what they left on the host: their processes (the pods' scope
+# is stopped: SIGTERM, then SIGKILL after its TimeoutStopSec), the shims KillMode=process
+# left in the unit's cgroup, namespace pins and container mounts, the bridge and its veths,
+# CNI's masquerade rules and the ClusterIP route. The daemon is stopped already.
+teardown_pods() {
+  for cgroup in "$@"; do
+    [ -n "$cgroup" ] || continue
+    # Every hierarchy: one cgroup2 tree, or the v1 controllers (and a cgroup2 beside them).
+    awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts | while read -r mount; do
+      empty_cgroup "$mount$cgroup"
+    done
+  done
+  # Deepest first, so no mount hides another; lazily, since a pin may still be open.
+  for dir in "$RUN_DIR" "$(configured data_dir "$DATA_DIR")"; do
+    awk -v d="$dir" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r |
+      while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+  done
+  if command -v ip >/dev/null 2>&1; then
+    ip link del "$(configured bridge "$BRIDGE")" 2>/dev/null || true
+    ip route del local "$(configured service_cidr "$SERVICE_CIDR")" dev lo table local 2>/dev/null || true
+  fi
+  if command -v iptables >/dev/null 2>&1; then
+    # The bridge plugin's ipMasq: a POSTROUTING jump per pod into a chain of its own, both
+    # commented `name: "coracle" id: "<pod>"`, which `iptables -S` prints with \" for each ".
+    iptables -t nat -S POSTROUTING 2>/dev/null | grep -F "name: \\\"$CNI_NETWORK\\\" id:" | while read -r rule; do
+      chain=$(echo "$rule" | sed -n 's/.* -j \([^ ]*\).*/\1/p')
+      eval "iptables -t nat $(echo "$rule" | sed 's/^-A /-D /')" 2>/dev/null || true
+      case "$chain" in
+        CNI-*) { iptables -t nat -F "$chain" && iptables -t nat -X "$chain"; } 2>/dev/null || true ;;
+      esac
+    done
+    # The daemon's own masquerade (daemon/src/net/masquerade.rs): one jump per bridge into
+    # a chain named CORACLE-MASQ-<bridge>.
+    iptables -t nat -S POSTROUTING 2>/dev/null | grep -E -- "-j CORACLE-MASQ-[^ ]+$" | while read -r rule; do
+      eval "iptables -t nat $(echo "$rule" | sed 's/^-A /-D /')" 2>/dev/null || true
+    done
+    iptables -t nat -S 2>/dev/null | sed -n 's/^-N \(CORACLE-MASQ-[^ ]*\)$/\1/p' | while read -r chain; do
+      { iptables -t nat -F "$chain" && iptables -t nat -X "$chain"; } 2>/dev/null || true
+    done
+  fi
+}
+
 uninstall_all() {
   if live_systemd; then
+    unit_cgroup=$(systemctl show -p ControlGroup --value "$UNIT" 2>/dev/null || true)
+    scope_cgroup=$(systemctl show -p ControlGroup --value "$POD_SCOPE" 2>/dev/null || true)
     systemctl disable --now "$UNIT" 2>/dev/null || true
-    # KillMode=process left the pods running in the unit's cgroup: an uninstall ends them.
-    systemctl kill --kill-who=all --signal=SIGKILL "$UNIT" 2>/dev/null || true
+    systemctl stop "$POD_SCOPE" 2>/dev/null || true
+    teardown_pods "$unit_cgroup" "$scope_cgroup"
   fi
   rm -f "$root$WANTS" "$root$BIN/coracled" "$root$BIN/coracle" "$root$UNIT_DIR/$UNIT" \
     "$root$SYSUSERS" "$root$TMPFILES"
+  for doc in $DOCS; do rm -f "$root$SHARE/$doc"; done
   if live_systemd; then
     systemctl daemon-reload
   fi

@@ -1,6 +1,8 @@
-//! A coracled started for a benchmark: its own temp data dir, socket and run dir, a bridge and
-//! pod range of its own (so it never meets another daemon's pods), stderr kept in memory (so
-//! its log never counts as disk writes), and a teardown that leaves no container behind.
+//! A coracled started for a benchmark: its own temp data dir, socket and run dir, a bridge,
+//! pod range and cgroup subpath of its own (so it never meets another daemon's pods: a daemon
+//! starting on the same subpath would take them for leftovers and kill them), stderr kept in
+//! memory (so its log never counts as disk writes), and a teardown that leaves no container
+//! or cgroup behind.
 
 use coracle_e2e::http::{self, HttpResponse};
 use nix::sys::signal::{kill, Signal};
@@ -15,8 +17,26 @@ use std::time::{Duration, Instant};
 /// How many of the daemon's last log lines are kept for error messages.
 const LOG_TAIL: usize = 40;
 
-/// Settings that keep the benchmark's pods on a bridge and address range of their own.
-const CONFIG: &str = "network:\n  bridge: cbench0\n  pod_cidr: 10.244.200.0/22\n";
+/// The cgroup subpath, beneath this process's own, of this benchmark run's daemon.
+fn cgroup_subpath() -> String {
+    format!("coracle-bench-{}", std::process::id())
+}
+
+/// This run's pod bridge.
+fn bridge() -> String {
+    format!("cbench{}", std::process::id() % 100_000)
+}
+
+/// Settings that keep this run's pods on a bridge, address range and cgroup subpath of their
+/// own, apart from other daemons and from a benchmark running beside it.
+fn config_text() -> String {
+    format!("network:\n  bridge: {}\n  pod_cidr: {}\ncgroup_subpath: {}\n", bridge(), pod_cidr(), cgroup_subpath())
+}
+
+/// This run's pod address range.
+fn pod_cidr() -> String {
+    format!("10.244.{}.0/22", (std::process::id() % 64) * 4)
+}
 
 /// A running coracled owned by the benchmark.
 pub struct BenchDaemon {
@@ -37,7 +57,7 @@ impl BenchDaemon {
             .map_err(|e| format!("creating a temp dir in /var/tmp: {e}"))?;
         let root = dir.path();
         let config = root.join("config.yaml");
-        std::fs::write(&config, CONFIG).map_err(|e| format!("writing {}: {e}", config.display()))?;
+        std::fs::write(&config, config_text()).map_err(|e| format!("writing {}: {e}", config.display()))?;
         let manifests = root.join("manifests");
         std::fs::create_dir_all(&manifests).map_err(|e| format!("creating {}: {e}", manifests.display()))?;
         let socket = root.join("coracle.sock");
@@ -178,11 +198,34 @@ impl BenchDaemon {
                 eprintln!("coracle-bench: leftover container {id}: {e}");
             }
         }
-        let Ok(entries) = std::fs::read_dir(self.run_dir.join("sandboxes")) else { return };
-        for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            if let Err(e) = runtime.remove_sandbox(&id) {
-                eprintln!("coracle-bench: leftover sandbox {id}: {e}");
+        if let Ok(entries) = std::fs::read_dir(self.run_dir.join("sandboxes")) {
+            for entry in entries.flatten() {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                if let Err(e) = runtime.remove_sandbox(&id) {
+                    eprintln!("coracle-bench: leftover sandbox {id}: {e}");
+                }
+            }
+        }
+        remove_cgroups();
+        // The daemon leaves its bridge up for the pods of its next start; this run has none.
+        let _ = Command::new("ip").args(["link", "del", &bridge()]).stderr(Stdio::null()).status();
+        coracled::net::masquerade::remove(&bridge(), &pod_cidr());
+    }
+}
+
+/// Removes the run's (by now empty) cgroup subpath, pod cgroups first, in every hierarchy.
+fn remove_cgroups() {
+    let Ok(cgroups) = coracled::cgroups::Cgroups::detect(&cgroup_subpath()) else { return };
+    for base in cgroups.base_dirs() {
+        let pods = base.join("pods");
+        for entry in std::fs::read_dir(&pods).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+        for dir in [pods, base] {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("coracle-bench: leftover cgroup {}: {e}", dir.display());
+                }
             }
         }
     }

@@ -16,6 +16,9 @@ pub struct DaemonSettings {
     pub data_dir: PathBuf,
     /// The API's unix socket.
     pub socket: PathBuf,
+    /// The group whose members may use the socket (root:GROUP 0660) when /etc/group has it;
+    /// empty: root only.
+    pub socket_group: String,
     /// Volatile per-boot state: pid files, container bundles.
     pub run_dir: PathBuf,
     /// Static manifests applied at start and followed on change.
@@ -128,6 +131,7 @@ impl Default for DaemonSettings {
         DaemonSettings {
             data_dir: "/var/lib/coracle".into(),
             socket: "/run/coracle/coracle.sock".into(),
+            socket_group: "coracle".into(),
             run_dir: "/run/coracle".into(),
             manifests_dir: "/etc/coracle/manifests".into(),
             listen: None,
@@ -238,6 +242,7 @@ impl DaemonSettings {
             match key {
                 "DATA_DIR" => self.data_dir = value.clone().into(),
                 "SOCKET" => self.socket = value.clone().into(),
+                "SOCKET_GROUP" => self.socket_group = value.clone(),
                 "RUN_DIR" => self.run_dir = value.clone().into(),
                 "MANIFESTS" | "MANIFESTS_DIR" => self.manifests_dir = value.clone().into(),
                 "LISTEN" => self.listen = Some(value.clone()).filter(|v| !v.is_empty()),
@@ -297,6 +302,7 @@ mod tests {
         let s = DaemonSettings::from_yaml("").unwrap();
         assert_eq!(s.data_dir, Path::new("/var/lib/coracle"));
         assert_eq!(s.socket, Path::new("/run/coracle/coracle.sock"));
+        assert_eq!(s.socket_group, "coracle");
         assert_eq!(s.run_dir, Path::new("/run/coracle"));
         assert_eq!(s.manifests_dir, Path::new("/etc/coracle/manifests"));
         assert_eq!((s.listen.as_deref(), s.token_file.as_deref()), (None, None));
@@ -351,6 +357,7 @@ mod tests {
         s.apply_env(vars(&[
             ("CORACLE_DATA_DIR", "/tmp/d"),
             ("CORACLE_SOCKET", "/tmp/s.sock"),
+            ("CORACLE_SOCKET_GROUP", "wheel"),
             ("CORACLE_MANIFESTS", "/tmp/m"),
             ("CORACLE_LISTEN", "127.0.0.1:6443"),
             ("CORACLE_TOKEN_FILE", "/tmp/t"),
@@ -363,6 +370,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.data_dir, Path::new("/tmp/d"));
         assert_eq!(s.socket, Path::new("/tmp/s.sock"));
+        assert_eq!(s.socket_group, "wheel");
         assert_eq!(s.manifests_dir, Path::new("/tmp/m"));
         assert_eq!(s.listen.as_deref(), Some("127.0.0.1:6443"));
         assert_eq!(s.token_file.as_deref(), Some(Path::new("/tmp/t")));

@@ -38,9 +38,9 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply a configuration to a resource by file name or stdin
-    Apply(ApplyArgs),
+    Apply(ManifestArgs),
     /// Create a resource from a file or from stdin
-    Create(CreateArgs),
+    Create(ManifestArgs),
     /// Display one or many resources
     Get(GetArgs),
     /// Show details of a specific resource or group of resources
@@ -63,36 +63,24 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Print the logs for a container in a pod
     Logs(LogsArgs),
+    /// Forward one or more local ports to a pod
+    PortForward(PortForwardArgs),
     /// Display resource (CPU/memory) usage
     Top(TopArgs),
     /// Manage the images in coracled's image store
     Image(ImageArgs),
 }
 
-/// `apply -f`.
+/// `apply -f` and `create -f`: the manifests to send.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
-    /// The files or directories that contain the configuration to apply (- for stdin)
+pub struct ManifestArgs {
+    /// The files or directories that contain the configuration (- for stdin)
     #[arg(short = 'f', long = "filename", required = true)]
     pub filenames: Vec<String>,
     /// Must be "none" or "client"; "client" only prints what would be sent
     #[arg(long = "dry-run", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
     pub dry_run: String,
-    /// Output format: only "name" is supported here
-    #[arg(short = 'o', long = "output")]
-    pub output: Option<String>,
-}
-
-/// `create -f`.
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// The files or directories that contain the configuration to create (- for stdin)
-    #[arg(short = 'f', long = "filename", required = true)]
-    pub filenames: Vec<String>,
-    /// Must be "none" or "client"; "client" only prints what would be sent
-    #[arg(long = "dry-run", default_value = "none", num_args = 0..=1, default_missing_value = "client")]
-    pub dry_run: String,
-    /// Output format: json, yaml or name
+    /// Output format: json, yaml or name for create; only name for apply
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
 }
@@ -346,9 +334,8 @@ pub struct RolloutTargetArgs {
 /// `rollout status`.
 #[derive(Debug, Args)]
 pub struct RolloutStatusArgs {
-    /// The deployment: TYPE/NAME or TYPE NAME
-    #[arg(required = true, num_args = 1..=2)]
-    pub resource: Vec<String>,
+    #[command(flatten)]
+    pub target: RolloutTargetArgs,
     /// Watch the status of the rollout until it's done
     #[arg(short = 'w', long, default_value = "true", num_args = 0..=1, default_missing_value = "true",
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
@@ -361,9 +348,8 @@ pub struct RolloutStatusArgs {
 /// `rollout history`.
 #[derive(Debug, Args)]
 pub struct RolloutHistoryArgs {
-    /// The deployment: TYPE/NAME or TYPE NAME
-    #[arg(required = true, num_args = 1..=2)]
-    pub resource: Vec<String>,
+    #[command(flatten)]
+    pub target: RolloutTargetArgs,
     /// See the details, including the pod template, of the revision specified
     #[arg(long, default_value_t = 0)]
     pub revision: i64,
@@ -372,9 +358,8 @@ pub struct RolloutHistoryArgs {
 /// `rollout undo`.
 #[derive(Debug, Args)]
 pub struct RolloutUndoArgs {
-    /// The deployment: TYPE/NAME or TYPE NAME
-    #[arg(required = true, num_args = 1..=2)]
-    pub resource: Vec<String>,
+    #[command(flatten)]
+    pub target: RolloutTargetArgs,
     /// The revision to roll back to; 0 rolls back to the previous revision
     #[arg(long = "to-revision", default_value_t = 0)]
     pub to_revision: i64,
@@ -403,6 +388,19 @@ pub struct LogsArgs {
     /// Only return logs newer than a relative duration like 5s, 2m, or 3h
     #[arg(long)]
     pub since: Option<String>,
+}
+
+/// `port-forward TYPE/NAME [LOCAL:]REMOTE…`.
+#[derive(Debug, Args)]
+pub struct PortForwardArgs {
+    /// The pod, or TYPE/NAME of a service, deployment or replica set (one of its Ready pods)
+    pub target: String,
+    /// Ports as [LOCAL_PORT:]REMOTE_PORT; an empty LOCAL_PORT picks a free one
+    #[arg(required = true)]
+    pub ports: Vec<String>,
+    /// Addresses to listen on (comma separated); localhost means 127.0.0.1 and ::1
+    #[arg(long, value_delimiter = ',', default_value = "localhost")]
+    pub address: Vec<String>,
 }
 
 /// `top SUBCOMMAND`.
@@ -541,5 +539,18 @@ mod tests {
         let cli = Cli::try_parse_from(["coracle", "apply", "-f", "-", "--dry-run=client"]).unwrap();
         let Command::Apply(apply) = cli.command else { panic!("not apply") };
         assert_eq!((apply.filenames.as_slice(), apply.dry_run.as_str()), (&["-".to_string()][..], "client"));
+
+        let cli = Cli::try_parse_from(["coracle", "create", "-f", "a.yaml", "-o", "json"]).unwrap();
+        let Command::Create(create) = cli.command else { panic!("not create") };
+        assert_eq!((create.dry_run.as_str(), create.output.as_deref()), ("none", Some("json")));
+
+        let cli = Cli::try_parse_from(["coracle", "rollout", "undo", "deployment", "web", "--to-revision=2"]).unwrap();
+        let Command::Rollout(RolloutArgs { command: RolloutCommand::Undo(undo) }) = cli.command else {
+            panic!("not rollout undo")
+        };
+        assert_eq!(
+            (undo.target.resource.as_slice(), undo.to_revision),
+            (&["deployment".to_string(), "web".into()][..], 2)
+        );
     }
 }

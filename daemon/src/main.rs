@@ -19,6 +19,9 @@ fn main() {
     if let Some(code) = coracled::runtime::shim::dispatch() {
         std::process::exit(code)
     }
+    if let Some(code) = coracled::cgroups::scope_keeper::dispatch() {
+        std::process::exit(code)
+    }
     if let Some(code) = coracled::multicall::dispatch() {
         std::process::exit(code)
     }
@@ -134,8 +137,9 @@ fn start_node(
     images: std::sync::Arc<coracled::image::ImageStore>,
     usage: std::sync::Arc<coracled::node::metrics::PodUsage>,
     proxy: std::sync::Arc<coracled::proxy::ProxyHandle>,
+    watchdog: &coracled::systemd::Watchdog,
 ) -> Option<coracled::node::Node> {
-    let cgroups = match coracled::cgroups::Cgroups::detect(&settings.cgroup_subpath) {
+    let cgroups = match coracled::cgroups::Cgroups::detect_for_pods(&settings.cgroup_subpath) {
         Ok(c) => c,
         Err(e) => {
             log::error!("node disabled, pods will not run: {e}");
@@ -161,7 +165,13 @@ fn start_node(
     let before_stop: coracled::node::BeforeStop = std::sync::Arc::new(move |uid: &str| {
         proxy.withdraw_pod(uid);
     });
-    let options = coracled::node::NodeOptions { usage: Some(usage), network, before_stop, ..Default::default() };
+    let options = coracled::node::NodeOptions {
+        usage: Some(usage),
+        network,
+        before_stop,
+        watchdog: Some(watchdog.clone()),
+        ..Default::default()
+    };
     Some(coracled::node::Node::start_with(store.clone(), settings, runtime, images, cgroups, options))
 }
 
@@ -178,10 +188,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     signals.add(Signal::SIGINT);
     signals.thread_block().map_err(|e| format!("blocking SIGTERM/SIGINT: {e}"))?;
     // Under systemd (Type=notify): progress as STATUS=, READY=1 once the store is loaded and
-    // the API serves, and watchdog pings only while the API answers.
+    // the API serves, and watchdog pings only while the API answers and every loop beats.
     let watchdog = coracled::systemd::Watchdog::from_env().map_err(|e| format!("systemd watchdog settings: {e}"))?;
+    // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
+    coracled::controllers::runner::register_heartbeats(watchdog.clone());
     tell_systemd(coracled::systemd::status("opening the store"));
 
+    // Before anything touches the network: a bridge owned by another daemon is fatal.
+    coracled::net::bridge_claim::check(&settings.network)?;
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
@@ -198,11 +212,18 @@ fn run(cli: &Cli) -> Result<(), String> {
     ));
     let _controllers = start_controllers(&settings, &store, usage.clone());
     let api = ApiServer::start(
-        ApiContext::new(store.clone(), images.clone(), &settings.data_dir).with_metrics(usage.clone()),
-        &ApiConfig { socket: settings.socket.clone(), listen: settings.listen.clone(), token },
+        ApiContext::new(store.clone(), images.clone(), &settings.data_dir)
+            .with_metrics(usage.clone())
+            .with_sandboxes(std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() })),
+        &ApiConfig {
+            socket: settings.socket.clone(),
+            socket_group: Some(settings.socket_group.clone()).filter(|g| !g.is_empty()),
+            listen: settings.listen.clone(),
+            token,
+        },
     )
     .map_err(|e| format!("starting the API: {e}"))?;
-    let node = start_node(&settings, &store, images.clone(), usage, proxy.clone());
+    let node = start_node(&settings, &store, images.clone(), usage, proxy.clone(), &watchdog);
     let api_probe =
         coracled::systemd::ApiProbe::start(settings.socket.clone(), watchdog.register("api"), watchdog.beat_every())
             .map_err(|e| format!("starting the API probe: {e}"))?;

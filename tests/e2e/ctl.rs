@@ -1,9 +1,8 @@
 //! The `coracle` ctl against a real coracled: apply, get, describe, delete and version as a
 //! user types them, read back with curl, and the exit codes and messages of failures.
 
-use coracle_e2e::Daemon;
+use coracle_e2e::{fails, ok, ok_stderr, stderr, stdout, Daemon};
 use serde_json::Value;
-use std::process::Output;
 
 /// The Kubernetes docs' nginx Deployment (concepts/workloads/controllers/deployment).
 const NGINX: &str = "\
@@ -56,26 +55,6 @@ spec:
   ports:
   - port: 5432
 ";
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "coracle failed ({}):\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
-    stdout(&o)
-}
-
-/// Asserts exit status 1 and returns stderr.
-fn fails(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(1), "expected exit 1:\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
-    stderr(&o)
-}
 
 fn curl_json(d: &Daemon, path: &str) -> Value {
     let o = d.curl(&[&format!("http://localhost{path}")]);
@@ -173,12 +152,6 @@ fn multi_document_stdin_selectors_and_names() {
     ok(d.ctl(&["delete", "-f", &file, "--ignore-not-found"]));
     let err = ok_stderr(d.ctl(&["get", "svc"]));
     assert_eq!(err, "No resources found in default namespace.\n");
-}
-
-fn ok_stderr(o: Output) -> String {
-    let err = stderr(&o);
-    ok(o);
-    err
 }
 
 #[test]

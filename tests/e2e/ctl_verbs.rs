@@ -2,10 +2,10 @@
 //! expose, run, set image, rollout, logs, top, get -w and the image store, read back with
 //! curl, with kubectl's output words and exit codes.
 
-use coracle_e2e::{images, wait_for, Daemon};
+use coracle_e2e::{fails, images, ok, stderr, stdout, wait_for, Daemon};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -38,30 +38,6 @@ spec:
 
 const WEB_PATH: &str = "/apis/apps/v1/namespaces/default/deployments/web";
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "coracle failed ({}):\nstdout: {}\nstderr: {}", o.status, stdout(&o), stderr(&o));
-    stdout(&o)
-}
-
-fn fails(o: Output) -> String {
-    assert_eq!(o.status.code(), Some(1), "expected exit 1:\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
-    stderr(&o)
-}
-
-fn curl_json(d: &Daemon, path: &str) -> Value {
-    let (status, body) = d.http("GET", path, None);
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
-}
-
 fn with_web(d: &Daemon) {
     assert_eq!(ok(d.ctl_stdin(&["apply", "-f", "-"], WEB)), "deployment.apps/web created\n");
 }
@@ -71,17 +47,17 @@ fn scale_with_and_without_precondition() {
     let d = Daemon::start();
     with_web(&d);
     assert_eq!(ok(d.ctl(&["scale", "deploy/web", "--replicas=5"])), "deployment.apps/web scaled\n");
-    assert_eq!(curl_json(&d, WEB_PATH)["spec"]["replicas"], 5);
+    assert_eq!(d.get_json(WEB_PATH)["spec"]["replicas"], 5);
     assert_eq!(
         ok(d.ctl(&["scale", "deployment", "web", "--replicas=2", "--current-replicas=5"])),
         "deployment.apps/web scaled\n"
     );
-    assert_eq!(curl_json(&d, WEB_PATH)["spec"]["replicas"], 2);
+    assert_eq!(d.get_json(WEB_PATH)["spec"]["replicas"], 2);
     assert_eq!(
         fails(d.ctl(&["scale", "deploy/web", "--replicas=4", "--current-replicas=3"])),
         "error: Expected replicas to be 3, was 2\n"
     );
-    assert_eq!(curl_json(&d, WEB_PATH)["spec"]["replicas"], 2);
+    assert_eq!(d.get_json(WEB_PATH)["spec"]["replicas"], 2);
     let err = fails(d.ctl(&["scale", "deploy/nope", "--replicas=1"]));
     assert!(err.starts_with("Error from server (NotFound): "), "{err}");
     assert!(fails(d.ctl(&["scale", "svc/web", "--replicas=1"])).contains("cannot scale a Service"));
@@ -95,7 +71,7 @@ fn autoscale_creates_a_v2_autoscaler() {
         ok(d.ctl(&["autoscale", "deploy/web", "--min=2", "--max=6", "--cpu-percent=70"])),
         "horizontalpodautoscaler.autoscaling/web autoscaled\n"
     );
-    let hpa = curl_json(&d, "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web");
+    let hpa = d.get_json("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "web");
     assert_eq!((hpa["spec"]["minReplicas"].clone(), hpa["spec"]["maxReplicas"].clone()), (2.into(), 6.into()));
     assert_eq!(hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
@@ -112,7 +88,7 @@ fn expose_and_run_build_kubectl_shaped_objects() {
         ok(d.ctl(&["expose", "deploy/web", "--port=80", "--target-port=8080", "--type=NodePort"])),
         "service/web exposed\n"
     );
-    let svc = curl_json(&d, "/api/v1/namespaces/default/services/web");
+    let svc = d.get_json("/api/v1/namespaces/default/services/web");
     assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}));
     assert_eq!(svc["metadata"]["labels"]["tier"], "front");
     assert_eq!(svc["spec"]["type"], "NodePort");
@@ -122,7 +98,7 @@ fn expose_and_run_build_kubectl_shaped_objects() {
     );
     // No --port: the container's port is introspected.
     assert_eq!(ok(d.ctl(&["expose", "deployment", "web", "--name=web-direct"])), "service/web-direct exposed\n");
-    assert_eq!(curl_json(&d, "/api/v1/namespaces/default/services/web-direct")["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(d.get_json("/api/v1/namespaces/default/services/web-direct")["spec"]["ports"][0]["port"], 8080);
 
     assert_eq!(
         ok(d.ctl(&[
@@ -138,14 +114,14 @@ fn expose_and_run_build_kubectl_shaped_objects() {
         ])),
         "pod/box created\n"
     );
-    let pod = curl_json(&d, "/api/v1/namespaces/default/pods/box");
+    let pod = d.get_json("/api/v1/namespaces/default/pods/box");
     assert_eq!(pod["metadata"]["labels"]["run"], "box");
     assert_eq!(pod["spec"]["restartPolicy"], "Never");
     assert_eq!(pod["spec"]["containers"][0]["args"], serde_json::json!(["sleep", "60"]));
     assert_eq!(pod["spec"]["containers"][0]["env"][0]["value"], "test");
     assert!(fails(d.ctl(&["run", "box", "--image=busybox"])).contains("AlreadyExists"));
     assert_eq!(ok(d.ctl(&["expose", "pod/box", "--port=9000"])), "service/box exposed\n");
-    assert_eq!(curl_json(&d, "/api/v1/namespaces/default/services/box")["spec"]["selector"]["run"], "box");
+    assert_eq!(d.get_json("/api/v1/namespaces/default/services/box")["spec"]["selector"]["run"], "box");
 }
 
 #[test]
@@ -153,7 +129,7 @@ fn set_image_changes_only_the_named_container() {
     let d = Daemon::start();
     with_web(&d);
     assert_eq!(ok(d.ctl(&["set", "image", "deploy/web", "web=nginx:1.25"])), "deployment.apps/web image updated\n");
-    let live = curl_json(&d, WEB_PATH);
+    let live = d.get_json(WEB_PATH);
     let containers = &live["spec"]["template"]["spec"]["containers"];
     assert_eq!((containers[0]["name"].clone(), containers[0]["image"].clone()), ("web".into(), "nginx:1.25".into()));
     assert_eq!((containers[1]["name"].clone(), containers[1]["image"].clone()), ("side".into(), "busybox".into()));
@@ -169,16 +145,16 @@ fn rollout_pause_resume_restart() {
     let d = Daemon::start();
     with_web(&d);
     assert_eq!(ok(d.ctl(&["rollout", "pause", "deploy/web"])), "deployment.apps/web paused\n");
-    assert_eq!(curl_json(&d, WEB_PATH)["spec"]["paused"], true);
+    assert_eq!(d.get_json(WEB_PATH)["spec"]["paused"], true);
     assert_eq!(
         fails(d.ctl(&["rollout", "pause", "deploy/web"])),
         "error: deployments.apps \"web\" is already paused\n"
     );
     assert!(fails(d.ctl(&["rollout", "undo", "deploy/web"])).contains("you cannot rollback a paused deployment"));
     assert_eq!(ok(d.ctl(&["rollout", "resume", "deployment", "web"])), "deployment.apps/web resumed\n");
-    assert_ne!(curl_json(&d, WEB_PATH)["spec"]["paused"], true);
+    assert_ne!(d.get_json(WEB_PATH)["spec"]["paused"], true);
     assert_eq!(ok(d.ctl(&["rollout", "restart", "deploy/web"])), "deployment.apps/web restarted\n");
-    let live = curl_json(&d, WEB_PATH);
+    let live = d.get_json(WEB_PATH);
     let stamp = &live["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
     assert!(stamp.as_str().is_some_and(|s| s.ends_with('Z')), "{live}");
     assert!(fails(d.ctl(&["rollout", "status", "rs/web"]))
@@ -210,7 +186,7 @@ fn revision_rs(d: &Daemon, uid: &str, revision: u32, image: &str, cause: Option<
 /// Replica sets the deployment owns, by revision (whoever made them: the test or a
 /// deployment controller).
 fn owned_revisions(d: &Daemon, uid: &str) -> Vec<(i64, String)> {
-    let list = curl_json(d, "/apis/apps/v1/namespaces/default/replicasets");
+    let list = d.get_json("/apis/apps/v1/namespaces/default/replicasets");
     let mut out: Vec<(i64, String)> = list["items"]
         .as_array()
         .unwrap()
@@ -229,7 +205,7 @@ fn owned_revisions(d: &Daemon, uid: &str) -> Vec<(i64, String)> {
 fn rollout_history_and_undo() {
     let d = Daemon::start();
     with_web(&d);
-    let uid = curl_json(&d, WEB_PATH)["metadata"]["uid"].as_str().unwrap().to_string();
+    let uid = d.get_json(WEB_PATH)["metadata"]["uid"].as_str().unwrap().to_string();
     // A deployment controller, when running, makes revision 1 itself; otherwise make the
     // history a controller would have left.
     std::thread::sleep(Duration::from_millis(500));
@@ -256,7 +232,7 @@ fn rollout_history_and_undo() {
     );
 
     assert_eq!(ok(d.ctl(&["rollout", "undo", "deploy/web"])), "deployment.apps/web rolled back\n");
-    let live = curl_json(&d, WEB_PATH);
+    let live = d.get_json(WEB_PATH);
     let template = &live["spec"]["template"];
     assert_eq!(template["spec"]["containers"][0]["image"], "nginx:1.14.2");
     assert!(template["metadata"]["labels"].get("pod-template-hash").is_none(), "{template}");
@@ -264,7 +240,7 @@ fn rollout_history_and_undo() {
 
 /// Writes the deployment's status through the status subresource, as its controller would.
 fn put_status(d: &Daemon, status: Value) {
-    let mut live = curl_json(d, WEB_PATH);
+    let mut live = d.get_json(WEB_PATH);
     let generation = live["metadata"]["generation"].clone();
     live["status"] = status;
     live["status"]["observedGeneration"] = generation;
@@ -332,7 +308,7 @@ fn stop_pods(d: &Daemon, objects: &[&str]) {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
-        let pods = curl_json(d, "/api/v1/namespaces/default/pods");
+        let pods = d.get_json("/api/v1/namespaces/default/pods");
         if pods["items"].as_array().is_none_or(|p| p.is_empty()) {
             return;
         }
@@ -405,7 +381,7 @@ fn get_watch_prints_rows_as_objects_change() {
 fn logs_of_a_pod_and_of_a_deployment() {
     let d = Daemon::start();
     ok(d.ctl(&["run", "talker", "--image=busybox"]));
-    let pod = curl_json(&d, "/api/v1/namespaces/default/pods/talker");
+    let pod = d.get_json("/api/v1/namespaces/default/pods/talker");
     let uid = pod["metadata"]["uid"].as_str().unwrap();
     // The CRI log file the node writes for the container's first run.
     let dir = d.data_dir().join(format!("logs/default_talker_{uid}/talker"));
@@ -429,7 +405,7 @@ fn logs_of_a_pod_and_of_a_deployment() {
         "spec": {"containers": [{"name": "web", "image": "nginx"}, {"name": "side", "image": "busybox"}]}});
     let (code, body) = d.http("POST", "/api/v1/namespaces/default/pods", Some(&pod.to_string()));
     assert_eq!(code, 201, "{body}");
-    let puid = curl_json(&d, "/api/v1/namespaces/default/pods/web-x")["metadata"]["uid"].as_str().unwrap().to_string();
+    let puid = d.get_json("/api/v1/namespaces/default/pods/web-x")["metadata"]["uid"].as_str().unwrap().to_string();
     let dir = d.data_dir().join(format!("logs/default_web-x_{puid}/web"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("0.log"), "2024-05-01T12:00:00.000000001Z stdout F from web\n").unwrap();

@@ -4,7 +4,7 @@
 //! hits its progress deadline and is undone, and the `rollout` verbs' exit codes.
 //! Every test needs root and skips without it.
 
-use coracle_e2e::{http, images, skip_unless_root, wait_for, Daemon};
+use coracle_e2e::{http, skip_unless_root, stderr, stdout, wait_for, Daemon};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,34 +22,15 @@ const CONFIG: &str = "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_sec
 /// A daemon with the busybox image loaded as `busybox:1` and `busybox:2`.
 struct Board {
     daemon: Daemon,
-    _config: tempfile::TempDir,
 }
 
 impl Board {
     fn start() -> Board {
-        let config = tempfile::tempdir().expect("config dir");
-        let path = config.path().join("config.yaml");
-        std::fs::write(&path, CONFIG).expect("writing the daemon config");
-        let daemon = Daemon::start_with(&["--config", path.to_str().unwrap()]);
-        let board = Board { daemon, _config: config };
+        let daemon = Daemon::start_with_config(CONFIG);
         for reference in ["busybox:1", "busybox:2"] {
-            let archive = images::busybox_docker_archive(board.daemon.root(), reference, &["sh"]);
-            board.ctl_ok(&["image", "load", archive.to_str().unwrap()]);
+            daemon.load_busybox(reference, &["sh"]);
         }
-        board
-    }
-
-    /// Runs `coracle ARGS…` and returns its stdout; panics with stderr when it fails.
-    fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.daemon.ctl(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "coracle {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        Board { daemon }
     }
 
     /// `coracle apply -f` of `manifest`, written to a file first as a user would.
@@ -57,29 +38,23 @@ impl Board {
         let name = manifest["metadata"]["name"].as_str().unwrap();
         let path = self.daemon.root().join(format!("{name}.json"));
         std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
-        self.ctl_ok(&["apply", "-f", path.to_str().unwrap()]);
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = self.daemon.http("GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap()
+        self.daemon.ctl_ok(&["apply", "-f", path.to_str().unwrap()]);
     }
 
     fn deployment(&self, name: &str) -> Value {
-        self.get(&format!("{DEPLOYMENTS}/{name}"))
+        self.daemon.get_json(&format!("{DEPLOYMENTS}/{name}"))
     }
 
     /// The deployment's ReplicaSets, oldest revision first.
     fn replica_sets(&self, app: &str) -> Vec<Value> {
-        let mut sets = items(&self.get(&format!("{REPLICASETS}?labelSelector=app%3D{app}")));
+        let mut sets = items(&self.daemon.get_json(&format!("{REPLICASETS}?labelSelector=app%3D{app}")));
         sets.sort_by_key(revision);
         sets
     }
 
     /// Pods of `app` that count (see `counted`).
     fn pods(&self, app: &str) -> Vec<Value> {
-        items(&self.get(&format!("{PODS}?labelSelector=app%3D{app}"))).into_iter().filter(counted).collect()
+        items(&self.daemon.get_json(&format!("{PODS}?labelSelector=app%3D{app}"))).into_iter().filter(counted).collect()
     }
 
     /// Waits until `app` has exactly `n` counted pods, all Ready and all running `image`.
@@ -94,7 +69,7 @@ impl Board {
     /// `coracle rollout status` with a generous timeout: (exit code, stdout + stderr).
     fn rollout_status(&self, name: &str) -> (i32, String) {
         let out = self.daemon.ctl(&["rollout", "status", &format!("deployment/{name}"), "--timeout=150s"]);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = stdout(&out) + &stderr(&out);
         (out.status.code().unwrap_or(-1), text)
     }
 }
@@ -257,14 +232,14 @@ fn a_deployment_scales_and_replaces_a_deleted_pod() {
     });
     assert_eq!(d["status"]["readyReplicas"], 3, "{}", d["status"]);
 
-    board.ctl_ok(&["scale", "deployment/web", "--replicas=5"]);
+    board.daemon.ctl_ok(&["scale", "deployment/web", "--replicas=5"]);
     let pods = board.wait_ready("web", 5, "busybox:1");
     let sets = board.replica_sets("web");
     assert_eq!(sets.len(), 1, "scaling makes no new ReplicaSet: {sets:?}");
     assert_eq!(sets[0]["spec"]["replicas"], 5);
 
     let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
-    board.ctl_ok(&["delete", "pod", &victim]);
+    board.daemon.ctl_ok(&["delete", "pod", &victim]);
     let after = wait_for("a replacement pod", LONG, || {
         let pods = board.pods("web");
         let replaced =
@@ -288,7 +263,7 @@ fn an_image_then_env_rollout_keeps_five_ready_and_at_most_six_pods() {
 
     // An image change.
     let sampler = Sampler::start(board.daemon.socket().to_path_buf(), "roll");
-    board.ctl_ok(&["set", "image", "deployment/roll", "app=busybox:2"]);
+    board.daemon.ctl_ok(&["set", "image", "deployment/roll", "app=busybox:2"]);
     let (code, text) = board.rollout_status("roll");
     assert_eq!(code, 0, "rollout status after set image: {text}");
     assert!(text.contains("successfully rolled out"), "{text}");
@@ -312,7 +287,7 @@ fn an_image_then_env_rollout_keeps_five_ready_and_at_most_six_pods() {
 
     let sets = board.replica_sets("roll");
     assert_eq!(sets.iter().map(revision).collect::<Vec<_>>(), [1, 2, 3], "one set per revision");
-    let history = board.ctl_ok(&["rollout", "history", "deployment/roll"]);
+    let history = board.daemon.ctl_ok(&["rollout", "history", "deployment/roll"]);
     for rev in ["1", "2", "3"] {
         assert!(history.lines().any(|l| l.split_whitespace().next() == Some(rev)), "revision {rev} in:\n{history}");
     }
@@ -359,7 +334,7 @@ fn a_stuck_rollout_exceeds_its_deadline_keeps_old_pods_and_is_undone() {
     assert_eq!(d["status"]["updatedReplicas"], 1, "{}", d["status"]);
     assert_eq!(d["status"]["availableReplicas"], 3, "{}", d["status"]);
 
-    board.ctl_ok(&["rollout", "undo", "deployment/stuck"]);
+    board.daemon.ctl_ok(&["rollout", "undo", "deployment/stuck"]);
     let (code, text) = board.rollout_status("stuck");
     assert_eq!(code, 0, "rollout status after undo: {text}");
     let restored = board.deployment("stuck");
@@ -378,7 +353,7 @@ fn a_stuck_rollout_exceeds_its_deadline_keeps_old_pods_and_is_undone() {
     let sets = board.replica_sets("stuck");
     assert_eq!(revision(sets.last().unwrap()), 3, "the restored set takes the next revision: {sets:?}");
     assert_eq!(sets.last().unwrap()["spec"]["replicas"], 3);
-    let history = board.ctl_ok(&["rollout", "history", "deployment/stuck"]);
+    let history = board.daemon.ctl_ok(&["rollout", "history", "deployment/stuck"]);
     for rev in ["2", "3"] {
         assert!(history.lines().any(|l| l.split_whitespace().next() == Some(rev)), "revision {rev} in:\n{history}");
     }
@@ -397,7 +372,7 @@ fn a_rollout_survives_sigkill_of_the_daemon_with_the_same_guarantees() {
     board.wait_ready("crash", 5, "busybox:1");
 
     let sampler = Sampler::start(board.daemon.socket().to_path_buf(), "crash");
-    board.ctl_ok(&["set", "image", "deployment/crash", "app=busybox:2"]);
+    board.daemon.ctl_ok(&["set", "image", "deployment/crash", "app=busybox:2"]);
     wait_for("the rollout under way (a new pod Ready, old pods left)", LONG, || {
         let pods = board.pods("crash");
         let new_ready = pods.iter().filter(|p| image_of(p) == "busybox:2" && ready(p)).count();
@@ -436,7 +411,7 @@ fn a_paused_rollout_scales_proportionally_and_finishes_when_resumed() {
     board.apply(&manifest);
     board.wait_ready("pause", 4, "busybox:1");
 
-    board.ctl_ok(&["set", "image", "deployment/pause", "app=busybox:2"]);
+    board.daemon.ctl_ok(&["set", "image", "deployment/pause", "app=busybox:2"]);
     wait_for("the rollout under way (both sets active)", LONG, || {
         let sets = board.replica_sets("pause");
         (sets.len() == 2
@@ -444,7 +419,7 @@ fn a_paused_rollout_scales_proportionally_and_finishes_when_resumed() {
             && sets[1]["spec"]["replicas"].as_i64() >= Some(1))
         .then_some(())
     });
-    board.ctl_ok(&["rollout", "pause", "deployment/pause"]);
+    board.daemon.ctl_ok(&["rollout", "pause", "deployment/pause"]);
     wait_for("the Progressing condition to note the pause", LONG, || {
         let d = board.deployment("pause");
         let conditions = d["status"]["conditions"].as_array().cloned().unwrap_or_default();
@@ -455,7 +430,7 @@ fn a_paused_rollout_scales_proportionally_and_finishes_when_resumed() {
     assert_eq!(paused.iter().sum::<i64>(), 5, "4 replicas + 1 surge while rolling: {paused:?}");
 
     // Scaling while paused spreads the new total (8 + 1 surge) over both sets by size.
-    board.ctl_ok(&["scale", "deployment/pause", "--replicas=8"]);
+    board.daemon.ctl_ok(&["scale", "deployment/pause", "--replicas=8"]);
     let scaled = wait_for("both sets scaled proportionally", LONG, || {
         let now = sizes(&board.replica_sets("pause"));
         (now.iter().sum::<i64>() == 9).then_some(now)
@@ -467,7 +442,7 @@ fn a_paused_rollout_scales_proportionally_and_finishes_when_resumed() {
     }
     assert_eq!(board.replica_sets("pause").len(), 2, "pausing made no further set");
 
-    board.ctl_ok(&["rollout", "resume", "deployment/pause"]);
+    board.daemon.ctl_ok(&["rollout", "resume", "deployment/pause"]);
     let (code, text) = board.rollout_status("pause");
     assert_eq!(code, 0, "rollout status after resume: {text}");
     assert_rolled_out(&board, "pause", 8, "busybox:2");
@@ -485,7 +460,7 @@ fn a_recreate_rollout_never_runs_old_and_new_pods_together() {
     board.wait_ready("again", 3, "busybox:1");
 
     let sampler = Sampler::start(board.daemon.socket().to_path_buf(), "again");
-    board.ctl_ok(&["set", "image", "deployment/again", "app=busybox:2"]);
+    board.daemon.ctl_ok(&["set", "image", "deployment/again", "app=busybox:2"]);
     let (code, text) = board.rollout_status("again");
     assert_eq!(code, 0, "rollout status after set image: {text}");
     assert_rolled_out(&board, "again", 3, "busybox:2");

@@ -1,11 +1,12 @@
 //! Coracle on a board: the systemd unit passes `systemd-analyze verify`, the daemon speaks
-//! sd_notify (READY=1, STATUS=, WATCHDOG=1, STOPPING=1), install.sh installs into an image
-//! and removes itself again, and the cross-built binaries run under qemu-user.
+//! sd_notify (READY=1, STATUS=, WATCHDOG=1, STOPPING=1), gives its socket to the `coracle`
+//! group, install.sh installs into an image and removes itself again, the tarballs ship
+//! completions and the man page, and the cross-built binaries run under qemu-user.
 
 use coracle_config::settings::DaemonSettings;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -435,6 +436,101 @@ fn daemon_notifies_ready_status_watchdog_and_stopping() {
     assert!(status.success(), "coracled exits cleanly on SIGTERM: {status}");
 }
 
+/// A group this machine has, other than root's: (name, gid).
+fn some_system_group() -> (String, u32) {
+    let groups = fs::read_to_string("/etc/group").expect("/etc/group");
+    groups
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
+        })
+        .find(|(_, gid)| *gid != 0)
+        .expect("a group other than root in /etc/group")
+}
+
+#[test]
+fn the_socket_belongs_to_the_socket_group_when_it_exists() {
+    if coracle_e2e::skip_unless_root("coracled runs as root") {
+        return;
+    }
+    let (group, gid) = some_system_group();
+    let absent = format!("coracle-absent-{}", std::process::id());
+    for (name, want_gid) in [(group.as_str(), gid), (absent.as_str(), 0)] {
+        let mut daemon = TestDaemon::spawn(
+            &built_bin_dir().join("coracled"),
+            &[],
+            &[("CORACLE_SOCKET_GROUP", name.as_ref()), ("CORACLE_NETWORK", "none".as_ref())],
+        );
+        daemon.wait_api("/healthz");
+        let meta = fs::metadata(daemon.socket()).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (0, want_gid, 0o660), "socket_group {name}");
+        let log = daemon.log();
+        if want_gid == 0 {
+            assert!(log.contains(&format!("is root-only (0660): no group {name} in /etc/group")), "{log}");
+        } else {
+            assert!(log.contains(&format!("is root:{name} (gid {gid}) 0660")), "{log}");
+        }
+    }
+}
+
+/// Checks an unpacked tarball ships coracle's completions and man page under share/.
+fn assert_ships_docs(pkg: &Path) {
+    for (file, marker) in [
+        ("share/bash-completion/completions/coracle", "complete -F"),
+        ("share/zsh/site-functions/_coracle", "#compdef coracle"),
+        ("share/fish/vendor_completions.d/coracle.fish", "complete -c coracle"),
+        ("share/man/man1/coracle.1", ".TH coracle 1"),
+    ] {
+        let path = pkg.join(file);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(text.contains(marker), "{file} lacks {marker:?}");
+        assert_eq!(mode(&path), 0o644, "{file}");
+    }
+    let man = fs::read_to_string(pkg.join("share/man/man1/coracle.1")).unwrap();
+    for verb in ["CORACLE APPLY", "CORACLE GET", "CORACLE ROLLOUT UNDO"] {
+        assert!(man.contains(verb), "the man page has no section {verb}");
+    }
+}
+
+#[test]
+fn x86_64_tarball_ships_completions_and_man_page() {
+    if std::env::var("CORACLE_CROSS_TESTS").as_deref() != Ok("1") {
+        println!("SKIP x86_64_tarball_ships_completions_and_man_page: set CORACLE_CROSS_TESTS=1 (release build)");
+        return;
+    }
+    let root = repo_root();
+    run(Command::new(root.join("cross/build")).arg("x86_64").current_dir(&root));
+    let version = workspace_version();
+    let name = format!("coracle-{version}-x86_64");
+    let tarball = root.join(format!("dist/{name}.tar.gz"));
+    let unpacked = tempfile::tempdir().unwrap();
+    run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(unpacked.path()));
+    let pkg = unpacked.path().join(&name);
+    let mut files: Vec<String> = tree(&pkg).into_iter().filter(|p| pkg.join(p).is_file()).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "bin/coracle",
+            "bin/coracled",
+            "config.yaml",
+            "install.sh",
+            "share/bash-completion/completions/coracle",
+            "share/fish/vendor_completions.d/coracle.fish",
+            "share/man/man1/coracle.1",
+            "share/zsh/site-functions/_coracle",
+            "systemd/coracle.sysusers",
+            "systemd/coracle.tmpfiles",
+            "systemd/coracled.service",
+        ]
+    );
+    assert_ships_docs(&pkg);
+    // The host can run this target: the shipped completion matches the shipped binary.
+    let out = run(Command::new(pkg.join("bin/coracle")).args(["version", "--client"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&version));
+}
+
 /// A board target: name for cross/build, rust triple, and the qemu-user binary to run it.
 struct Board {
     name: &'static str,
@@ -523,6 +619,7 @@ fn cross_binaries_run_under_qemu() {
         let tarball = root.join(format!("dist/coracle-{version}-{}.tar.gz", board.name));
         run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(unpacked.path()));
         let pkg = unpacked.path().join(format!("coracle-{version}-{}", board.name));
+        assert_ships_docs(&pkg);
         let ctl = pkg.join("bin/coracle");
 
         let out = run(Command::new(board.qemu).arg(&ctl).args(["version", "--client"]));

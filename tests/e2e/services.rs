@@ -105,10 +105,17 @@ fn node_address() -> IpAddr {
 }
 
 fn start(mode: Mode) -> (tempfile::TempDir, Daemon) {
+    start_with(mode, &[])
+}
+
+/// `start` with more daemon arguments.
+fn start_with(mode: Mode, extra: &[&str]) -> (tempfile::TempDir, Daemon) {
     let config = tempfile::tempdir().unwrap();
     let path = config.path().join("config.yaml");
     std::fs::write(&path, mode.config()).unwrap();
-    let mut daemon = Daemon::start_with(&["--config", path.to_str().unwrap()]);
+    let mut args = vec!["--config", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut daemon = Daemon::start_with(&args);
     let archive = images::busybox_docker_archive(daemon.root(), "busybox:latest", &["sh"]);
     if !daemon.ctl(&["image", "load", archive.to_str().unwrap()]).status.success() {
         daemon.stop();
@@ -125,6 +132,41 @@ fn create(daemon: &Daemon, resource: &str, body: &Value) -> Value {
         daemon.http("POST", &format!("/api/v1/namespaces/default/{resource}"), Some(&body.to_string()));
     assert_eq!(status, 201, "creating {resource}: {text}");
     serde_json::from_str(&text).unwrap()
+}
+
+/// Stops the daemon and removes the CNI mode's bridge, so the next test starts clean.
+fn stop_and_clean(daemon: &mut Daemon, mode: Mode) {
+    daemon.stop();
+    if mode == Mode::Cni {
+        let _ = std::process::Command::new("ip").args(["link", "del", "corae2e0"]).status();
+        coracled::net::masquerade::remove("corae2e0", "10.233.0.0/24");
+    }
+}
+
+/// `#[test] fn NAME()` running `scenario(mode)`, skipped without root.
+macro_rules! mode_test {
+    ($($name:ident: $scenario:ident($mode:expr);)*) => {$(
+        #[test]
+        fn $name() {
+            if skip_unless_root(stringify!($name)) {
+                return;
+            }
+            $scenario($mode);
+        }
+    )*};
+}
+
+mode_test! {
+    services_with_cni_pods: exercise(Mode::Cni);
+    services_with_host_network_pods: exercise(Mode::HostNetwork);
+    services_with_loopback_only_pods: exercise(Mode::LoopbackOnly);
+    port_forward_with_cni_pods: port_forward(Mode::Cni);
+    port_forward_with_host_network_pods: port_forward(Mode::HostNetwork);
+    port_forward_with_loopback_only_pods: port_forward(Mode::LoopbackOnly);
+    // hostNetwork replicas of one Deployment would all bind the same host port: no surge pod
+    // could start, as in Kubernetes, so the rolling update runs in the two other modes.
+    rolling_update_under_load_with_cni_pods: rolling_update_under_load(Mode::Cni);
+    rolling_update_under_load_with_loopback_only_pods: rolling_update_under_load(Mode::LoopbackOnly);
 }
 
 fn exercise(mode: Mode) {
@@ -218,34 +260,7 @@ fn exercise(mode: Mode) {
         &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "again"},
                 "spec": {"clusterIP": cluster_ip.to_string(), "ports": [{"port": 80}]}}),
     );
-    daemon.stop();
-    if mode == Mode::Cni {
-        let _ = std::process::Command::new("ip").args(["link", "del", "corae2e0"]).status();
-    }
-}
-
-#[test]
-fn services_with_cni_pods() {
-    if skip_unless_root("services_with_cni_pods") {
-        return;
-    }
-    exercise(Mode::Cni);
-}
-
-#[test]
-fn services_with_host_network_pods() {
-    if skip_unless_root("services_with_host_network_pods") {
-        return;
-    }
-    exercise(Mode::HostNetwork);
-}
-
-#[test]
-fn services_with_loopback_only_pods() {
-    if skip_unless_root("services_with_loopback_only_pods") {
-        return;
-    }
-    exercise(Mode::LoopbackOnly);
+    stop_and_clean(&mut daemon, mode);
 }
 
 /// Allocation through every write path: taken or out-of-range requests are 422 naming the
@@ -327,4 +342,429 @@ fn allocation_errors_and_repeated_applies() {
         (&second["spec"]["clusterIP"], &second["spec"]["ports"][0]["nodePort"])
     );
     daemon.stop();
+}
+
+/// A running `coracle port-forward`, killed when dropped; its stdout lines arrive on `lines`.
+struct PortForward {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl PortForward {
+    /// Starts `coracle GLOBAL… port-forward ARGS…`.
+    fn start(global: &[&str], args: &[&str]) -> PortForward {
+        let mut child = std::process::Command::new(coracle_e2e::bin("coracle"))
+            .args(global)
+            .arg("port-forward")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawning coracle port-forward");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        PortForward { child, lines }
+    }
+
+    /// The next stdout line within `LONG`.
+    fn line(&self) -> String {
+        self.lines.recv_timeout(LONG).expect("a line from coracle port-forward")
+    }
+
+    /// The local port of the first `Forwarding from 127.0.0.1:PORT -> REMOTE` line, checking REMOTE.
+    fn local_port(&self, remote: u16) -> u16 {
+        let line = self.line();
+        let rest = line.strip_prefix("Forwarding from 127.0.0.1:").unwrap_or_else(|| panic!("{line}"));
+        let (port, to) = rest.split_once(" -> ").unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(to, remote.to_string(), "{line}");
+        port.parse().unwrap()
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET through `127.0.0.1:port` with curl: (status code, body), or None when curl failed.
+fn try_get(port: u16, path: &str) -> Option<(String, Vec<u8>)> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("running curl");
+    if !out.status.success() {
+        eprintln!("curl :{port}{path}: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|b| *b == b'\n').expect("curl's status line");
+    let code = String::from_utf8_lossy(&body[split + 1..]).to_string();
+    body.truncate(split);
+    Some((code, body))
+}
+
+/// `try_get` that must succeed.
+fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    try_get(port, path).unwrap_or_else(|| panic!("GET 127.0.0.1:{port}{path} failed"))
+}
+
+/// A busybox httpd pod serving its name at / and 1 MiB of zeros at /big.
+fn web_pod(mode: Mode) -> Value {
+    let port = mode.replica_port(0);
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"terminationGracePeriodSeconds": 1, "hostNetwork": mode == Mode::HostNetwork, "containers": [{
+            "name": "web", "image": "busybox:latest", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", format!("mkdir -p /tmp/www && echo web > /tmp/www/index.html && \
+                dd if=/dev/zero of=/tmp/www/big bs=1024 count=1024 2>/dev/null && exec httpd -f -p {port} -h /tmp/www")],
+            "ports": [{"name": "http", "containerPort": port}]
+        }]}
+    })
+}
+
+/// `coracle port-forward` to a busybox httpd through svc/ (unix socket) and pod/ (TCP with a
+/// token), curl through both; kubectl's SPDY and WebSocket requests get a clear refusal, not a hang.
+fn port_forward(mode: Mode) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), "pf-token\n").unwrap();
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{api_port}");
+    let (_config, mut daemon) =
+        start_with(mode, &["--listen", &listen, "--token-file", token_file.path().to_str().unwrap()]);
+    let pod_port = mode.replica_port(0);
+    create(&daemon, "pods", &web_pod(mode));
+    create(
+        &daemon,
+        "services",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "front", "port": 80, "targetPort": "http"}]}}),
+    );
+    wait_for("the web pod Ready", LONG, || {
+        let pod = daemon.get_json("/api/v1/namespaces/default/pods/web");
+        let ready =
+            pod["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(())
+    });
+    let socket = daemon.socket().to_str().unwrap().to_string();
+
+    // svc/ over the unix socket: a free local port, the Service port mapped to the named targetPort.
+    let forward = PortForward::start(&["--socket", &socket], &["svc/web", ":80"]);
+    let local = forward.local_port(pod_port);
+    let (code, body) = wait_for("httpd answering through port-forward svc/web", LONG, || {
+        try_get(local, "/").filter(|got| got.0 == "200")
+    });
+    assert_eq!((code.as_str(), String::from_utf8_lossy(&body).trim()), ("200", "web"));
+    let handled = (0..4).map(|_| forward.line()).find(|l| l.starts_with("Handling connection for "));
+    assert_eq!(handled, Some(format!("Handling connection for {local}")));
+    let (code, big) = http_get(local, "/big");
+    assert_eq!((code.as_str(), big.len()), ("200", 1 << 20), "1 MiB through the forward");
+    assert!(big.iter().all(|b| *b == 0));
+    drop(forward);
+
+    // pod/ over TCP with the token, a named container port and a chosen local port.
+    let server = format!("http://{listen}");
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let forward =
+        PortForward::start(&["--server", &server, "--token", "pf-token"], &["pod/web", &format!("{local}:http")]);
+    assert_eq!(forward.local_port(pod_port), local);
+    let (code, body) = http_get(local, "/");
+    assert_eq!((code.as_str(), String::from_utf8_lossy(&body).trim()), ("200", "web"));
+    drop(forward);
+
+    // A port nothing listens on inside the pod: the connection closes, the error is printed.
+    let forward = PortForward::start(&["--socket", &socket], &["pod/web", ":9"]);
+    let local = forward.local_port(9);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .arg(format!("http://127.0.0.1:{local}/"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing listens on port 9 in the pod");
+    drop(forward);
+
+    // What stock kubectl sends (WebSocket first, then SPDY/3.1): a clear 400 at once, not a hang.
+    let pf = "http://localhost/api/v1/namespaces/default/pods/web/portforward?ports=8080";
+    for (method, upgrade, extra) in [
+        ("GET", "websocket", ["Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: v2.portforward.k8s.io"]),
+        ("POST", "SPDY/3.1", ["X-Stream-Protocol-Version: portforward.k8s.io", "Content-Length: 0"]),
+    ] {
+        let out = daemon.curl(&[
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            &format!("Upgrade: {upgrade}"),
+            "-H",
+            extra[0],
+            "-H",
+            extra[1],
+            "-w",
+            "\n%{http_code}",
+            pf,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "curl {upgrade}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.ends_with("\n400"), "{upgrade}: {text}");
+        assert!(
+            text.contains(&format!(
+                "port-forward over {upgrade} is not supported: coracled speaks coracle-portforward.v1"
+            )),
+            "{text}"
+        );
+    }
+    stop_and_clean(&mut daemon, mode);
+}
+
+/// Runs a second `coracled` with `config` on fresh directories; returns its exit status and
+/// log once it exits (within `LONG`), or None if it keeps running (it is then killed).
+fn second_daemon(config: &str) -> Option<(std::process::ExitStatus, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let log = dir.path().join("log");
+    let mut child = std::process::Command::new(coracle_e2e::bin("coracled"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--data-dir", &dir.path().join("data").display().to_string()])
+        .args(["--socket", &dir.path().join("run/coracle.sock").display().to_string()])
+        .args(["--manifests", &dir.path().join("manifests").display().to_string()])
+        .env("CORACLE_RUN_DIR", dir.path().join("run"))
+        .env("CORACLE_CGROUP_SUBPATH", format!("coracle-guard-{}", std::process::id()))
+        .env_remove("CORACLE_CONFIG")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .expect("spawning a second coracled");
+    let status = wait_for_exit(&mut child);
+    let text = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+        + &std::fs::read_to_string(&log).unwrap_or_default();
+    status.map(|s| (s, text))
+}
+
+fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + LONG;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A daemon that has wired a pod into its bridge owns it: a second daemon configured with the
+/// same bridge, or another bridge over an overlapping pod CIDR, exits at start naming the owner.
+#[test]
+fn a_second_daemon_on_an_owned_bridge_fails_at_start() {
+    if skip_unless_root("a_second_daemon_on_an_owned_bridge_fails_at_start") {
+        return;
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_config, mut daemon) = start(Mode::Cni);
+    create(&daemon, "pods", &web_pod(Mode::Cni));
+    wait_for("the web pod Running on the bridge", LONG, || {
+        let pod = daemon.get_json("/api/v1/namespaces/default/pods/web");
+        (pod["status"]["phase"] == "Running" && pod["status"]["podIP"].is_string()).then_some(())
+    });
+    let owner =
+        format!("owned by another coracled (pid {}, data dir {}", daemon.pid().unwrap(), daemon.data_dir().display());
+
+    let (status, log) = second_daemon(Mode::Cni.config()).expect("the second daemon exits at start");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&format!("network.bridge \"corae2e0\" is {owner}")), "{log}");
+
+    let overlapping = "network:\n  bridge: corae2e9\n  pod_cidr: 10.233.0.128/25\n";
+    let (status, log) = second_daemon(overlapping).expect("the overlapping daemon exits at start");
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("network.pod_cidr 10.233.0.128/25 overlaps 10.233.0.0/24 of bridge \"corae2e0\""), "{log}");
+
+    let (status, body) = daemon.http("DELETE", "/api/v1/namespaces/default/pods/web", None);
+    assert_eq!(status, 200, "{body}");
+    wait_for("the web pod gone", LONG, || {
+        (daemon.http("GET", "/api/v1/namespaces/default/pods/web", None).0 == 404).then_some(())
+    });
+    stop_and_clean(&mut daemon, Mode::Cni);
+}
+
+/// The rolling-update Deployment: busybox httpd answering `VERSION hostname`, Ready once it
+/// serves.
+fn rolling_deployment(version: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "roll"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "roll"}},
+            "template": {
+                "metadata": {"labels": {"app": "roll"}},
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+                    "name": "web", "image": "busybox:latest", "imagePullPolicy": "Never",
+                    "env": [{"name": "VERSION", "value": version}],
+                    "command": ["sh", "-c", "mkdir -p /tmp/www && echo $VERSION $(hostname) > /tmp/www/index.html && \
+                        exec httpd -f -p 8080 -h /tmp/www"],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"exec": {"command": ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]},
+                                       "periodSeconds": 1}
+                }]}
+            }
+        }
+    })
+}
+
+/// One request over a new connection: the answer's body, or why it failed.
+fn request_once(addr: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::Write;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: roll\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+        return Err(format!("answer: {answer:?}"));
+    }
+    Ok(answer.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string())
+}
+
+/// What the steady client saw.
+#[derive(Default)]
+struct Load {
+    ok: usize,
+    failures: Vec<String>,
+    versions: BTreeSet<String>,
+}
+
+/// A 3-replica Deployment behind a NodePort Service, rolled to a new env while a steady
+/// client (three new connections every 10 ms: ClusterIP, NodePort, ClusterIP) counts failed
+/// requests: there must be none, and the rollout must complete.
+fn rolling_update_under_load(mode: Mode) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (_config, mut daemon) = start(mode);
+    let (status, body) = daemon.http(
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        Some(&rolling_deployment("v1").to_string()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let svc = create(
+        &daemon,
+        "services",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "roll"},
+                "spec": {"type": "NodePort", "selector": {"app": "roll"}, "ports": [{"port": 80, "targetPort": "http"}]}}),
+    );
+    let cluster_ip: IpAddr = svc["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    let targets = [
+        std::net::SocketAddr::new(cluster_ip, 80),
+        std::net::SocketAddr::new(IpAddr::from([127, 0, 0, 1]), node_port),
+        std::net::SocketAddr::new(cluster_ip, 80),
+    ];
+    let rolled_out = |version: &'static str| {
+        let daemon = &daemon;
+        move || {
+            let d = daemon.get_json("/apis/apps/v1/namespaces/default/deployments/roll");
+            let s = &d["status"];
+            let done = d["metadata"]["generation"].as_i64() <= s["observedGeneration"].as_i64()
+                && s["updatedReplicas"] == 3
+                && s["replicas"] == 3
+                && s["availableReplicas"] == 3
+                && d["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] == version;
+            done.then_some(())
+        }
+    };
+    wait_for("the v1 rollout complete", LONG, rolled_out("v1"));
+    answers_matching(targets[0], "v1 ");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut load = Load::default();
+            // Bounded: the test stops it once the rollout is done, and it never outlives 3 minutes.
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                for addr in targets {
+                    match request_once(addr) {
+                        Ok(body) => {
+                            load.ok += 1;
+                            load.versions.insert(body.split(' ').next().unwrap_or_default().to_string());
+                        }
+                        Err(e) => load.failures.push(format!("{addr}: {e}")),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            load
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "env": [{"name": "VERSION", "value": "v2"}]}]}}}});
+    let resp = daemon.request(
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/roll",
+        &[("Content-Type", "application/strategic-merge-patch+json")],
+        Some(patch.to_string().as_bytes()),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let started = Instant::now();
+    wait_for("the v2 rollout complete", Duration::from_secs(150), rolled_out("v2"));
+    let took = started.elapsed();
+    // Old pods drain after the rollout counts them gone: keep the load on until they are.
+    wait_for("the v1 pods gone", LONG, || {
+        let pods = daemon.get_json("/api/v1/namespaces/default/pods?labelSelector=app%3Droll");
+        (pods["items"].as_array()?.len() == 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let load = client.join().unwrap();
+    eprintln!(
+        "{mode:?}: rollout took {took:?}; {} requests answered, {} failed; versions seen {:?}",
+        load.ok,
+        load.failures.len(),
+        load.versions
+    );
+    assert!(
+        load.failures.is_empty(),
+        "{} failed requests, first: {:?}",
+        load.failures.len(),
+        &load.failures[..load.failures.len().min(10)]
+    );
+    assert!(load.ok > 100, "the client kept asking: {}", load.ok);
+    assert_eq!(load.versions, ["v1", "v2"].iter().map(|s| s.to_string()).collect(), "both versions answered");
+    answers_matching(targets[1], "v2 ");
+
+    let (status, body) = daemon.http("DELETE", "/apis/apps/v1/namespaces/default/deployments/roll", None);
+    assert_eq!(status, 200, "{body}");
+    wait_for("the roll pods gone", LONG, || {
+        let pods = daemon.get_json("/api/v1/namespaces/default/pods?labelSelector=app%3Droll");
+        pods["items"].as_array()?.is_empty().then_some(())
+    });
+    stop_and_clean(&mut daemon, mode);
+}
+
+/// Waits until answers at `addr` start with `prefix` (every replica of one version serving).
+fn answers_matching(addr: std::net::SocketAddr, prefix: &str) {
+    wait_for(&format!("answers at {addr} starting with {prefix:?}"), LONG, || {
+        let got: Vec<_> = (0..6).map(|_| request_once(addr)).collect();
+        got.iter().all(|r| r.as_ref().is_ok_and(|b| b.starts_with(prefix))).then_some(()).or_else(|| {
+            eprintln!("answers at {addr}: {got:?}");
+            None
+        })
+    });
 }

@@ -3,8 +3,10 @@
 
 pub mod http;
 pub mod images;
+pub mod output;
 
 pub use http::{HttpResponse, WatchStream};
+pub use output::{fails, ok, ok_stderr, stderr, stdout};
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -170,11 +172,28 @@ impl Daemon {
 
     /// As `start`, with extra command-line arguments.
     pub fn start_with(extra_args: &[&str]) -> Daemon {
+        let mut daemon = Daemon::prepare(extra_args);
+        daemon.spawn();
+        daemon
+    }
+
+    /// As `start`, reading `config_yaml` as its `--config` file (kept in the daemon's temp dir).
+    pub fn start_with_config(config_yaml: &str) -> Daemon {
+        let mut daemon = Daemon::prepare(&[]);
+        let path = daemon.root().join("config.yaml");
+        std::fs::write(&path, config_yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        daemon.args.extend(["--config".to_string(), path.display().to_string()]);
+        daemon.spawn();
+        daemon
+    }
+
+    /// A daemon on fresh directories, not started yet.
+    fn prepare(extra_args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("coracle-e2e-").tempdir().expect("creating a temp dir");
         let root = dir.path().to_path_buf();
         let manifests_dir = root.join("manifests");
         std::fs::create_dir_all(&manifests_dir).expect("creating the manifests dir");
-        let mut daemon = Daemon {
+        Daemon {
             socket: root.join("run/coracle.sock"),
             data_dir: root.join("data"),
             manifests_dir,
@@ -183,9 +202,7 @@ impl Daemon {
             cgroup_subpath: format!("coracle-test-{}-{}", std::process::id(), DAEMONS.fetch_add(1, Ordering::Relaxed)),
             dir,
             child: None,
-        };
-        daemon.spawn();
-        daemon
+        }
     }
 
     /// The API's unix socket.
@@ -244,6 +261,9 @@ impl Daemon {
             // Per-daemon runtime state, so tests running side by side never share it.
             .env("CORACLE_RUN_DIR", self.dir.path().join("run"))
             .env("CORACLE_CGROUP_SUBPATH", &self.cgroup_subpath)
+            // Default-config daemons run side by side: without a config of their own they get
+            // loopback-only pods, so none of them claims the shared CNI bridge.
+            .envs((!self.args.iter().any(|a| a == "--config")).then_some(("CORACLE_NETWORK", "none")))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)
@@ -292,6 +312,17 @@ impl Daemon {
         child.wait_with_output().expect("waiting for coracle")
     }
 
+    /// Runs `coracle ARGS…`, asserts that it succeeded and returns its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        output::succeeded(&format!("coracle {args:?}"), &self.ctl(args))
+    }
+
+    /// Loads a busybox image (entrypoint `cmd`) as `reference` through `coracle image load`.
+    pub fn load_busybox(&self, reference: &str, cmd: &[&str]) {
+        let archive = images::busybox_docker_archive(self.root(), reference, cmd);
+        self.ctl_ok(&["image", "load", &archive.display().to_string()]);
+    }
+
     fn ctl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("coracle"));
         cmd.arg("--socket").arg(&self.socket).args(args);
@@ -302,6 +333,13 @@ impl Daemon {
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let resp = self.request(method, path, &[], body.map(str::as_bytes));
         (resp.status, resp.body)
+    }
+
+    /// GET `path` over the socket; asserts 200 and returns the body as JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.http("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
     }
 
     /// One HTTP request with extra headers, the whole response returned.

@@ -53,6 +53,15 @@ pub fn from_dir(dir: &Path) -> Result<BinarySizes, String> {
     Ok(BinarySizes { source: dir.to_path_buf(), coracled: size("coracled")?, coracle: size("coracle")? })
 }
 
+/// Sizes in a `cross/build` build directory, which builds only `coracled`: the multi-call
+/// binary the tarball also ships as `coracle` (a hard link). A `coracle` file beside it is
+/// left from an older two-binary build and is not shipped.
+pub fn from_cross_dir(dir: &Path) -> Result<BinarySizes, String> {
+    let p = dir.join("coracled");
+    let coracled = std::fs::metadata(&p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(BinarySizes { source: dir.to_path_buf(), coracled, coracle: 0 })
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -72,11 +81,11 @@ pub fn newest(workspace: &Path, arch: &str, triple: &str) -> Option<Result<Binar
         }
     }
     let dir = workspace.join("target/cross").join(triple).join("release");
-    if let (Some(a), Some(b)) = (modified(&dir.join("coracled")), modified(&dir.join("coracle"))) {
-        candidates.push((a.max(b), dir, false));
+    if let Some(built) = modified(&dir.join("coracled")) {
+        candidates.push((built, dir, false));
     }
     let (_, path, is_tarball) = candidates.into_iter().max_by_key(|(t, _, _)| *t)?;
-    Some(if is_tarball { from_tarball(&path) } else { from_dir(&path) })
+    Some(if is_tarball { from_tarball(&path) } else { from_cross_dir(&path) })
 }
 
 #[cfg(test)]
@@ -110,9 +119,10 @@ mod tests {
         let dir = ws.path().join("target/cross/aarch64-unknown-linux-musl/release");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("coracled"), [0u8; 10]).unwrap();
+        // A ctl left from a two-binary build: not shipped, not counted.
         std::fs::write(dir.join("coracle"), [0u8; 5]).unwrap();
         let s = newest(ws.path(), "aarch64", "aarch64-unknown-linux-musl").unwrap().unwrap();
-        assert_eq!((s.coracled, s.coracle, s.source), (10, 5, dir));
+        assert_eq!((s.coracled, s.coracle, s.source), (10, 0, dir));
     }
 
     #[test]

@@ -100,13 +100,7 @@ fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>)
     for (i, v) in volumes.iter().enumerate() {
         let p = path.index(i);
         let name = p.child("name");
-        if v.name.is_empty() {
-            errs.push(FieldError::required(&name, ""));
-        } else {
-            for msg in names::dns1123_label(&v.name) {
-                errs.push(FieldError::invalid(&name, quote(&v.name), &msg));
-            }
-        }
+        required_label(&v.name, &name, errs);
         if !names.insert(v.name.clone()) {
             errs.push(FieldError::duplicate(&name, quote(&v.name)));
         }
@@ -161,15 +155,8 @@ fn container(
     errs: &mut Vec<FieldError>,
 ) {
     let name = path.child("name");
-    if c.name.is_empty() {
-        errs.push(FieldError::required(&name, ""));
-    } else {
-        for msg in names::dns1123_label(&c.name) {
-            errs.push(FieldError::invalid(&name, quote(&c.name), &msg));
-        }
-        if !names.insert(c.name.clone()) {
-            errs.push(FieldError::duplicate(&name, quote(&c.name)));
-        }
+    if required_label(&c.name, &name, errs) && !names.insert(c.name.clone()) {
+        errs.push(FieldError::duplicate(&name, quote(&c.name)));
     }
     if c.image.is_empty() {
         errs.push(FieldError::required(&path.child("image"), ""));
@@ -340,21 +327,8 @@ fn resources(r: &ResourceRequirements, path: &Path, errs: &mut Vec<FieldError>) 
 }
 
 fn validate_probe(probe: &Probe, path: &Path, errs: &mut Vec<FieldError>) {
-    let handlers = [
-        ("exec", probe.exec.is_some()),
-        ("httpGet", probe.http_get.is_some()),
-        ("tcpSocket", probe.tcp_socket.is_some()),
-    ];
-    one_handler(&handlers, path, errs);
-    if let Some(e) = &probe.exec {
-        exec(e, &path.child("exec"), errs);
-    }
-    if let Some(h) = &probe.http_get {
-        http_get(h, &path.child("httpGet"), errs);
-    }
-    if let Some(t) = &probe.tcp_socket {
-        tcp_socket(t, &path.child("tcpSocket"), errs);
-    }
+    let actions = Actions { exec: &probe.exec, http_get: &probe.http_get, tcp_socket: &probe.tcp_socket };
+    actions.validate(&[], path, errs);
     for (field, v) in [
         ("initialDelaySeconds", probe.initial_delay_seconds),
         ("timeoutSeconds", probe.timeout_seconds),
@@ -376,22 +350,8 @@ fn validate_probe(probe: &Probe, path: &Path, errs: &mut Vec<FieldError>) {
 }
 
 fn lifecycle_handler(h: &LifecycleHandler, grace: i64, path: &Path, errs: &mut Vec<FieldError>) {
-    let handlers = [
-        ("exec", h.exec.is_some()),
-        ("httpGet", h.http_get.is_some()),
-        ("tcpSocket", h.tcp_socket.is_some()),
-        ("sleep", h.sleep.is_some()),
-    ];
-    one_handler(&handlers, path, errs);
-    if let Some(e) = &h.exec {
-        exec(e, &path.child("exec"), errs);
-    }
-    if let Some(g) = &h.http_get {
-        http_get(g, &path.child("httpGet"), errs);
-    }
-    if let Some(t) = &h.tcp_socket {
-        tcp_socket(t, &path.child("tcpSocket"), errs);
-    }
+    let actions = Actions { exec: &h.exec, http_get: &h.http_get, tcp_socket: &h.tcp_socket };
+    actions.validate(&[("sleep", h.sleep.is_some())], path, errs);
     if let Some(s) = &h.sleep {
         if s.seconds < 0 || s.seconds > grace {
             errs.push(FieldError::invalid(
@@ -399,6 +359,48 @@ fn lifecycle_handler(h: &LifecycleHandler, grace: i64, path: &Path, errs: &mut V
                 s.seconds.to_string(),
                 &format!("must be non-negative and less than terminationGracePeriodSeconds ({grace})"),
             ));
+        }
+    }
+}
+
+/// A required name that must be a DNS label (a volume's, a container's); true when given.
+pub fn required_label(name: &str, path: &Path, errs: &mut Vec<FieldError>) -> bool {
+    if name.is_empty() {
+        errs.push(FieldError::required(path, ""));
+        return false;
+    }
+    for msg in names::dns1123_label(name) {
+        errs.push(FieldError::invalid(path, quote(name), &msg));
+    }
+    true
+}
+
+/// The handlers probes and lifecycle hooks both have.
+struct Actions<'a> {
+    exec: &'a Option<ExecAction>,
+    http_get: &'a Option<HttpGetAction>,
+    tcp_socket: &'a Option<TcpSocketAction>,
+}
+
+impl Actions<'_> {
+    /// Exactly one handler among these and `others` (whose own checks are the caller's), and
+    /// each of these that is set valid.
+    fn validate(&self, others: &[(&str, bool)], path: &Path, errs: &mut Vec<FieldError>) {
+        let mut handlers = vec![
+            ("exec", self.exec.is_some()),
+            ("httpGet", self.http_get.is_some()),
+            ("tcpSocket", self.tcp_socket.is_some()),
+        ];
+        handlers.extend_from_slice(others);
+        one_handler(&handlers, path, errs);
+        if let Some(e) = self.exec {
+            exec(e, &path.child("exec"), errs);
+        }
+        if let Some(h) = self.http_get {
+            http_get(h, &path.child("httpGet"), errs);
+        }
+        if let Some(t) = self.tcp_socket {
+            tcp_socket(t, &path.child("tcpSocket"), errs);
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::field::{quote, FieldError, Path};
 use super::meta;
 use super::names;
-use super::pod::{port_num_or_name, protocol};
+use super::pod::{port_num_or_name, protocol, required_label};
 use crate::core::{EndpointAddress, Endpoints, ServiceSpec};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -93,22 +93,12 @@ fn ports(spec: &ServiceSpec, type_: &str, path: &Path, errs: &mut Vec<FieldError
     let mut node_ports = BTreeSet::new();
     for (i, port) in spec.ports.iter().enumerate() {
         let p = path.index(i);
-        match port.name.as_deref().unwrap_or("") {
-            "" if require_names => errs.push(FieldError::required(&p.child("name"), "")),
-            "" => {}
-            name => {
-                for msg in names::dns1123_label(name) {
-                    errs.push(FieldError::invalid(&p.child("name"), quote(name), &msg));
-                }
-                if !names.insert(name.to_string()) {
-                    errs.push(FieldError::duplicate(&p.child("name"), quote(name)));
-                }
+        if let Some(name) = port_name(port.name.as_deref(), require_names, &p, errs) {
+            if !names.insert(name.to_string()) {
+                errs.push(FieldError::duplicate(&p.child("name"), quote(name)));
             }
         }
-        for msg in names::port_number(port.port) {
-            errs.push(FieldError::invalid(&p.child("port"), port.port.to_string(), &msg));
-        }
-        protocol(port.protocol.as_deref(), &p.child("protocol"), errs);
+        port_number_and_protocol(port.port, port.protocol.as_deref(), &p, errs);
         if let Some(target) = &port.target_port {
             port_num_or_name(target, &p.child("targetPort"), errs);
         }
@@ -148,21 +138,28 @@ pub fn endpoints(e: &Endpoints, errs: &mut Vec<FieldError>) {
         let require_names = subset.ports.len() > 1;
         for (j, port) in subset.ports.iter().enumerate() {
             let pp = p.child("ports").index(j);
-            match port.name.as_deref().unwrap_or("") {
-                "" if require_names => errs.push(FieldError::required(&pp.child("name"), "")),
-                "" => {}
-                name => {
-                    for msg in names::dns1123_label(name) {
-                        errs.push(FieldError::invalid(&pp.child("name"), quote(name), &msg));
-                    }
-                }
-            }
-            for msg in names::port_number(port.port) {
-                errs.push(FieldError::invalid(&pp.child("port"), port.port.to_string(), &msg));
-            }
-            protocol(port.protocol.as_deref(), &pp.child("protocol"), errs);
+            port_name(port.name.as_deref(), require_names, &pp, errs);
+            port_number_and_protocol(port.port, port.protocol.as_deref(), &pp, errs);
         }
     }
+}
+
+/// The `name` of the port at `path` (a Service's or an Endpoints subset's): required when
+/// the list has several ports, else optional; a DNS label. The name, when one is given.
+fn port_name<'n>(name: Option<&'n str>, required: bool, path: &Path, errs: &mut Vec<FieldError>) -> Option<&'n str> {
+    let name = name.unwrap_or("");
+    if name.is_empty() && !required {
+        return None;
+    }
+    required_label(name, &path.child("name"), errs).then_some(name)
+}
+
+/// The `port` number and `protocol` of the port at `path`.
+fn port_number_and_protocol(port: i32, proto: Option<&str>, path: &Path, errs: &mut Vec<FieldError>) {
+    for msg in names::port_number(port) {
+        errs.push(FieldError::invalid(&path.child("port"), port.to_string(), &msg));
+    }
+    protocol(proto, &path.child("protocol"), errs);
 }
 
 fn address(a: &EndpointAddress, path: &Path, errs: &mut Vec<FieldError>) {

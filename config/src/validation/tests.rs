@@ -202,6 +202,37 @@ fn bad_objects_report_kubernetes_messages() {
             ],
         ),
         (
+            pod(),
+            |v| {
+                v["spec"]["containers"][0]["lifecycle"] =
+                    json!({"preStop": {"exec": {"command": []}, "sleep": {"seconds": 31}}})
+            },
+            vec![
+                "spec.containers[0].lifecycle.preStop.sleep: Forbidden: may not specify more than 1 handler type".into(),
+                "spec.containers[0].lifecycle.preStop.exec.command: Required value".into(),
+                "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 31: must be non-negative and less than terminationGracePeriodSeconds (30)".into(),
+            ],
+        ),
+        (
+            service(),
+            |v| v["spec"]["ports"] = json!([{"name": "a", "port": 80}, {"name": "a", "port": 0}]),
+            vec![
+                "spec.ports[1].name: Duplicate value: \"a\"".into(),
+                "spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive".into(),
+                // Defaulted from the port, as the API server does.
+                "spec.ports[1].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive".into(),
+            ],
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+                   "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}, {"name": "Web", "port": 81}]}]}),
+            |_| {},
+            vec![
+                "subsets[0].ports[0].name: Required value".into(),
+                format!("subsets[0].ports[1].name: Invalid value: \"Web\": {LABEL_MSG}"),
+            ],
+        ),
+        (
             service(),
             |v| v["spec"]["ports"] = json!([{"port": 80, "nodePort": 30080}]),
             vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'".into()],

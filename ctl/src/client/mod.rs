@@ -6,12 +6,14 @@ mod query;
 mod request;
 mod response;
 mod status;
+mod upgrade;
 
 pub use endpoint::{Connection, Endpoint};
 pub use query::{encode, with_query};
 pub use request::{Body, UploadLength};
 pub use response::{read_response, BodyReader, Response};
 pub use status::{status_from_response, warnings};
+pub use upgrade::{copy_flushing, Upgraded};
 
 use crate::error::CtlError;
 use request::{write_request, write_upload, RequestHead};

@@ -3,7 +3,7 @@
 //! and PUT (with the live `resourceVersion`, retried on conflict), or report `unchanged`.
 
 use super::{report, Context};
-use crate::cli::ApplyArgs;
+use crate::cli::ManifestArgs;
 use crate::error::CtlError;
 use crate::input::{read_manifests, Manifest};
 use crate::merge::three_way;
@@ -54,7 +54,7 @@ impl DryRun {
 }
 
 /// Runs `apply`.
-pub fn run(ctx: &Context, args: &ApplyArgs) -> Result<(), CtlError> {
+pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     let dry_run = DryRun::parse(&args.dry_run)?;
     if let Some(o) = args.output.as_deref().filter(|o| *o != "name") {
         return Err(CtlError::client(format!("unsupported output format {o:?} for apply; use -o name")));

@@ -2,7 +2,7 @@
 
 use super::apply::DryRun;
 use super::{report, with_type_meta, Context};
-use crate::cli::CreateArgs;
+use crate::cli::ManifestArgs;
 use crate::error::CtlError;
 use crate::input::read_manifests;
 use crate::printers::name::resource_name;
@@ -10,7 +10,7 @@ use crate::printers::{list_document, OutputFormat};
 use serde_json::Value;
 
 /// Runs `create`.
-pub fn run(ctx: &Context, args: &CreateArgs) -> Result<(), CtlError> {
+pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     let dry_run = DryRun::parse(&args.dry_run)?;
     let format = match args.output.as_deref() {
         None => None,

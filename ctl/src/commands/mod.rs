@@ -11,6 +11,7 @@ pub mod get;
 pub mod get_watch;
 pub mod image;
 pub mod logs;
+pub mod port_forward;
 pub mod rollout;
 pub mod run;
 pub mod scale;
@@ -209,6 +210,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
         },
         Command::Rollout(args) => rollout::run(&ctx, args),
         Command::Logs(args) => logs::run(&ctx, args),
+        Command::PortForward(args) => port_forward::run(&ctx, args),
         Command::Top(args) => top::run(&ctx, args),
         Command::Image(args) => image::run(&ctx, args),
     }

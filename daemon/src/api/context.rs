@@ -42,18 +42,27 @@ pub struct ApiContext {
     /// `DATA/logs`: `<ns>_<pod>_<uid>/<container>/<n>.log` (see `handlers::logs`).
     pub logs_dir: PathBuf,
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// Finds pods' network namespaces for port-forward; None: every pod is reached from the
+    /// host's namespace.
+    pub sandboxes: Option<Arc<dyn crate::net::SandboxPaths>>,
 }
 
 impl ApiContext {
     /// A context over `store` and `images`, reading logs under `data_dir/logs`, without
     /// metrics (the metrics API then lists nothing).
     pub fn new(store: Store, images: Arc<ImageStore>, data_dir: &std::path::Path) -> ApiContext {
-        ApiContext { store, images, logs_dir: data_dir.join("logs"), metrics: None }
+        ApiContext { store, images, logs_dir: data_dir.join("logs"), metrics: None, sandboxes: None }
     }
 
     /// The same context with a metrics source.
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSource>) -> ApiContext {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// The same context finding pods' network namespaces through `sandboxes`.
+    pub fn with_sandboxes(mut self, sandboxes: Arc<dyn crate::net::SandboxPaths>) -> ApiContext {
+        self.sandboxes = Some(sandboxes);
         self
     }
 }

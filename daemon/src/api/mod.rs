@@ -6,10 +6,12 @@ pub mod context;
 pub mod errors;
 pub mod handlers;
 pub mod patch;
+pub mod portforward;
 pub mod request;
 pub mod routes;
 pub mod selectors;
 pub mod server;
+pub mod socket_group;
 pub mod table;
 
 pub use context::{ApiContext, ContainerUsage, MetricsSource, Usage};

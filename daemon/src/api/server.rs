@@ -5,9 +5,10 @@
 use super::context::ApiContext;
 use super::errors::ApiError;
 use super::handlers::{self, Reply};
+use super::portforward;
 use super::request::{self, HttpParts, MAX_BODY};
+use super::socket_group::{self, SocketAccess};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,8 @@ use tiny_http::{Header, Request, Response, Server};
 pub struct ApiConfig {
     /// The unix socket (mode 0660); its parent directory is created.
     pub socket: PathBuf,
+    /// The group given the socket (root:GROUP 0660) when /etc/group has it; None: root only.
+    pub socket_group: Option<String>,
     /// `ADDR:PORT` for the TCP listener, which requires `token`.
     pub listen: Option<String>,
     /// The bearer token TCP clients must present.
@@ -40,8 +43,8 @@ fn io_context(context: String) -> impl FnOnce(Box<dyn std::error::Error + Send +
 }
 
 /// Binds the unix socket: parent created, a stale socket removed (a live one is an error),
-/// mode 0660.
-fn bind_unix(socket: &Path) -> io::Result<Server> {
+/// mode 0660, group `group` when the system has it.
+fn bind_unix(socket: &Path, group: Option<&str>) -> io::Result<Server> {
     if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| io::Error::new(e.kind(), format!("creating socket directory {}: {e}", parent.display())))?;
@@ -57,8 +60,13 @@ fn bind_unix(socket: &Path) -> io::Result<Server> {
             .map_err(|e| io::Error::new(e.kind(), format!("removing stale socket {}: {e}", socket.display())))?;
     }
     let server = Server::http_unix(socket).map_err(io_context(format!("binding {}", socket.display())))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| io::Error::new(e.kind(), format!("chmod 0660 {}: {e}", socket.display())))?;
+    let access = socket_group::restrict(socket, group, Path::new(socket_group::GROUP_FILE))?;
+    match access {
+        SocketAccess::RootOnly { .. } if group.is_some_and(|g| !g.is_empty()) => {
+            log::warn!("{}", access.describe(socket))
+        }
+        _ => log::info!("{}", access.describe(socket)),
+    }
     Ok(server)
 }
 
@@ -66,7 +74,7 @@ impl ApiServer {
     /// Starts serving `context` on the unix socket and, if configured, on TCP.
     pub fn start(context: ApiContext, config: &ApiConfig) -> io::Result<ApiServer> {
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut servers = vec![(Arc::new(bind_unix(&config.socket)?), None)];
+        let mut servers = vec![(Arc::new(bind_unix(&config.socket, config.socket_group.as_deref())?), None)];
         let mut tcp_addr = None;
         if let Some(addr) = &config.listen {
             let token = config.token.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
@@ -198,6 +206,14 @@ fn serve(context: &ApiContext, mut request: Request, token: Option<&str>) {
     let url = request.url().to_string();
     let result = if !authorized(&request, token) {
         Err(ApiError::Unauthorized)
+    } else if portforward::is_portforward(&url) {
+        match portforward::open(context, &request) {
+            Ok(leg) => return leg.run(request),
+            Err(e) => Err(e),
+        }
+    } else if header(&request, "Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
+        // An upgrade request's body is the rest of the connection: reading it would hang.
+        Err(ApiError::BadRequest(format!("{url} does not upgrade connections (only pods/NAME/portforward does)")))
     } else if request::is_image_upload(&method, &url) {
         upload_image(context, &mut request)
     } else {
@@ -299,6 +315,7 @@ fn stream_chunks(request: Request, content_type: &str, mut next: impl FnMut() ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn warning_headers_escape_quotes() {
@@ -310,14 +327,110 @@ mod tests {
     fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("run/coracle.sock");
-        let first = bind_unix(&socket).unwrap();
+        let first = bind_unix(&socket, None).unwrap();
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
-        assert_eq!(bind_unix(&socket).err().map(|e| e.kind()), Some(io::ErrorKind::AddrInUse));
+        assert_eq!(bind_unix(&socket, None).err().map(|e| e.kind()), Some(io::ErrorKind::AddrInUse));
         drop(first);
         // tiny_http leaves the socket file behind: a stale socket.
         if socket.exists() {
-            bind_unix(&socket).unwrap();
+            bind_unix(&socket, None).unwrap();
         }
+    }
+
+    /// An API server on a fresh store, serving a unix socket in `dir`.
+    fn api_in(dir: &Path) -> (ApiServer, PathBuf) {
+        let data = dir.join("data");
+        let store = crate::store::Store::open(&data).unwrap();
+        let images = Arc::new(crate::image::ImageStore::open(&data).unwrap());
+        let socket = dir.join("api.sock");
+        let config = ApiConfig { socket: socket.clone(), socket_group: None, listen: None, token: None };
+        (ApiServer::start(ApiContext::new(store, images, &data), &config).unwrap(), socket)
+    }
+
+    /// Sends `head`, then `body` piece by piece from a thread (until the server stops
+    /// reading), and returns the status code and body of the first response.
+    fn exchange(socket: &Path, head: &str, body: Vec<Vec<u8>>) -> (UnixStream, u16, String) {
+        let mut stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        std::thread::spawn(move || body.iter().try_for_each(|piece| writer.write_all(piece)));
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "connection closed mid-head: {reply:?}");
+            reply.push(byte[0]);
+        }
+        let head = String::from_utf8(reply).unwrap();
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+        let length = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+        (stream, code, String::from_utf8(body).unwrap())
+    }
+
+    /// The most virtual memory this process has had mapped, in bytes.
+    fn peak_virtual_memory() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmPeak:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    #[test]
+    fn a_huge_claimed_length_gets_413_without_the_claim_being_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        for claim in ["10000000000", "18446744073709551615"] {
+            let before = peak_virtual_memory();
+            let head = format!(
+                "POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nContent-Length: {claim}\r\n\r\n"
+            );
+            let (mut stream, code, body) = exchange(&socket, &head, vec![b"{\"kind\":".to_vec()]);
+            assert_eq!(code, 413, "Content-Length {claim}: {body}");
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(status["reason"], "RequestEntityTooLarge");
+            assert_eq!(status["message"], format!("the request body is larger than the limit of {MAX_BODY} bytes"));
+            // The server lets go of the connection only once it has dropped the request,
+            // where tiny_http 0.12 allocated the unread remainder of the claim.
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).unwrap();
+            let grown = peak_virtual_memory().saturating_sub(before);
+            assert!(grown < 2 << 30, "Content-Length {claim}: the process mapped {grown} more bytes");
+        }
+        api.shutdown();
+    }
+
+    #[test]
+    fn a_chunked_body_over_the_limit_gets_413_once_it_crosses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        let head = "POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                    Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let piece = [format!("{:x}\r\n", 64 << 10).into_bytes(), vec![b' '; 64 << 10], b"\r\n".to_vec()].concat();
+        // Four times the limit, which the server must not wait for.
+        let (_stream, code, body) = exchange(&socket, head, vec![piece; 4 * MAX_BODY / (64 << 10)]);
+        assert_eq!(code, 413, "{body}");
+        assert!(body.contains(&format!("the limit of {MAX_BODY} bytes")), "{body}");
+        // A body under the limit still reaches the handler (which finds it is no pod).
+        let small = [b"2\r\n{}\r\n".to_vec(), b"0\r\n\r\n".to_vec()];
+        let (_stream, code, body) = exchange(&socket, head, small.to_vec());
+        assert_eq!(code, 422, "{body}");
+        api.shutdown();
+    }
+
+    #[test]
+    fn an_endless_request_head_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        let (_stream, code, _) =
+            exchange(&socket, "GET /version HTTP/1.1\r\nHost: x\r\nX-Pad: ", vec![vec![b'a'; 64 << 10]; 32]);
+        assert_eq!(code, 400);
+        api.shutdown();
     }
 }

@@ -5,71 +5,138 @@ use coracle_config::object::{Object, ResourceInfo};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::SystemTime;
+use Cell::{Int, Text};
 
-/// One column: its header, JSON type, and priority (1 = only with `-o wide`).
-struct Column(&'static str, &'static str, u8);
+/// How a column's cell is read from the object (as JSON) at `now`.
+#[derive(Clone, Copy)]
+enum Cell {
+    /// The integer at a JSON pointer, 0 when absent: an `integer` column.
+    Int(&'static str),
+    /// Text computed from the object: a `string` column.
+    Text(fn(&Value, SystemTime) -> String),
+}
 
-fn columns(info: &ResourceInfo) -> Vec<Column> {
-    let mut cols = vec![Column("Name", "string", 0)];
-    let rest: &[Column] = match info.kind {
-        "Pod" => &[
-            Column("Ready", "string", 0),
-            Column("Status", "string", 0),
-            Column("Restarts", "string", 0),
-            Column("Age", "string", 0),
-            Column("IP", "string", 1),
-            Column("Node", "string", 1),
-            Column("Nominated Node", "string", 1),
-            Column("Readiness Gates", "string", 1),
-        ],
-        "Deployment" => &[
-            Column("Ready", "string", 0),
-            Column("Up-to-date", "integer", 0),
-            Column("Available", "integer", 0),
-            Column("Age", "string", 0),
-            Column("Containers", "string", 1),
-            Column("Images", "string", 1),
-            Column("Selector", "string", 1),
-        ],
-        "ReplicaSet" => &[
-            Column("Desired", "integer", 0),
-            Column("Current", "integer", 0),
-            Column("Ready", "integer", 0),
-            Column("Age", "string", 0),
-            Column("Containers", "string", 1),
-            Column("Images", "string", 1),
-            Column("Selector", "string", 1),
-        ],
-        "Service" => &[
-            Column("Type", "string", 0),
-            Column("Cluster-IP", "string", 0),
-            Column("External-IP", "string", 0),
-            Column("Port(s)", "string", 0),
-            Column("Age", "string", 0),
-            Column("Selector", "string", 1),
-        ],
-        "Endpoints" => &[Column("Endpoints", "string", 0), Column("Age", "string", 0)],
-        "HorizontalPodAutoscaler" => &[
-            Column("Reference", "string", 0),
-            Column("Targets", "string", 0),
-            Column("MinPods", "string", 0),
-            Column("MaxPods", "integer", 0),
-            Column("Replicas", "integer", 0),
-            Column("Age", "string", 0),
-        ],
-        "Event" => &[
-            Column("Last Seen", "string", 0),
-            Column("Type", "string", 0),
-            Column("Reason", "string", 0),
-            Column("Object", "string", 0),
-            Column("Message", "string", 0),
-            Column("Count", "string", 1),
-        ],
-        "Namespace" => &[Column("Status", "string", 0), Column("Age", "string", 0)],
-        _ => &[Column("Age", "string", 0)],
+/// One column: its header, how its cell is read, and its priority (1 = only with `-o wide`).
+#[derive(Clone, Copy)]
+struct Column(&'static str, Cell, u8);
+
+const fn shown(header: &'static str, cell: Cell) -> Column {
+    Column(header, cell, 0)
+}
+
+const fn wide(header: &'static str, cell: Cell) -> Column {
+    Column(header, cell, 1)
+}
+
+const NAME: Column = shown("Name", Text(|v, _| text(v, "/metadata/name")));
+const AGE: Column = shown("Age", Text(|v, now| age(v, "/metadata/creationTimestamp", now)));
+const SELECTOR: Column = wide("Selector", Text(|v, _| selector(v.pointer("/spec/selector").unwrap_or(&Value::Null))));
+
+/// What Deployments and ReplicaSets show after their counts: age, then their pod template.
+const TEMPLATED: &[Column] = &[
+    AGE,
+    wide("Containers", Text(|v, _| joined(list_of(v, "/spec/template/spec/containers"), "name"))),
+    wide("Images", Text(|v, _| joined(list_of(v, "/spec/template/spec/containers"), "image"))),
+    SELECTOR,
+];
+
+const POD: &[Column] = &[
+    shown("Ready", Text(pod_ready)),
+    shown("Status", Text(|v, _| pod_status(v))),
+    shown("Restarts", Text(pod_restarts)),
+    AGE,
+    wide("IP", Text(|v, _| or_none(text(v, "/status/podIP")))),
+    wide("Node", Text(|v, _| or_none(text(v, "/spec/nodeName")))),
+    wide("Nominated Node", Text(|_, _| "<none>".into())),
+    wide("Readiness Gates", Text(|_, _| "<none>".into())),
+];
+
+const DEPLOYMENT: &[Column] = &[
+    shown("Ready", Text(|v, _| format!("{}/{}", int(v, "/status/readyReplicas"), int(v, "/spec/replicas")))),
+    shown("Up-to-date", Int("/status/updatedReplicas")),
+    shown("Available", Int("/status/availableReplicas")),
+];
+
+const REPLICASET: &[Column] = &[
+    shown("Desired", Int("/spec/replicas")),
+    shown("Current", Int("/status/replicas")),
+    shown("Ready", Int("/status/readyReplicas")),
+];
+
+const SERVICE: &[Column] = &[
+    shown("Type", Text(|v, _| service_type(v))),
+    shown("Cluster-IP", Text(|v, _| or_none(text(v, "/spec/clusterIP")))),
+    shown("External-IP", Text(|v, _| external_ips(v))),
+    shown("Port(s)", Text(|v, _| service_ports(v))),
+    AGE,
+    SELECTOR,
+];
+
+const ENDPOINTS: &[Column] = &[shown("Endpoints", Text(|v, _| endpoints(v))), AGE];
+
+const HPA: &[Column] = &[
+    shown(
+        "Reference",
+        Text(|v, _| format!("{}/{}", text(v, "/spec/scaleTargetRef/kind"), text(v, "/spec/scaleTargetRef/name"))),
+    ),
+    shown("Targets", Text(|v, _| hpa_targets(v))),
+    shown("MinPods", Text(|v, _| or_none(text(v, "/spec/minReplicas")).replace("<none>", "1"))),
+    shown("MaxPods", Int("/spec/maxReplicas")),
+    shown("Replicas", Int("/status/currentReplicas")),
+    AGE,
+];
+
+const EVENT: &[Column] = &[
+    shown("Last Seen", Text(last_seen)),
+    shown("Type", Text(|v, _| text(v, "/type"))),
+    shown("Reason", Text(|v, _| text(v, "/reason"))),
+    shown(
+        "Object",
+        Text(|v, _| format!("{}/{}", text(v, "/involvedObject/kind").to_lowercase(), text(v, "/involvedObject/name"))),
+    ),
+    shown("Message", Text(|v, _| text(v, "/message"))),
+    wide("Count", Text(|v, _| int(v, "/count").max(1).to_string())),
+];
+
+const NAMESPACE: &[Column] =
+    &[shown("Status", Text(|v, _| or_none(text(v, "/status/phase")).replace("<none>", "Active"))), AGE];
+
+/// kube-apiserver's columns for a kind, Name first; both the column definitions and every
+/// row's cells come from this one list.
+fn columns(kind: &str) -> Vec<Column> {
+    let (own, tail): (&[Column], &[Column]) = match kind {
+        "Pod" => (POD, &[]),
+        "Deployment" => (DEPLOYMENT, TEMPLATED),
+        "ReplicaSet" => (REPLICASET, TEMPLATED),
+        "Service" => (SERVICE, &[]),
+        "Endpoints" => (ENDPOINTS, &[]),
+        "HorizontalPodAutoscaler" => (HPA, &[]),
+        "Event" => (EVENT, &[]),
+        "Namespace" => (NAMESPACE, &[]),
+        _ => (&[AGE], &[]),
     };
-    cols.extend(rest.iter().map(|c| Column(c.0, c.1, c.2)));
-    cols
+    std::iter::once(NAME).chain(own.iter().copied()).chain(tail.iter().copied()).collect()
+}
+
+impl Column {
+    /// The column's definition in a Table.
+    fn definition(&self) -> Value {
+        let Column(name, cell, priority) = *self;
+        let kind = match cell {
+            Int(_) => "integer",
+            Text(_) => "string",
+        };
+        let format = if name == "Name" { "name" } else { "" };
+        json!({"name": name, "type": kind, "format": format, "description": name, "priority": priority})
+    }
+
+    /// The column's cell for `v`.
+    fn cell(&self, v: &Value, now: SystemTime) -> Value {
+        match self.1 {
+            Int(pointer) => json!(int(v, pointer)),
+            Text(read) => json!(read(v, now)),
+        }
+    }
 }
 
 fn text(v: &Value, pointer: &str) -> String {
@@ -220,99 +287,37 @@ fn hpa_targets(v: &Value) -> String {
     or_none(parts.join(", "))
 }
 
-fn cells(object: &Object, now: SystemTime) -> Vec<Value> {
-    let v = object.to_json();
-    let name = json!(object.metadata().name);
-    let rest: Vec<Value> = match object.info().kind {
-        "Pod" => {
-            let statuses = list_of(&v, "/status/containerStatuses");
-            let ready = statuses.iter().filter(|c| c["ready"] == json!(true)).count();
-            let restarts: i64 = statuses.iter().map(|c| int(c, "/restartCount")).sum();
-            vec![
-                json!(format!("{ready}/{}", list_of(&v, "/spec/containers").len())),
-                json!(pod_status(&v)),
-                json!(restarts.to_string()),
-                json!(age(&v, "/metadata/creationTimestamp", now)),
-                json!(or_none(text(&v, "/status/podIP"))),
-                json!(or_none(text(&v, "/spec/nodeName"))),
-                json!("<none>"),
-                json!("<none>"),
-            ]
-        }
-        "Deployment" | "ReplicaSet" => {
-            let containers = list_of(&v, "/spec/template/spec/containers");
-            let wide = [
-                json!(joined(containers, "name")),
-                json!(joined(containers, "image")),
-                json!(selector(v.pointer("/spec/selector").unwrap_or(&Value::Null))),
-            ];
-            let mut row = if object.info().kind == "Deployment" {
-                vec![
-                    json!(format!("{}/{}", int(&v, "/status/readyReplicas"), int(&v, "/spec/replicas"))),
-                    json!(int(&v, "/status/updatedReplicas")),
-                    json!(int(&v, "/status/availableReplicas")),
-                ]
-            } else {
-                vec![
-                    json!(int(&v, "/spec/replicas")),
-                    json!(int(&v, "/status/replicas")),
-                    json!(int(&v, "/status/readyReplicas")),
-                ]
-            };
-            row.push(json!(age(&v, "/metadata/creationTimestamp", now)));
-            row.extend(wide);
-            row
-        }
-        "Service" => {
-            let external: Vec<String> =
-                list_of(&v, "/status/loadBalancer/ingress").iter().map(|i| text(i, "/ip")).collect();
-            let kind = or_none(text(&v, "/spec/type")).replace("<none>", "ClusterIP");
-            let external = if external.is_empty() && kind == "LoadBalancer" {
-                "<pending>".into()
-            } else {
-                or_none(external.join(","))
-            };
-            vec![
-                json!(kind),
-                json!(or_none(text(&v, "/spec/clusterIP"))),
-                json!(external),
-                json!(service_ports(&v)),
-                json!(age(&v, "/metadata/creationTimestamp", now)),
-                json!(selector(v.pointer("/spec/selector").unwrap_or(&Value::Null))),
-            ]
-        }
-        "Endpoints" => vec![json!(endpoints(&v)), json!(age(&v, "/metadata/creationTimestamp", now))],
-        "HorizontalPodAutoscaler" => vec![
-            json!(format!("{}/{}", text(&v, "/spec/scaleTargetRef/kind"), text(&v, "/spec/scaleTargetRef/name"))),
-            json!(hpa_targets(&v)),
-            json!(or_none(text(&v, "/spec/minReplicas")).replace("<none>", "1")),
-            json!(int(&v, "/spec/maxReplicas")),
-            json!(int(&v, "/status/currentReplicas")),
-            json!(age(&v, "/metadata/creationTimestamp", now)),
-        ],
-        "Event" => {
-            let last = ["/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"]
-                .iter()
-                .find(|p| !text(&v, p).is_empty())
-                .map_or("<unknown>".to_string(), |p| age(&v, p, now));
-            let object_ref =
-                format!("{}/{}", text(&v, "/involvedObject/kind").to_lowercase(), text(&v, "/involvedObject/name"));
-            vec![
-                json!(last),
-                json!(text(&v, "/type")),
-                json!(text(&v, "/reason")),
-                json!(object_ref),
-                json!(text(&v, "/message")),
-                json!(int(&v, "/count").max(1).to_string()),
-            ]
-        }
-        "Namespace" => vec![
-            json!(or_none(text(&v, "/status/phase")).replace("<none>", "Active")),
-            json!(age(&v, "/metadata/creationTimestamp", now)),
-        ],
-        _ => vec![json!(age(&v, "/metadata/creationTimestamp", now))],
-    };
-    std::iter::once(name).chain(rest).collect()
+fn service_type(v: &Value) -> String {
+    or_none(text(v, "/spec/type")).replace("<none>", "ClusterIP")
+}
+
+/// The load balancer's ingress addresses; `<pending>` while a LoadBalancer has none.
+fn external_ips(v: &Value) -> String {
+    let external: Vec<String> = list_of(v, "/status/loadBalancer/ingress").iter().map(|i| text(i, "/ip")).collect();
+    if external.is_empty() && service_type(v) == "LoadBalancer" {
+        "<pending>".into()
+    } else {
+        or_none(external.join(","))
+    }
+}
+
+/// READY: ready containers out of all of the pod's containers.
+fn pod_ready(v: &Value, _: SystemTime) -> String {
+    let ready = list_of(v, "/status/containerStatuses").iter().filter(|c| c["ready"] == json!(true)).count();
+    format!("{ready}/{}", list_of(v, "/spec/containers").len())
+}
+
+/// RESTARTS: the restarts of all of the pod's containers.
+fn pod_restarts(v: &Value, _: SystemTime) -> String {
+    list_of(v, "/status/containerStatuses").iter().map(|c| int(c, "/restartCount")).sum::<i64>().to_string()
+}
+
+/// LAST SEEN: the age of the newest of an event's timestamps.
+fn last_seen(v: &Value, now: SystemTime) -> String {
+    ["/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"]
+        .iter()
+        .find(|p| !text(v, p).is_empty())
+        .map_or("<unknown>".to_string(), |p| age(v, p, now))
 }
 
 /// The object as `PartialObjectMetadata` (what `--show-labels` and `-o name` read).
@@ -324,21 +329,16 @@ fn partial(object: &Object) -> Value {
 /// events after the first).
 pub fn table(info: &ResourceInfo, objects: &[Arc<Object>], resource_version: Option<u64>, definitions: bool) -> Value {
     let now = SystemTime::now();
-    let defs: Vec<Value> = if definitions {
-        columns(info)
-            .iter()
-            .map(|c| {
-                let mut d = json!({"name": c.0, "type": c.1, "format": "", "description": c.0, "priority": c.2});
-                if c.0 == "Name" {
-                    d["format"] = json!("name");
-                }
-                d
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rows: Vec<Value> = objects.iter().map(|o| json!({"cells": cells(o, now), "object": partial(o)})).collect();
+    let columns = columns(info.kind);
+    let defs: Vec<Value> = if definitions { columns.iter().map(Column::definition).collect() } else { Vec::new() };
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let v = o.to_json();
+            let cells: Vec<Value> = columns.iter().map(|c| c.cell(&v, now)).collect();
+            json!({"cells": cells, "object": partial(o)})
+        })
+        .collect();
     let mut metadata = json!({});
     if let Some(rv) = resource_version {
         metadata["resourceVersion"] = json!(rv.to_string());
@@ -353,6 +353,17 @@ mod tests {
 
     fn object(v: Value) -> Arc<Object> {
         Arc::new(decode_object(v).unwrap().object)
+    }
+
+    /// A Deployment or ReplicaSet of 3 pods of one `nginx` container `n`, selected by
+    /// `app=web`, with `status`.
+    fn templated(kind: &str, name: &str, status: Value) -> Arc<Object> {
+        object(json!({
+            "apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "n", "image": "nginx"}]}}},
+            "status": status
+        }))
     }
 
     #[test]
@@ -388,13 +399,56 @@ mod tests {
     }
 
     #[test]
-    fn deployment_and_service_rows() {
-        let deploy = object(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "n", "image": "nginx"}]}}},
-            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
+    fn replicaset_hpa_and_event_rows_with_their_column_types() {
+        let rs = templated("ReplicaSet", "web-1", json!({"replicas": 2, "readyReplicas": 1}));
+        let t = table(rs.info(), std::slice::from_ref(&rs), None, true);
+        let defs: Vec<(&str, &str, i64)> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap(), c["type"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            defs,
+            [
+                ("Name", "string", 0),
+                ("Desired", "integer", 0),
+                ("Current", "integer", 0),
+                ("Ready", "integer", 0),
+                ("Age", "string", 0),
+                ("Containers", "string", 1),
+                ("Images", "string", 1),
+                ("Selector", "string", 1)
+            ]
+        );
+        assert_eq!(t["rows"][0]["cells"], json!(["web-1", 3, 2, 1, "<unknown>", "n", "nginx", "app=web"]));
+
+        let hpa = object(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}, "maxReplicas": 4,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2, "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 73}}}]}
         }));
+        let t = table(hpa.info(), std::slice::from_ref(&hpa), None, false);
+        assert_eq!(t["rows"][0]["cells"], json!(["web", "Deployment/web", "cpu: 73%/50%", "1", 4, 2, "<unknown>"]));
+
+        let event = object(json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "web"}, "type": "Normal", "reason": "Started",
+            "message": "Started container"
+        }));
+        let t = table(event.info(), std::slice::from_ref(&event), None, false);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["web.1", "<unknown>", "Normal", "Started", "pod/web", "Started container", "1"])
+        );
+    }
+
+    #[test]
+    fn deployment_and_service_rows() {
+        let deploy =
+            templated("Deployment", "web", json!({"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}));
         let t = table(deploy.info(), std::slice::from_ref(&deploy), None, true);
         let cells = &t["rows"][0]["cells"];
         assert_eq!((cells[1].as_str(), cells[2].as_i64(), cells[3].as_i64()), (Some("2/3"), Some(3), Some(2)));

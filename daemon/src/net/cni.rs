@@ -1,11 +1,12 @@
-//! CNI pod networking: Coracle writes its own conflist (bridge `coracle0` with gateway and
-//! masquerade, host-local IPAM whose leases live under DATA/net/ipam), runs the loopback
-//! plugin and then the conflist's chain for each pod, and caches each ADD result for the
-//! DEL and CHECK that follow.
+//! CNI pod networking: Coracle writes its own conflist (bridge `coracle0` with gateway,
+//! host-local IPAM whose leases live under DATA/net/ipam; masquerade is `masquerade`'s one
+//! chain), runs the conflist's chain for each pod, and caches each ADD result for the DEL
+//! and CHECK that follow.
 
+use super::bridge_claim::{self, BridgeClaim};
 use super::cidr::Ipv4Cidr;
 use super::cni_exec::{self, CniCommand, CniTarget};
-use super::{leases, PodNetwork};
+use super::{leases, masquerade, PodNetwork};
 use coracle_config::core::Pod;
 use coracle_config::settings::NetworkSettings;
 use serde_json::{json, Value};
@@ -52,6 +53,9 @@ pub struct CniNetwork {
     conflist: Value,
     /// Plugins run one pod at a time: they share the bridge, the lease store and iptables.
     serial: Mutex<()>,
+    settings: NetworkSettings,
+    /// The bridge, held from the first wired pod on (see `bridge_claim`).
+    claim: Mutex<Option<BridgeClaim>>,
 }
 
 /// Coracle's default conflist for `pod_cidr` on `bridge`, with leases under `ipam_dir`.
@@ -63,7 +67,9 @@ pub fn default_conflist(bridge: &str, pod_cidr: Ipv4Cidr, ipam_dir: &Path) -> Va
             "type": "bridge",
             "bridge": bridge,
             "isGateway": true,
-            "ipMasq": true,
+            // Masquerade is one chain for the whole pod CIDR (`masquerade`), not six
+            // iptables calls per pod.
+            "ipMasq": false,
             "hairpinMode": true,
             "ipam": {
                 "type": "host-local",
@@ -73,10 +79,6 @@ pub fn default_conflist(bridge: &str, pod_cidr: Ipv4Cidr, ipam_dir: &Path) -> Va
             }
         }]
     })
-}
-
-fn loopback_conf() -> Value {
-    json!({"cniVersion": CNI_VERSION, "name": "cni-loopback", "type": "loopback"})
 }
 
 /// The configuration one plugin of a conflist receives: its own object plus the list's
@@ -97,7 +99,7 @@ impl CniNetwork {
     /// Checks the plugins, writes the conflist under `dir` (DATA/net) and prepares the
     /// lease and result folders.
     pub fn new(settings: &NetworkSettings, dir: &Path) -> Result<CniNetwork, CniError> {
-        cni_exec::plugins_present(&settings.cni_bin_dirs, &["bridge", "host-local", "loopback"])
+        cni_exec::plugins_present(&settings.cni_bin_dirs, &["bridge", "host-local"])
             .map_err(CniError::PluginsMissing)?;
         let pod_cidr: Ipv4Cidr =
             settings.pod_cidr.parse().map_err(|e| CniError::Config(format!("network.pod_cidr: {e}")))?;
@@ -116,7 +118,31 @@ impl CniNetwork {
             dir: dir.to_path_buf(),
             conflist,
             serial: Mutex::new(()),
+            settings: settings.clone(),
+            claim: Mutex::new(None),
         })
+    }
+
+    /// Takes the bridge for this daemon unless it already has it.
+    pub fn ensure_claimed(&self) -> Result<(), String> {
+        let mut claim = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        if claim.is_none() {
+            // DATA/net → DATA: the owner is named by its data directory.
+            let data_dir = self.dir.parent().unwrap_or(&self.dir);
+            *claim = bridge_claim::claim(&self.settings, data_dir)?;
+            if let Err(e) = masquerade::ensure(&self.settings.bridge, &self.settings.pod_cidr) {
+                log::warn!(
+                    "net: pods on {} reach the host and each other but not beyond it: {e}",
+                    self.settings.bridge
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether pods are wired from an earlier run (their cached results remain).
+    pub fn has_attachments(&self) -> bool {
+        std::fs::read_dir(self.dir.join("results")).is_ok_and(|mut entries| entries.next().is_some())
     }
 
     fn result_path(&self, uid: &str) -> PathBuf {
@@ -132,8 +158,7 @@ impl CniNetwork {
     }
 
     fn add(&self, target: &CniTarget) -> Result<Value, String> {
-        let lo = CniTarget { ifname: "lo", ..target.clone() };
-        cni_exec::invoke(&self.bin_dirs, CniCommand::Add, &lo, &loopback_conf())?;
+        // No loopback plugin: the sandbox brought `lo` up when it made the namespace.
         let mut prev: Option<Value> = None;
         for plugin in self.plugins() {
             let conf = plugin_conf(&self.conflist, plugin, prev.as_ref());
@@ -168,6 +193,7 @@ impl CniNetwork {
 
     fn setup_uid(&self, uid: &str, netns: &Path) -> Result<Option<IpAddr>, String> {
         let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
+        self.ensure_claimed()?;
         let netns_text = netns.display().to_string();
         let target = CniTarget { container_id: uid, netns: &netns_text, ifname: IFNAME };
         // A repeated setup (daemon restart) keeps a still-valid attachment.
@@ -265,7 +291,7 @@ mod tests {
         let c = default_conflist("coracle0", "10.88.0.0/16".parse().unwrap(), Path::new("/var/lib/coracle/net/ipam"));
         let bridge = &c["plugins"][0];
         assert_eq!((bridge["type"].as_str(), bridge["bridge"].as_str()), (Some("bridge"), Some("coracle0")));
-        assert_eq!((bridge["isGateway"].as_bool(), bridge["ipMasq"].as_bool()), (Some(true), Some(true)));
+        assert_eq!((bridge["isGateway"].as_bool(), bridge["ipMasq"].as_bool()), (Some(true), Some(false)));
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.88.0.0/16");
         assert_eq!(bridge["ipam"]["dataDir"], "/var/lib/coracle/net/ipam");
         let conf = plugin_conf(&c, bridge, Some(&json!({"ips": []})));
@@ -350,6 +376,7 @@ mod tests {
             let _ = nix::mount::umount2(ns.as_path(), nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::process::Command::new("ip").args(["link", "del", "coratest0"]).status();
+        masquerade::remove("coratest0", "10.231.0.0/24");
     }
     /// Links enslaved to `bridge` (the host ends of pod veths).
     fn bridge_ports(bridge: &str) -> usize {
@@ -391,6 +418,7 @@ mod tests {
         let ports = bridge_ports("corachurn0");
         eprintln!("{cycles} pod churns in {:?}: {} leases, {ports} bridge ports left", started.elapsed(), leases.len());
         let _ = std::process::Command::new("ip").args(["link", "del", "corachurn0"]).status();
+        masquerade::remove("corachurn0", "10.232.0.0/28");
         assert!(leases.is_empty(), "leases leaked: {leases:?}");
         assert_eq!(ports, 0, "veths left on the bridge");
     }

@@ -22,11 +22,13 @@
 //! route directly. Cost: one socket per (loopback-only pod × service port), fine at the
 //! scale of one board.
 
+pub mod bridge_claim;
 pub mod cidr;
 pub mod cni;
 pub mod cni_exec;
 pub mod leases;
 pub mod loopback;
+pub mod masquerade;
 pub mod service_route;
 
 use coracle_config::core::Pod;
@@ -87,6 +89,10 @@ pub fn from_settings(
                 let released = net.collect_garbage(live_pods);
                 if released > 0 {
                     log::info!("net: released {released} addresses of pods that no longer exist");
+                }
+                // Re-adopted pods sit on the bridge already: it is ours from now on.
+                if net.has_attachments() {
+                    net.ensure_claimed()?;
                 }
                 Ok(Arc::new(net))
             }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// Runs `rollout history`.
 pub fn run(ctx: &Context, args: &RolloutHistoryArgs) -> Result<(), CtlError> {
-    let target = deployment_target(&args.resource, "history viewer")?;
+    let target = deployment_target(&args.target.resource, "history viewer")?;
     let d = get_deployment(ctx, &target)?;
     let history = history(&owned_replica_sets(ctx, &d)?);
     let name = resource_name(target.info, &target.name);

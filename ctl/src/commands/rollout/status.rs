@@ -56,7 +56,7 @@ pub fn rollout_progress(d: &Deployment) -> Result<Progress, CtlError> {
 
 /// Runs `rollout status`.
 pub fn run(ctx: &Context, args: &RolloutStatusArgs) -> Result<(), CtlError> {
-    let target = deployment_target(&args.resource, "status viewer")?;
+    let target = deployment_target(&args.target.resource, "status viewer")?;
     let deadline = deadline_after(parse_timeout(&args.timeout)?);
     let mut printer = LinePrinter::default();
     loop {

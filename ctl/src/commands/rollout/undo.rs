@@ -35,7 +35,7 @@ pub enum Rollback {
 
 /// Runs `rollout undo`.
 pub fn run(ctx: &Context, args: &RolloutUndoArgs) -> Result<(), CtlError> {
-    let target = deployment_target(&args.resource, "rollbacker")?;
+    let target = deployment_target(&args.target.resource, "rollbacker")?;
     let d = get_deployment(ctx, &target)?;
     let name = resource_name(target.info, &target.name);
     match rollback(&d, &owned_replica_sets(ctx, &d)?, args.to_revision)? {
