@@ -15,7 +15,7 @@
 //! proxy brings the Service to the pod instead. For every running loopback-only pod it
 //! opens each ClusterIP:port listener a second time *inside the pod's namespace* (the
 //! ClusterIP made local there with a `/32` local route on that namespace's `lo`), and serves
-//! it from its one executor like any other listener (`proxy::netns_listen`). Chosen over a
+//! it from its workers like any other listener (`proxy::netns_listen`). Chosen over a
 //! per-pod forwarder process or veth pairs because it needs no extra process, no address
 //! plan and no iptables, works identically with or without CNI plugins, and goes away by
 //! itself with the namespace when the pod does. Host-network pods use the host's local

@@ -11,7 +11,7 @@
 
 use super::plan::Protocol;
 use nix::sched::{setns, CloneFlags};
-use nix::sys::socket::{self as sock, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
@@ -59,7 +59,13 @@ fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     // setsockopt per connection.
     sock::setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
     sock::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
-    sock::listen(&fd, Backlog::new(BACKLOG)?)?;
+    // Not nix's `Backlog`: it refuses anything above the libc crate's SOMAXCONN, which is 128
+    // for musl (our static builds) though the kernel takes more and caps it at
+    // net.core.somaxconn itself.
+    // SAFETY: listen(2) on a socket this function owns; no memory is passed.
+    if unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&fd), BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(fd)
 }
 

@@ -287,9 +287,20 @@ impl Drop for RemoteTask {
             return cancel();
         }
         let (done, dropped) = std::sync::mpsc::sync_channel::<()>(1);
+        let shared = self.shared.clone();
         self.shared.push_job(Box::new(move || {
             cancel();
-            let _ = done.send(());
+            // A cancelled task that was already scheduled drops its future only when its
+            // runnable next runs; the queue is FIFO, so a runnable scheduled now runs after it.
+            let s = shared.clone();
+            let (runnable, task) = async_task::spawn_local(
+                async move {
+                    let _ = done.send(());
+                },
+                move |r| s.schedule(r),
+            );
+            task.detach();
+            runnable.schedule();
         }));
         let _ = dropped.recv_timeout(std::time::Duration::from_secs(1));
     }

@@ -192,6 +192,9 @@ container_processes() {
   find "${dirs[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un | while read -r pid; do
     [ "$pid" = "$main" ] && continue
     [ -r "/proc/$pid/stat" ] || continue
+    # The daemon's own children (its shim launcher, a probe or CNI plugin in flight) end
+    # with it; containers and their shims are not its children.
+    [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f2)" = "$main" ] && continue
     echo "$pid:$(process_start "$pid")"
   done
 }
