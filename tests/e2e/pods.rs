@@ -40,6 +40,19 @@ static NEXT_NETWORK: AtomicU8 = AtomicU8::new(0);
 struct Board {
     daemon: Daemon,
     _config: tempfile::TempDir,
+    /// This board's network number: bridge corapodN, pod CIDR 10.234.N.0/24.
+    network: u8,
+}
+
+impl Drop for Board {
+    /// The daemon leaves its bridge and masquerade chain for the pods of its next start; a
+    /// test's board has no next start.
+    fn drop(&mut self) {
+        self.daemon.stop();
+        let n = self.network;
+        let _ = std::process::Command::new("ip").args(["link", "del", &format!("corapod{n}")]).status();
+        coracled::net::masquerade::remove(&format!("corapod{n}"), &format!("10.234.{n}.0/24"));
+    }
 }
 
 impl Board {
@@ -70,7 +83,7 @@ impl Board {
         );
         std::fs::write(&path, yaml).unwrap();
         let daemon = Daemon::start_with(&["--config", path.to_str().unwrap()]);
-        let mut board = Board { daemon, _config: config };
+        let mut board = Board { daemon, _config: config, network: n };
         board.load_busybox("busybox:latest");
         Some(board)
     }
