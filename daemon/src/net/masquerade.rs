@@ -15,7 +15,7 @@
 //! It is left in place when the daemon stops (running pods keep their way out);
 //! `install.sh --uninstall` removes it.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The chain's name prefix; `install.sh --uninstall` removes every chain carrying it.
 pub const CHAIN_PREFIX: &str = "CORACLE-MASQ-";
@@ -53,14 +53,12 @@ fn rules(bridge: &str, pod_cidr: &str) -> Vec<Vec<String>> {
 pub fn ensure(bridge: &str, pod_cidr: &str) -> Result<(), String> {
     let chain = chain_name(bridge);
     // `-N` fails when the chain exists, which is the usual case after a restart.
-    if !iptables(&["-t", "nat", "-S", &chain])? {
-        run(&["-t", "nat", "-N", &chain])?;
+    if !nat(&["-S"], std::slice::from_ref(&chain))?.status.success() {
+        succeeded(&["-N"], &[chain])?;
     }
     for rule in rules(bridge, pod_cidr) {
-        let check: Vec<&str> = ["-t", "nat", "-C"].into_iter().chain(rule.iter().map(String::as_str)).collect();
-        if !iptables(&check)? {
-            let append: Vec<&str> = ["-t", "nat", "-A"].into_iter().chain(rule.iter().map(String::as_str)).collect();
-            run(&append)?;
+        if !nat(&["-C"], &rule)?.status.success() {
+            succeeded(&["-A"], &rule)?;
         }
     }
     Ok(())
@@ -69,37 +67,35 @@ pub fn ensure(bridge: &str, pod_cidr: &str) -> Result<(), String> {
 /// Removes what [`ensure`] installed for `bridge` (tests, and a bridge given up for good);
 /// rules already gone are not an error.
 pub fn remove(bridge: &str, pod_cidr: &str) {
-    let chain = chain_name(bridge);
     for rule in rules(bridge, pod_cidr).iter().rev() {
-        let del: Vec<&str> = ["-t", "nat", "-D"].into_iter().chain(rule.iter().map(String::as_str)).collect();
-        let _ = iptables(&del);
+        let _ = nat(&["-D"], rule);
     }
-    let _ = iptables(&["-t", "nat", "-X", &chain]);
+    let _ = nat(&["-X"], &[chain_name(bridge)]);
 }
 
-/// Runs iptables and returns whether it succeeded; Err only when it cannot be run at all.
-fn iptables(args: &[&str]) -> Result<bool, String> {
+/// Runs `iptables -w -t nat OP… ARGS…`; Err only when iptables cannot be run at all.
+fn nat(op: &[&str], args: &[String]) -> Result<Output, String> {
     Command::new("iptables")
         // Wait for the xtables lock instead of failing beside another iptables user.
-        .arg("-w")
+        .args(["-w", "-t", "nat"])
+        .args(op)
         .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
+        .output()
         .map_err(|e| format!("running iptables (needed to masquerade pod traffic): {e}"))
 }
 
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .args(args)
-        .output()
-        .map_err(|e| format!("running iptables (needed to masquerade pod traffic): {e}"))?;
+/// As [`nat`], and a failure names the command and iptables' own message.
+fn succeeded(op: &[&str], args: &[String]) -> Result<(), String> {
+    let out = nat(op, args)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("iptables {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "iptables -t nat {} {}: {}",
+            op.join(" "),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
