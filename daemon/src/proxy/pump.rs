@@ -7,16 +7,22 @@
 
 use super::reactor::{Direction, Io};
 use nix::errno::Errno;
-use nix::fcntl::{splice, OFlag, SpliceFFlags};
+use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::task::Poll;
 
 /// The copy buffer of one direction; a read that fills it marks the stream as bulk.
 const SMALL: usize = 16 * 1024;
-/// Bytes moved per splice call.
+/// The copy buffer once a stream that cannot be spliced turned out to be bulk.
 const CHUNK: usize = 64 * 1024;
+/// The pipe between the two sockets of a spliced direction: the most one direction of a
+/// connection holds in the kernel on its way through.
+const PIPE: usize = 256 * 1024;
+/// Linux's pipe size when it cannot be changed.
+const DEFAULT_PIPE: usize = 64 * 1024;
 
 /// Relays until both directions have ended; returns bytes (client→upstream, upstream→client).
 pub async fn relay(client: &Io<TcpStream>, upstream: &Io<TcpStream>) -> io::Result<(u64, u64)> {
@@ -57,7 +63,14 @@ async fn copy_then_splice(from: &Io<TcpStream>, to: &Io<TcpStream>) -> io::Resul
         return Ok(total);
     }
     match nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) {
-        Ok((r, w)) => spliced(from, to, &r, &w, total).await,
+        Ok((r, w)) => {
+            // A larger pipe than the default moves more per splice; if the kernel refuses
+            // (pipe-user-pages-soft reached), the default one still works.
+            let capacity = fcntl(w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE as i32))
+                .or_else(|_| fcntl(w.as_raw_fd(), FcntlArg::F_GETPIPE_SZ))
+                .map_or(DEFAULT_PIPE, |n| n as usize);
+            spliced(from, to, &r, &w, total, capacity).await
+        }
         Err(_) => copied(from, to, total).await,
     }
 }
@@ -109,36 +122,63 @@ async fn write_all(to: &Io<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Splices `from` → pipe → `to`, reading on while the pipe has room even when `to` cannot
+/// take more yet (and writing while `from` has nothing new), so neither socket's queue
+/// waits for the other's: the pipe is the connection's bounded buffer.
 async fn spliced(
     from: &Io<TcpStream>,
     to: &Io<TcpStream>,
     r: &OwnedFd,
     w: &OwnedFd,
-    mut total: u64,
+    total: u64,
+    capacity: usize,
 ) -> io::Result<u64> {
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    let mut spliced_any = false;
-    loop {
-        // The pipe is empty here, so EAGAIN can only mean the socket is.
-        let n = from.with(Direction::Read, |s| splice(s, None, w, None, CHUNK, flags).map_err(io::Error::from)).await;
-        let n = match n {
-            Ok(n) => n,
-            // Nothing is in the pipe yet, so copying on loses nothing.
-            Err(e) if e.raw_os_error() == Some(Errno::EINVAL as i32) && !spliced_any => {
-                return copied(from, to, total).await
+    let (mut total, mut queued, mut ended, mut spliced_any) = (total, 0usize, false, false);
+    // A splice in that found no room can fail with EAGAIN while the socket still holds
+    // bytes (a pipe counts buffers, not bytes): then no edge will come, and the read is
+    // retried once the pipe has been drained some.
+    let mut maybe_pipe_full = false;
+    let outcome = std::future::poll_fn(|cx| loop {
+        let mut moved = false;
+        if !ended && queued < capacity {
+            let room = capacity - queued;
+            match from.poll_io(Direction::Read, cx, |s| splice(s, None, w, None, room, flags).map_err(io::Error::from))
+            {
+                Poll::Ready(Ok(0)) => ended = true,
+                Poll::Ready(Ok(n)) => (queued, spliced_any, moved) = (queued + n, true, true),
+                // Nothing is in the pipe yet, so copying on loses nothing.
+                Poll::Ready(Err(e)) if e.raw_os_error() == Some(Errno::EINVAL as i32) && !spliced_any => {
+                    return Poll::Ready(Ok(None));
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => maybe_pipe_full = queued > 0,
             }
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(total);
         }
-        spliced_any = true;
-        let mut left = n;
-        while left > 0 {
-            left -=
-                to.with(Direction::Write, |s| splice(r, None, s, None, left, flags).map_err(io::Error::from)).await?;
+        if queued > 0 {
+            match to.poll_io(Direction::Write, cx, |s| splice(r, None, s, None, queued, flags).map_err(io::Error::from))
+            {
+                Poll::Ready(Ok(n)) => {
+                    (queued, total, moved) = (queued - n, total + n as u64, true);
+                    if std::mem::take(&mut maybe_pipe_full) {
+                        from.retry(Direction::Read);
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
         }
-        total += n as u64;
+        if ended && queued == 0 {
+            return Poll::Ready(Ok(Some(total)));
+        }
+        if !moved {
+            return Poll::Pending;
+        }
+    })
+    .await?;
+    match outcome {
+        Some(total) => Ok(total),
+        None => copied(from, to, total).await,
     }
 }
 
@@ -230,5 +270,42 @@ mod tests {
         back.reverse();
         assert_eq!(moved, (payload.len() as u64, payload.len() as u64));
         assert!(back == payload, "the relayed bytes differ");
+    }
+
+    /// An upstream that writes many small segments and closes while the client is not
+    /// reading yet: the pipe fills (by buffers, not bytes) with the socket still holding
+    /// data and its end already queued, so no further edge comes — the read must be retried
+    /// once the client drains, or the last bytes and the end would never arrive.
+    #[test]
+    fn a_slow_client_gets_every_byte_of_a_stream_of_small_segments() {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up_addr = upstream.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            for i in 0..16000u32 {
+                let chunk: Vec<u8> = (0..1000u32).map(|j| ((i + j) % 251) as u8).collect();
+                s.write_all(&chunk).unwrap();
+            }
+        });
+        let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(front_addr).unwrap();
+            c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).expect("the stream ends within 20 s");
+            got
+        });
+        let (done, moved) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(relay_one(&front, up_addr)));
+        let moved = moved.recv_timeout(std::time::Duration::from_secs(30)).expect("the relay ends within 30 s");
+        server.join().unwrap();
+        let got = client.join().unwrap();
+        let want: Vec<u8> = (0..16000u32).flat_map(|i| (0..1000u32).map(move |j| ((i + j) % 251) as u8)).collect();
+        assert_eq!(moved, (0, want.len() as u64));
+        assert!(got == want, "the relayed bytes differ ({} of {} arrived)", got.len(), want.len());
     }
 }

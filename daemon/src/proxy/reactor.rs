@@ -227,6 +227,13 @@ impl<T: AsFd> Io<T> {
         }
     }
 
+    /// Takes `dir` to be ready again without an event, for when an operation failed with
+    /// `EAGAIN` for a reason other than this socket (a full pipe on the other end of a
+    /// splice) and that reason is gone.
+    pub fn retry(&self, dir: Direction) {
+        self.source.ready[dir as usize].set(true);
+    }
+
     /// Whether an event said the peer hung up or the socket failed.
     pub fn hung_up(&self) -> bool {
         self.source.hung_up.get()
@@ -250,6 +257,26 @@ impl<T: AsFd> Io<T> {
     /// Waits until `dir` may make progress.
     pub async fn ready(&self, dir: Direction) {
         std::future::poll_fn(|cx| self.poll_ready(dir, cx)).await
+    }
+
+    /// Tries `op` when `dir` is ready; `Pending` (with the waker stored) once it fails with
+    /// `WouldBlock`. For a task that drives two sockets at once.
+    pub fn poll_io<R>(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if self.poll_ready(dir, cx).is_pending() {
+                return Poll::Pending;
+            }
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.source.ready[dir as usize].set(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return Poll::Ready(other),
+            }
+        }
     }
 
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for an event in `dir`
