@@ -33,7 +33,7 @@ fn main() {
         }
         return;
     }
-    let (mut seconds, mut rounds) = (5u64, 2usize);
+    let (mut seconds, mut rounds) = (5u64, 3usize);
     let mut rest = args[1..].iter();
     while let Some(arg) = rest.next() {
         // bench/run passes its BENCH-ARGS to every benchmark: a quick run is one short round.
@@ -171,27 +171,51 @@ fn best(a: WrkFigures, b: WrkFigures) -> WrkFigures {
     }
 }
 
+/// CPU time (user + system) every thread of `pid` has used so far: the first field of each
+/// thread's `schedstat`, in nanoseconds (finer than `stat`'s clock ticks).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}
+
+/// Runs one wrk load against a target, charging the CPU time its proxy process (if any)
+/// spent meanwhile to the run.
+fn run_load(load: &Load, proxy: Option<u32>) -> Result<WrkFigures, String> {
+    let before = proxy.map(cpu_time);
+    let mut figures = wrk::run(load)?;
+    if let (Some(pid), Some(before)) = (proxy, before) {
+        figures.proxy_cpu = cpu_time(pid).saturating_sub(before);
+    }
+    Ok(figures)
+}
+
 /// Measures every target, load by load and round by round, so that a change in the
-/// machine's other load hits all targets alike; the best round of each is kept.
-fn measure(ports: &[u16], duration: Duration, rounds: usize) -> Result<Vec<Figures>, String> {
-    let mut out = vec![Figures::default(); ports.len()];
+/// machine's other load hits all targets alike; the best round of each is kept. `targets`
+/// pairs each port with the pid of the proxy behind it (none for the backend itself).
+fn measure(targets: &[(u16, Option<u32>)], duration: Duration, rounds: usize) -> Result<Vec<Figures>, String> {
+    let mut out = vec![Figures::default(); targets.len()];
     for _ in 0..rounds {
-        for (i, port) in ports.iter().enumerate() {
+        for (i, (port, pid)) in targets.iter().enumerate() {
             let url = format!("http://127.0.0.1:{port}/");
             let load = Load { threads: 2, connections: 64, duration, url: &url, headers: &[] };
-            out[i].keep_alive = best(out[i].keep_alive, wrk::run(&load)?);
+            out[i].keep_alive = best(out[i].keep_alive, run_load(&load, *pid)?);
         }
-        for (i, port) in ports.iter().enumerate() {
+        for (i, (port, pid)) in targets.iter().enumerate() {
             let url = format!("http://127.0.0.1:{port}/");
             let load = Load { threads: 2, connections: 32, duration, url: &url, headers: &["Connection: close"] };
-            out[i].new_connections = best(out[i].new_connections, wrk::run(&load)?);
+            out[i].new_connections = best(out[i].new_connections, run_load(&load, *pid)?);
             // Let the closed connections' TIME_WAIT ports settle before the next target.
             std::thread::sleep(Duration::from_secs(2));
         }
-        for (i, port) in ports.iter().enumerate() {
+        for (i, (port, pid)) in targets.iter().enumerate() {
             let url = format!("http://127.0.0.1:{port}/bulk");
             let load = Load { threads: 1, connections: 4, duration, url: &url, headers: &[] };
-            out[i].bulk = best(out[i].bulk, wrk::run(&load)?);
+            out[i].bulk = best(out[i].bulk, run_load(&load, *pid)?);
         }
     }
     Ok(out)
@@ -245,7 +269,9 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
          {threads} threads each (Coracle's workers, haproxy's nbthread), unpinned",
         duration.as_secs()
     );
-    let figures = measure(&[backend.addr.port(), proxy_port, haproxy_port], duration, rounds)?;
+    let targets =
+        [(backend.addr.port(), None), (proxy_port, Some(coracle.0.id())), (haproxy_port, Some(haproxy.0.id()))];
+    let figures = measure(&targets, duration, rounds)?;
     let (direct, ours, theirs) = (figures[0], figures[1], figures[2]);
     let (ours_peak, ours_rss) = memory_kib(coracle.0.id());
     let (theirs_peak, theirs_rss) = memory_kib(haproxy.0.id());
@@ -254,7 +280,14 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
 
     let mib = |b: f64| b / (1024.0 * 1024.0);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let rows: [(&str, f64, f64, f64, bool); 6] = [
+    // The proxy's CPU time over what it moved: less noisy than the rates on a shared machine,
+    // since it does not depend on how much CPU the others left it.
+    let per_request = |f: WrkFigures| f.proxy_cpu.as_secs_f64() * 1e6 / f.requests.max(1) as f64;
+    let per_gib = |f: WrkFigures| {
+        let bytes = f.bytes_per_sec * duration.as_secs_f64();
+        f.proxy_cpu.as_secs_f64() * 1e3 / (bytes / f64::from(1u32 << 30)).max(f64::MIN_POSITIVE)
+    };
+    let rows: [(&str, f64, f64, f64, bool); 9] = [
         (
             "keep-alive requests/s",
             direct.keep_alive.requests_per_sec,
@@ -283,6 +316,15 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
             ms(theirs.keep_alive.p99),
             false,
         ),
+        ("proxy CPU µs per request", f64::NAN, per_request(ours.keep_alive), per_request(theirs.keep_alive), false),
+        (
+            "proxy CPU µs per connection",
+            f64::NAN,
+            per_request(ours.new_connections),
+            per_request(theirs.new_connections),
+            false,
+        ),
+        ("proxy CPU ms per GiB bulk", f64::NAN, per_gib(ours.bulk), per_gib(theirs.bulk), false),
         ("proxy peak RSS (MiB)", f64::NAN, ours_peak as f64 / 1024.0, theirs_peak as f64 / 1024.0, false),
         ("proxy RSS at end (MiB)", f64::NAN, ours_rss as f64 / 1024.0, theirs_rss as f64 / 1024.0, false),
     ];

@@ -12,6 +12,10 @@ pub struct WrkFigures {
     pub bytes_per_sec: f64,
     /// The 99th percentile of request latency.
     pub p99: Duration,
+    /// Requests completed in the whole run.
+    pub requests: u64,
+    /// CPU time the proxy process spent during the run (filled in by the caller).
+    pub proxy_cpu: Duration,
 }
 
 /// One wrk load: threads, connections, duration, URL and extra headers.
@@ -55,7 +59,9 @@ pub fn parse(report: &str) -> Option<WrkFigures> {
     let requests_per_sec = value("Requests/sec:")?.parse().ok()?;
     let bytes_per_sec = size(&value("Transfer/sec:")?)?;
     let p99 = duration(&value("99%")?)?;
-    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99 })
+    // `  600000 requests in 5.00s, 50.00MB read`
+    let requests = report.lines().find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())?;
+    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99, requests, proxy_cpu: Duration::ZERO })
 }
 
 /// wrk's sizes: `812.34KB`, `1.20GB`, `512.00B`.
@@ -115,6 +121,7 @@ Transfer/sec:     10.00MB
         assert_eq!(f.requests_per_sec, 120000.5);
         assert_eq!(f.bytes_per_sec, 10.0 * 1024.0 * 1024.0);
         assert_eq!(f.p99, Duration::from_micros(1250));
+        assert_eq!(f.requests, 600000);
         assert!(parse("garbage").is_none());
     }
 }
