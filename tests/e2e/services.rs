@@ -527,6 +527,14 @@ fn port_forward(mode: Mode) {
             "{text}"
         );
     }
+
+    // The pod goes: port-forward ends with an error, as kubectl's does.
+    let mut forward = PortForward::start(&["--socket", &socket], &["pod/web", ":http"]);
+    forward.local_port(pod_port);
+    let out = daemon.curl(&["-s", "-X", "DELETE", "http://localhost/api/v1/namespaces/default/pods/web"]);
+    assert!(out.status.success(), "deleting the pod: {}", String::from_utf8_lossy(&out.stderr));
+    let status = wait_for("port-forward exiting once its pod is deleted", LONG, || forward.child.try_wait().ok()?);
+    assert_eq!(status.code(), Some(1), "port-forward's exit status once its pod went");
     stop_and_clean(&mut daemon, mode);
 }
 

@@ -47,10 +47,47 @@ pub fn run(ctx: &Context, args: &PortForwardArgs) -> Result<(), CtlError> {
             acceptors.push(std::thread::spawn(move || accept(listener, &client, &path, forward.remote)));
         }
     }
+    let pod_path = ctx.object_path(pod_info(), &ctx.namespace, &pod.metadata.name);
+    let uid = pod.metadata.uid.clone();
+    let client = ctx.client.clone();
+    std::thread::spawn(move || {
+        let why = wait_until_gone(&client, &pod_path, &uid);
+        // kubectl's words when its stream to the pod ends; the listeners go with the process.
+        eprintln!("error: lost connection to pod ({why})");
+        std::process::exit(1);
+    });
     for acceptor in acceptors {
         let _ = acceptor.join();
     }
     Ok(())
+}
+
+/// How often the forwarded-to pod is looked at. Each connection is its own pair of
+/// requests, so no stream breaks when the pod goes; this is what ends the command then.
+const POD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Returns, saying why, once the pod at `path` (with `uid`) is deleted, replaced, terminating
+/// or no longer running, or the daemon stops answering.
+fn wait_until_gone(client: &Client, path: &str, uid: &str) -> String {
+    loop {
+        std::thread::sleep(POD_CHECK);
+        let pod = match client.get(path) {
+            Ok(value) => match serde_json::from_value::<Pod>(value) {
+                Ok(pod) => pod,
+                Err(e) => return format!("unreadable pod: {e}"),
+            },
+            Err(e) => return e.to_string(),
+        };
+        if pod.metadata.uid != *uid {
+            return "the pod was replaced".into();
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            return "the pod is terminating".into();
+        }
+        if phase(&pod) != "Running" {
+            return format!("the pod is {}", phase(&pod));
+        }
+    }
 }
 
 fn pod_info() -> &'static ResourceInfo {
