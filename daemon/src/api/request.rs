@@ -4,8 +4,9 @@
 use super::errors::ApiError;
 use super::patch::PatchType;
 use super::routes::{self, DiscoveryDoc, MetricsPath, Probe, ResourcePath, Route};
-use super::selectors::{FieldQuery, LabelQuery, Selectors};
+use super::selectors::{FieldQuery, Selectors};
 use crate::store::{DeleteOptions, Propagation};
+use coracle_config::label_selector;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -354,7 +355,8 @@ fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ApiError> {
 }
 
 fn list_query(pairs: &[(String, String)], path: &ResourcePath, table: bool) -> Result<ListQuery, ApiError> {
-    let labels = LabelQuery::parse(query_get(pairs, "labelSelector").unwrap_or("")).map_err(ApiError::BadRequest)?;
+    let labels = label_selector::Selector::parse(query_get(pairs, "labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let fields = FieldQuery::parse(query_get(pairs, "fieldSelector").unwrap_or(""), path.resource.kind)
         .map_err(ApiError::BadRequest)?;
     let resource_version = match query_get(pairs, "resourceVersion").filter(|v| !v.is_empty()) {
@@ -481,7 +483,7 @@ mod tests {
     fn lists_watches_and_gets() {
         let r = get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb&limit=500").unwrap();
         let ApiRequest::List { query, .. } = r else { panic!("{r:?}") };
-        assert_eq!(query.selectors.labels.0.len(), 1);
+        assert_eq!(query.selectors.labels.requirements.len(), 1);
         let r = get("/api/v1/pods?watch=true&resourceVersion=12&timeoutSeconds=5").unwrap();
         let ApiRequest::Watch { query, path } = r else { panic!("{r:?}") };
         assert_eq!(
@@ -493,7 +495,8 @@ mod tests {
 
     #[test]
     fn bad_queries_are_400() {
-        assert_eq!(get("/api/v1/pods?labelSelector=a+in+b").unwrap_err().code(), 400);
+        let err = get("/api/v1/pods?labelSelector=a+in+b").unwrap_err().status();
+        assert_eq!((err.code, err.message.as_str()), (400, "unable to parse requirement: found 'b' expected: '('"));
         assert_eq!(get("/api/v1/pods?fieldSelector=spec.replicas%3D1").unwrap_err().code(), 400);
         assert_eq!(get("/api/v1/pods?watch=1&resourceVersion=abc").unwrap_err().code(), 400);
     }
@@ -571,7 +574,7 @@ mod tests {
             ..Default::default()
         };
         let ApiRequest::DeleteCollection { query, .. } = parse(&del).unwrap() else { panic!() };
-        assert_eq!(query.selectors.labels.0.len(), 1);
+        assert_eq!(query.selectors.labels.requirements.len(), 1);
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
         let table = HttpParts { method: "GET", url: "/api/v1/pods", accept: Some(accept), ..Default::default() };
         let ApiRequest::List { query, .. } = parse(&table).unwrap() else { panic!() };
