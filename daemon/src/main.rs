@@ -200,8 +200,6 @@ fn run(cli: &Cli) -> Result<(), String> {
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
     let proxy = std::sync::Arc::new(start_service_networking(&settings, &store)?);
-    let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(store.clone());
-    let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
     let images = std::sync::Arc::new(
         coracled::image::ImageStore::open(&settings.data_dir)
             .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
@@ -210,6 +208,12 @@ fn run(cli: &Cli) -> Result<(), String> {
         &settings.node_name,
         coracled::node::metrics::SAMPLE_PERIOD.min(Duration::from_secs(settings.autoscaler.sync_period_seconds)),
     ));
+    // The node first: it turns pod deletion graceful, so no delete that comes in before it
+    // runs (from the API, a removed manifest or the garbage collector) can drop a running pod
+    // from the store without its containers being stopped first.
+    let node = start_node(&settings, &store, images.clone(), usage.clone(), proxy.clone(), &watchdog);
+    let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(store.clone());
+    let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
     let _controllers = start_controllers(&settings, &store, usage.clone());
     let api = ApiServer::start(
         ApiContext::new(store.clone(), images.clone(), &settings.data_dir)
@@ -223,7 +227,6 @@ fn run(cli: &Cli) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("starting the API: {e}"))?;
-    let node = start_node(&settings, &store, images.clone(), usage, proxy.clone(), &watchdog);
     let api_probe =
         coracled::systemd::ApiProbe::start(settings.socket.clone(), watchdog.register("api"), watchdog.beat_every())
             .map_err(|e| format!("starting the API probe: {e}"))?;
