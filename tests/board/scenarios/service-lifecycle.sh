@@ -68,13 +68,16 @@ elif [ "${watchdog:-0}" -gt 0 ]; then
   t0=$(now_ms)
   kill -STOP "$old"
   # Gone: the pid no longer exists, or is a zombie waiting for systemd.
-  wait_until $((watchdog + 60)) bash -c "! [ -d /proc/$old ] || grep -q '^State:.*Z' /proc/$old/status"
+  # One observation decides: looking again while systemd's SIGABRT is being handled (state
+  # changes as the threads die) once read a dying daemon as still alive.
+  gone=0
+  wait_until $((watchdog + 60)) bash -c "! [ -d /proc/$old ] || grep -q '^State:.*Z' /proc/$old/status" && gone=1
   t1=$(now_ms)
   killed_ms=$((t1 - t0))
   figure watchdog_kill_ms "$killed_ms"
   # The kill comes at most WatchdogSec after the last ping, which preceded SIGSTOP; the slack
   # covers the abort itself and the emulated board's scheduling.
-  if [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; then
+  if [ "$gone" = 0 ]; then
     kill -CONT "$old"
     fail watchdog-kill "daemon $old still alive ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
   elif [ "$killed_ms" -le $(((watchdog + 5) * 1000)) ]; then
@@ -82,7 +85,7 @@ elif [ "${watchdog:-0}" -gt 0 ]; then
   else
     fail watchdog-kill "killed only ${killed_ms} ms after SIGSTOP (WatchdogSec=${watchdog}s)"
   fi
-  [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status" || wait_until 180 bash -c "[ \"\$(systemctl show -p MainPID --value coracled)\" != $old ] && [ \"\$(systemctl is-active coracled)\" = active ] && coracle version"
+  [ "$gone" = 0 ] || wait_until 180 bash -c "[ \"\$(systemctl show -p MainPID --value coracled)\" != $old ] && [ \"\$(systemctl is-active coracled)\" = active ] && coracle version"
   new=$(daemon_pid)
   figure watchdog_recovered_ms $(($(now_ms) - t0))
   if [ "$new" != "$old" ] && [ "$new" != 0 ] && [ "$(systemctl is-active coracled)" = active ]; then
