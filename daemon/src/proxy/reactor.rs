@@ -282,14 +282,7 @@ impl<T: AsFd> Io<T> {
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for an event in `dir`
     /// between tries.
     pub async fn with<R>(&self, dir: Direction, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        loop {
-            self.ready(dir).await;
-            match op(self.get_ref()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.source.ready[dir as usize].set(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return other,
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_io(dir, cx, &mut op)).await
     }
 }
 
