@@ -251,4 +251,96 @@ mod tests {
         assert!(!sel.matches(&labels(&[("app", "db"), ("tier", "front")])));
         assert_eq!(sel.to_query(), "app=web,tier in (front)");
     }
+
+    fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    /// matchLabels and one expression of each operator.
+    fn every_operator() -> LabelSelector {
+        LabelSelector {
+            match_labels: labels(&[("tier", "front"), ("app", "web")]),
+            match_expressions: vec![
+                expression("env", "In", &["staging", "prod"]),
+                expression("zone", "NotIn", &["a"]),
+                expression("gpu", "Exists", &[]),
+                expression("canary", "DoesNotExist", &[]),
+            ],
+        }
+    }
+
+    /// Label sets around `every_operator`: each requirement held and broken in turn.
+    fn label_sets() -> Vec<BTreeMap<String, String>> {
+        let base = [("app", "web"), ("tier", "front"), ("env", "prod"), ("gpu", "")];
+        let mut sets = vec![labels(&base), labels(&[]), labels(&[("app", "web")])];
+        for (key, value) in [
+            ("app", Some("db")),
+            ("app", None),
+            ("tier", Some("back")),
+            ("env", Some("staging")),
+            ("env", Some("dev")),
+            ("env", None),
+            ("zone", Some("a")),
+            ("zone", Some("b")),
+            ("gpu", Some("1")),
+            ("gpu", None),
+            ("canary", Some("")),
+        ] {
+            let mut set = labels(&base);
+            match value {
+                Some(value) => set.insert(key.to_string(), value.to_string()),
+                None => set.remove(key),
+            };
+            sets.push(set);
+        }
+        sets
+    }
+
+    #[test]
+    fn every_operator_matches_as_in_kubernetes() {
+        let sel = every_operator();
+        let matched: Vec<bool> = label_sets().iter().map(|l| sel.matches(l)).collect();
+        assert_eq!(
+            matched,
+            [true, false, false, false, false, false, true, false, false, false, true, true, false, false]
+        );
+        assert!(LabelSelector::default().matches(&labels(&[])));
+        assert!(LabelSelector::default().matches(&labels(&[("any", "thing")])));
+    }
+
+    #[test]
+    fn the_query_lists_match_labels_then_the_expressions_as_written() {
+        assert_eq!(every_operator().to_query(), "app=web,tier=front,env in (staging,prod),zone notin (a),gpu,!canary");
+        assert_eq!(LabelSelector::default().to_query(), "");
+    }
+
+    #[test]
+    fn a_structured_selector_and_its_query_match_the_same_labels() {
+        let sel = every_operator();
+        let parsed = crate::label_selector::Selector::parse(&sel.to_query()).unwrap();
+        for set in label_sets() {
+            assert_eq!(sel.matches(&set), parsed.matches(&set), "{set:?}");
+        }
+    }
+
+    #[test]
+    fn the_query_round_trips_through_the_parser() {
+        let mut sel = every_operator();
+        sel.match_expressions[0].values.sort();
+        let query = sel.to_query();
+        assert_eq!(crate::label_selector::Selector::parse(&query).unwrap().to_query(), query);
+    }
+
+    #[test]
+    fn an_unknown_operator_matches_nothing_and_reads_as_does_not_exist() {
+        // Validation refuses such a selector; unvalidated, it selects nothing.
+        let sel = LabelSelector { match_expressions: vec![expression("gpu", "Near", &["x"])], ..Default::default() };
+        assert!(!sel.matches(&labels(&[])));
+        assert!(!sel.matches(&labels(&[("gpu", "x")])));
+        assert_eq!(sel.to_query(), "!gpu");
+    }
 }

@@ -567,4 +567,39 @@ mod tests {
         .unwrap();
         assert_eq!(selector_string(&sel), "a in (x,y),!m,z=1");
     }
+
+    #[test]
+    fn selectors_print_as_kubernetes_prints_them() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"b": "1", "a": "2"},
+            "matchExpressions": [{"key": "b", "operator": "Exists"}, {"key": "c", "operator": "NotIn", "values": ["z", "y", "z"]},
+            {"key": "a", "operator": "Near", "values": ["q"]}]}))
+        .unwrap();
+        // Terms of one key in text order; values sorted, repeats kept; an unknown operator as `!key`.
+        assert_eq!(selector_string(&sel), "!a,a=2,b,b=1,c notin (y,z,z)");
+        assert_eq!(selector_string(&LabelSelector::default()), "");
+    }
+
+    #[test]
+    fn a_printed_selector_parses_back_to_itself() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"z": "1", "app": "web"},
+            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
+            {"key": "zone", "operator": "NotIn", "values": ["b", "a"]}, {"key": "gpu", "operator": "Exists"},
+            {"key": "m", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        let printed = selector_string(&sel);
+        assert_eq!(printed, "app=web,env in (dev,prod),gpu,!m,z=1,zone notin (a,b)");
+        let parsed = crate::selector::Selector::parse(&printed).unwrap();
+        assert_eq!(parsed.to_query(), printed);
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        for set in [
+            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", "")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", ""), ("zone", "a")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "qa"), ("gpu", "")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "prod"), ("gpu", ""), ("m", "x")]),
+        ] {
+            assert_eq!(sel.matches(&set), parsed.matches(&set), "{set:?}");
+        }
+    }
 }
