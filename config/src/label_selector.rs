@@ -1,6 +1,7 @@
 //! Label selectors in Kubernetes' string form (`app=web,tier!=db,env in (a,b),!canary,gpu>1`):
 //! parsed with the grammar and error messages of apimachinery's `labels.Parse`, and matched
-//! against label maps. The ctl checks `-l` with it; the API parses `?labelSelector=` with it.
+//! against label maps. The ctl checks `-l` with it; the API parses `?labelSelector=` with it;
+//! structured selectors (`meta::LabelSelector`) match and print through its requirements.
 
 use crate::validation::names::{label_value, qualified_name};
 use crate::validation::{FieldError, Path};
@@ -19,8 +20,9 @@ pub struct Selector {
 pub struct Requirement {
     pub key: String,
     pub operator: Operator,
-    /// Sorted and distinct, as Kubernetes keeps them; one value for `=`, `!=`, `>` and `<`,
-    /// none for `Exists` and `DoesNotExist`.
+    /// Sorted and distinct when parsed, as Kubernetes keeps them (a structured selector's
+    /// expressions keep theirs as written: see `meta::LabelSelector::requirements`); one
+    /// value for `=`, `!=`, `>` and `<`, none for `Exists` and `DoesNotExist`.
     pub values: Vec<String>,
 }
 

@@ -1,5 +1,6 @@
 //! `meta/v1`: object metadata, owner references, label selectors and the `Status` error shape.
 
+use crate::label_selector::{Operator, Requirement};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -80,37 +81,69 @@ pub struct LabelSelectorRequirement {
 
 impl LabelSelector {
     /// True when `labels` satisfy the selector. An empty selector matches everything,
-    /// as in Kubernetes; callers that must refuse empty selectors validate first.
+    /// as in Kubernetes; callers that must refuse empty selectors validate first. A
+    /// selector with an unknown operator (which validation refuses) matches nothing.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|r| {
-                let got = labels.get(&r.key);
-                match r.operator.as_str() {
-                    "In" => got.is_some_and(|v| r.values.contains(v)),
-                    "NotIn" => got.is_none_or(|v| !r.values.contains(v)),
-                    "Exists" => got.is_some(),
-                    "DoesNotExist" => got.is_none(),
-                    _ => false,
-                }
-            })
+        self.requirements().all(|r| r.is_ok_and(|r| r.matches(labels)))
     }
 
     pub fn is_empty(&self) -> bool {
         self.match_labels.is_empty() && self.match_expressions.is_empty()
     }
 
-    /// The selector in the `labelSelector=` query form (`app=nginx,tier in (web)`).
+    /// The selector as `label_selector` requirements: each `matchLabels` pair as `key=value`
+    /// in key order, then each expression in order with its values as written. An
+    /// expression with an operator other than In, NotIn, Exists and DoesNotExist is `Err`.
+    pub fn requirements(&self) -> impl Iterator<Item = Result<Requirement, &LabelSelectorRequirement>> {
+        let labels = self.match_labels.iter().map(|(key, value)| {
+            Ok(Requirement { key: key.clone(), operator: Operator::Equals, values: vec![value.clone()] })
+        });
+        labels.chain(self.match_expressions.iter().map(|r| r.to_requirement().ok_or(r)))
+    }
+
+    /// The selector in the `labelSelector=` query form (`app=nginx,tier in (web)`):
+    /// `matchLabels` in key order, then the expressions as written.
     pub fn to_query(&self) -> String {
-        let mut parts: Vec<String> = self.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for r in &self.match_expressions {
-            parts.push(match r.operator.as_str() {
-                "In" => format!("{} in ({})", r.key, r.values.join(",")),
-                "NotIn" => format!("{} notin ({})", r.key, r.values.join(",")),
-                "Exists" => r.key.clone(),
-                _ => format!("!{}", r.key),
-            });
-        }
-        parts.join(",")
+        self.query_terms(false).into_iter().map(|(_, term)| term).collect::<Vec<_>>().join(",")
+    }
+
+    /// The selector as `labels.Selector.String()` writes it once converted (kubectl's
+    /// form): terms sorted by key, each set's values sorted (`a in (x,y),!m,z=1`).
+    pub fn to_sorted_query(&self) -> String {
+        let mut terms = self.query_terms(true);
+        terms.sort();
+        terms.into_iter().map(|(_, term)| term).collect::<Vec<_>>().join(",")
+    }
+
+    /// Each requirement's key and text. An expression with an unknown operator reads as
+    /// `!key`, as it always has (validation refuses such selectors).
+    fn query_terms(&self, sort_values: bool) -> Vec<(String, String)> {
+        let term = |r: Result<Requirement, &LabelSelectorRequirement>| match r {
+            Ok(mut r) => {
+                if sort_values {
+                    r.values.sort();
+                }
+                let text = r.to_query();
+                (r.key, text)
+            }
+            Err(r) => (r.key.clone(), format!("!{}", r.key)),
+        };
+        self.requirements().map(term).collect()
+    }
+}
+
+impl LabelSelectorRequirement {
+    /// This expression as a `label_selector` requirement, its values as written; None when
+    /// the operator is not In, NotIn, Exists or DoesNotExist.
+    pub fn to_requirement(&self) -> Option<Requirement> {
+        let operator = match self.operator.as_str() {
+            "In" => Operator::In,
+            "NotIn" => Operator::NotIn,
+            "Exists" => Operator::Exists,
+            "DoesNotExist" => Operator::DoesNotExist,
+            _ => return None,
+        };
+        Some(Requirement { key: self.key.clone(), operator, values: self.values.clone() })
     }
 }
 
@@ -231,6 +264,7 @@ pub struct Condition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -342,5 +376,46 @@ mod tests {
         assert!(!sel.matches(&labels(&[])));
         assert!(!sel.matches(&labels(&[("gpu", "x")])));
         assert_eq!(sel.to_query(), "!gpu");
+    }
+
+    // The ctl prints selectors (`get -o wide`, `describe`) and lists by them in this form.
+    #[test]
+    fn the_sorted_query_sorts_terms_and_values() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"z": "1"},
+            "matchExpressions": [{"key": "a", "operator": "In", "values": ["y", "x"]}, {"key": "m", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        assert_eq!(sel.to_sorted_query(), "a in (x,y),!m,z=1");
+    }
+
+    #[test]
+    fn the_sorted_query_keeps_repeated_values_and_orders_one_keys_terms_by_text() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"b": "1", "a": "2"},
+            "matchExpressions": [{"key": "b", "operator": "Exists"}, {"key": "c", "operator": "NotIn", "values": ["z", "y", "z"]},
+            {"key": "a", "operator": "Near", "values": ["q"]}]}))
+        .unwrap();
+        // Terms of one key in text order; values sorted, repeats kept; an unknown operator as `!key`.
+        assert_eq!(sel.to_sorted_query(), "!a,a=2,b,b=1,c notin (y,z,z)");
+        assert_eq!(LabelSelector::default().to_sorted_query(), "");
+    }
+
+    #[test]
+    fn the_sorted_query_parses_back_to_itself() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"z": "1", "app": "web"},
+            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
+            {"key": "zone", "operator": "NotIn", "values": ["b", "a"]}, {"key": "gpu", "operator": "Exists"},
+            {"key": "m", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        let printed = sel.to_sorted_query();
+        assert_eq!(printed, "app=web,env in (dev,prod),gpu,!m,z=1,zone notin (a,b)");
+        let parsed = crate::label_selector::Selector::parse(&printed).unwrap();
+        assert_eq!(parsed.to_query(), printed);
+        for set in [
+            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", "")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", ""), ("zone", "a")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "qa"), ("gpu", "")]),
+            labels(&[("app", "web"), ("z", "1"), ("env", "prod"), ("gpu", ""), ("m", "x")]),
+        ] {
+            assert_eq!(sel.matches(&set), parsed.matches(&set), "{set:?}");
+        }
     }
 }

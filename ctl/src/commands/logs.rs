@@ -5,7 +5,6 @@ use super::{decode, resolve_type, Context};
 use crate::cli::LogsArgs;
 use crate::client::{status_from_response, with_query};
 use crate::error::CtlError;
-use crate::printers::table::selector_string;
 use crate::selector::Selector;
 use coracle_config::core::Pod;
 use coracle_config::meta::LabelSelector;
@@ -79,7 +78,7 @@ fn first_pod_of(ctx: &Context, info: &'static ResourceInfo, name: &str) -> Resul
         other => return Err(CtlError::client(format!("cannot get the logs of a {}", other.info().kind))),
     };
     let pods = ResourceInfo::lookup("po").expect("pods are registered");
-    let selector = Selector::parse(&selector_string(&selector))?;
+    let selector = Selector::parse(&selector.to_sorted_query())?;
     let mut found = Vec::new();
     for item in ctx.list(pods, Some(&ctx.namespace), Some(&selector))? {
         if let Object::Pod(p) = decode(pods, &item)? {

@@ -8,7 +8,6 @@ use super::{decode, resolve_type, Context};
 use crate::cli::PortForwardArgs;
 use crate::client::{copy_flushing, with_query, Client};
 use crate::error::CtlError;
-use crate::printers::table::selector_string;
 use crate::selector::Selector;
 use coracle_config::core::{Pod, Service};
 use coracle_config::intstr::IntOrString;
@@ -113,8 +112,8 @@ fn target_pod(ctx: &Context, target: &str) -> Result<(Pod, Option<Service>), Ctl
             let text = svc.spec.selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
             (text, Some(svc))
         }
-        Object::Deployment(d) => (selector_string(&d.spec.selector), None),
-        Object::ReplicaSet(rs) => (selector_string(&rs.spec.selector), None),
+        Object::Deployment(d) => (d.spec.selector.to_sorted_query(), None),
+        Object::ReplicaSet(rs) => (rs.spec.selector.to_sorted_query(), None),
         other => {
             return Err(CtlError::client(format!(
                 "cannot port-forward to a {}: use a pod, service, deployment or replica set",

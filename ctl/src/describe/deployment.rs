@@ -3,7 +3,6 @@
 use super::events::write_events;
 use super::pod::template_container_body;
 use super::{timestamp, Describer};
-use crate::printers::table::selector_string;
 use coracle_config::apps::{Deployment, ReplicaSet};
 use coracle_config::core::{Event, PodTemplateSpec};
 use coracle_config::meta::Condition;
@@ -19,7 +18,7 @@ pub fn describe(d: &Deployment, replica_sets: &[ReplicaSet], events: &[Event], n
     w.field(0, "CreationTimestamp", meta.creation_timestamp.as_deref().map(timestamp).unwrap_or_default());
     w.labels(0, "Labels", &meta.labels);
     w.annotations(0, &meta.annotations);
-    w.field(0, "Selector", selector_string(&d.spec.selector));
+    w.field(0, "Selector", d.spec.selector.to_sorted_query());
     let desired = d.spec.replicas.unwrap_or(1);
     let total = status.replicas.unwrap_or(0);
     w.field(

@@ -3,7 +3,6 @@
 use super::deployment::{conditions, pod_template};
 use super::events::write_events;
 use super::Describer;
-use crate::printers::table::selector_string;
 use coracle_config::apps::ReplicaSet;
 use coracle_config::core::{Event, Pod};
 use std::time::SystemTime;
@@ -15,7 +14,7 @@ pub fn describe(rs: &ReplicaSet, pods: &[Pod], events: &[Event], now: SystemTime
     let status = rs.status.clone().unwrap_or_default();
     w.field(0, "Name", &meta.name);
     w.field(0, "Namespace", &meta.namespace);
-    w.field(0, "Selector", selector_string(&rs.spec.selector));
+    w.field(0, "Selector", rs.spec.selector.to_sorted_query());
     w.labels(0, "Labels", &meta.labels);
     w.annotations(0, &meta.annotations);
     if let Some(owner) = meta.controller_ref() {

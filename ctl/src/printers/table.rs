@@ -142,7 +142,7 @@ fn pod_cells(p: &Pod, name: String, age: String, wide: bool, now: SystemTime) ->
 fn template_cells(template: &PodTemplateSpec, selector: &LabelSelector) -> [String; 3] {
     let names: Vec<&str> = template.spec.containers.iter().map(|c| c.name.as_str()).collect();
     let images: Vec<&str> = template.spec.containers.iter().map(|c| c.image.as_str()).collect();
-    [names.join(","), images.join(","), selector_string(selector)]
+    [names.join(","), images.join(","), selector.to_sorted_query()]
 }
 
 fn deployment_cells(d: &Deployment, name: String, age: String, wide: bool) -> Vec<String> {
@@ -370,25 +370,6 @@ pub fn format_labels(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
-/// A label selector as `labels.Selector.String()` writes it: requirements sorted by key.
-pub fn selector_string(selector: &LabelSelector) -> String {
-    let mut parts: Vec<(String, String)> =
-        selector.match_labels.iter().map(|(k, v)| (k.clone(), format!("{k}={v}"))).collect();
-    for r in &selector.match_expressions {
-        let mut values = r.values.clone();
-        values.sort();
-        let text = match r.operator.as_str() {
-            "In" => format!("{} in ({})", r.key, values.join(",")),
-            "NotIn" => format!("{} notin ({})", r.key, values.join(",")),
-            "Exists" => r.key.clone(),
-            _ => format!("!{}", r.key),
-        };
-        parts.push((r.key.clone(), text));
-    }
-    parts.sort();
-    parts.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,48 +539,5 @@ mod tests {
              NAME                 TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE\n\
              service/kubernetes   ClusterIP   10.96.0.1    <none>        443/TCP   <unknown>\n"
         );
-    }
-
-    #[test]
-    fn selectors_print_sorted() {
-        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"z": "1"},
-            "matchExpressions": [{"key": "a", "operator": "In", "values": ["y", "x"]}, {"key": "m", "operator": "DoesNotExist"}]}))
-        .unwrap();
-        assert_eq!(selector_string(&sel), "a in (x,y),!m,z=1");
-    }
-
-    #[test]
-    fn selectors_print_as_kubernetes_prints_them() {
-        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"b": "1", "a": "2"},
-            "matchExpressions": [{"key": "b", "operator": "Exists"}, {"key": "c", "operator": "NotIn", "values": ["z", "y", "z"]},
-            {"key": "a", "operator": "Near", "values": ["q"]}]}))
-        .unwrap();
-        // Terms of one key in text order; values sorted, repeats kept; an unknown operator as `!key`.
-        assert_eq!(selector_string(&sel), "!a,a=2,b,b=1,c notin (y,z,z)");
-        assert_eq!(selector_string(&LabelSelector::default()), "");
-    }
-
-    #[test]
-    fn a_printed_selector_parses_back_to_itself() {
-        let sel: LabelSelector = serde_json::from_value(json!({"matchLabels": {"z": "1", "app": "web"},
-            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
-            {"key": "zone", "operator": "NotIn", "values": ["b", "a"]}, {"key": "gpu", "operator": "Exists"},
-            {"key": "m", "operator": "DoesNotExist"}]}))
-        .unwrap();
-        let printed = selector_string(&sel);
-        assert_eq!(printed, "app=web,env in (dev,prod),gpu,!m,z=1,zone notin (a,b)");
-        let parsed = crate::selector::Selector::parse(&printed).unwrap();
-        assert_eq!(parsed.to_query(), printed);
-        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
-        for set in [
-            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", "")]),
-            labels(&[("app", "web"), ("z", "1"), ("env", "dev"), ("gpu", ""), ("zone", "a")]),
-            labels(&[("app", "web"), ("z", "1"), ("env", "qa"), ("gpu", "")]),
-            labels(&[("app", "web"), ("z", "1"), ("env", "prod"), ("gpu", ""), ("m", "x")]),
-        ] {
-            assert_eq!(sel.matches(&set), parsed.matches(&set), "{set:?}");
-        }
     }
 }

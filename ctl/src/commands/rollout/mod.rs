@@ -10,7 +10,6 @@ use super::target::{parse_target, Target};
 use super::{decode, Context};
 use crate::cli::{RolloutArgs, RolloutCommand};
 use crate::error::CtlError;
-use crate::printers::table::selector_string;
 use crate::selector::Selector;
 use coracle_config::apps::{Deployment, ReplicaSet};
 use coracle_config::{Object, ResourceInfo};
@@ -62,7 +61,7 @@ pub fn get_deployment(ctx: &Context, target: &Target) -> Result<Deployment, CtlE
 /// controller ownerReference to its uid, as kubectl's history viewer finds them.
 pub fn owned_replica_sets(ctx: &Context, d: &Deployment) -> Result<Vec<ReplicaSet>, CtlError> {
     let info = ResourceInfo::lookup("rs").expect("replica sets are registered");
-    let selector = Selector::parse(&selector_string(&d.spec.selector))?;
+    let selector = Selector::parse(&d.spec.selector.to_sorted_query())?;
     let namespace = if d.metadata.namespace.is_empty() { ctx.namespace.as_str() } else { &d.metadata.namespace };
     let mut out = Vec::new();
     for item in ctx.list(info, Some(namespace), Some(&selector))? {
