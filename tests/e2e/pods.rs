@@ -2,7 +2,7 @@
 //! semantics (restarts, backoff, probes, termination), keeps them across a daemon restart
 //! and brings them back after a power cut. Every test needs root and skips without it.
 
-use coracle_e2e::{images, skip_unless_root, wait_for, Daemon};
+use coracle_e2e::{skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -39,7 +39,6 @@ static NEXT_NETWORK: AtomicU8 = AtomicU8::new(0);
 /// A daemon with a fast restart backoff and the busybox image loaded.
 struct Board {
     daemon: Daemon,
-    _config: tempfile::TempDir,
     /// This board's network number: bridge corapodN, pod CIDR 10.234.N.0/24.
     network: u8,
 }
@@ -73,17 +72,14 @@ impl Board {
             eprintln!("skipping: the OCI runtime variant needs runc (apt-get install runc)");
             return None;
         }
-        let config = tempfile::tempdir().expect("config dir");
-        let path = config.path().join("config.yaml");
         let kind = if rt == Runtime::Oci { "oci" } else { "builtin" };
         let n = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
         let yaml = format!(
             "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_seconds: 600\nruntime:\n  kind: {kind}\n  oci_binary: runc\n\
              network:\n  bridge: corapod{n}\n  pod_cidr: 10.234.{n}.0/24\n  service_cidr: 10.97.{n}.0/24\n{network}"
         );
-        std::fs::write(&path, yaml).unwrap();
-        let daemon = Daemon::start_with(&["--config", path.to_str().unwrap()]);
-        let mut board = Board { daemon, _config: config, network: n };
+        let daemon = Daemon::start_with_config(&yaml);
+        let mut board = Board { daemon, network: n };
         board.load_busybox("busybox:latest");
         Some(board)
     }
@@ -91,8 +87,7 @@ impl Board {
     /// Loads a busybox image: through `coracle image load` when the daemon serves it, else
     /// straight into the stopped daemon's image store.
     fn load_busybox(&mut self, reference: &str) {
-        let archive = images::busybox_docker_archive(self.daemon.root(), reference, &["sh"]);
-        let out = self.daemon.ctl(&["image", "load", archive.to_str().unwrap()]);
+        let (archive, out) = self.daemon.try_load_busybox(reference, &["sh"]);
         if out.status.success() {
             return;
         }

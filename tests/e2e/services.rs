@@ -5,7 +5,7 @@
 //! leaves. Modes: CNI (bridge), hostNetwork pods, loopback-only (`network.mode: none`).
 //! Needs root and skips without it.
 
-use coracle_e2e::{images, skip_unless_root, wait_for, Daemon};
+use coracle_e2e::{skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -104,27 +104,22 @@ fn node_address() -> IpAddr {
     probe.map(|a| a.ip()).ok().filter(|ip| !ip.is_unspecified()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-fn start(mode: Mode) -> (tempfile::TempDir, Daemon) {
+fn start(mode: Mode) -> Daemon {
     start_with(mode, &[])
 }
 
 /// `start` with more daemon arguments.
-fn start_with(mode: Mode, extra: &[&str]) -> (tempfile::TempDir, Daemon) {
-    let config = tempfile::tempdir().unwrap();
-    let path = config.path().join("config.yaml");
-    std::fs::write(&path, mode.config()).unwrap();
-    let mut args = vec!["--config", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mut daemon = Daemon::start_with(&args);
-    let archive = images::busybox_docker_archive(daemon.root(), "busybox:latest", &["sh"]);
-    if !daemon.ctl(&["image", "load", archive.to_str().unwrap()]).status.success() {
+fn start_with(mode: Mode, extra: &[&str]) -> Daemon {
+    let mut daemon = Daemon::start_with_config_args(mode.config(), extra);
+    let (archive, out) = daemon.try_load_busybox("busybox:latest", &["sh"]);
+    if !out.status.success() {
         daemon.stop();
         let store = coracled::image::ImageStore::open(daemon.data_dir()).expect("opening the image store");
         store.load(&archive).expect("loading busybox");
         drop(store);
         daemon.restart();
     }
-    (config, daemon)
+    daemon
 }
 
 fn create(daemon: &Daemon, resource: &str, body: &Value) -> Value {
@@ -171,7 +166,7 @@ mode_test! {
 
 fn exercise(mode: Mode) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (_config, mut daemon) = start(mode);
+    let mut daemon = start(mode);
     let names = ["hello-a", "hello-b", "hello-c"];
     for (i, name) in names.iter().enumerate() {
         create(&daemon, "pods", &replica(mode, name, i));
@@ -441,8 +436,7 @@ fn port_forward(mode: Mode) {
     std::fs::write(token_file.path(), "pf-token\n").unwrap();
     let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{api_port}");
-    let (_config, mut daemon) =
-        start_with(mode, &["--listen", &listen, "--token-file", token_file.path().to_str().unwrap()]);
+    let mut daemon = start_with(mode, &["--listen", &listen, "--token-file", token_file.path().to_str().unwrap()]);
     let pod_port = mode.replica_port(0);
     create(&daemon, "pods", &web_pod(mode));
     create(
@@ -585,7 +579,7 @@ fn a_second_daemon_on_an_owned_bridge_fails_at_start() {
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (_config, mut daemon) = start(Mode::Cni);
+    let mut daemon = start(Mode::Cni);
     create(&daemon, "pods", &web_pod(Mode::Cni));
     wait_for("the web pod Running on the bridge", LONG, || {
         let pod = daemon.get_json("/api/v1/namespaces/default/pods/web");
@@ -663,7 +657,7 @@ struct Load {
 /// requests: there must be none, and the rollout must complete.
 fn rolling_update_under_load(mode: Mode) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let (_config, mut daemon) = start(mode);
+    let mut daemon = start(mode);
     let (status, body) = daemon.http(
         "POST",
         "/apis/apps/v1/namespaces/default/deployments",

@@ -179,11 +179,22 @@ impl Daemon {
 
     /// As `start`, reading `config_yaml` as its `--config` file (kept in the daemon's temp dir).
     pub fn start_with_config(config_yaml: &str) -> Daemon {
-        let mut daemon = Daemon::prepare(&[]);
+        Daemon::start_with_config_args(config_yaml, &[])
+    }
+
+    /// As `start_with_config`, with extra command-line arguments.
+    pub fn start_with_config_args(config_yaml: &str, extra_args: &[&str]) -> Daemon {
+        let mut daemon = Daemon::prepare_with_config(config_yaml, extra_args);
+        daemon.spawn();
+        daemon
+    }
+
+    /// `prepare`, with `config_yaml` written to the temp dir and named by `--config`.
+    fn prepare_with_config(config_yaml: &str, extra_args: &[&str]) -> Daemon {
+        let mut daemon = Daemon::prepare(extra_args);
         let path = daemon.root().join("config.yaml");
         std::fs::write(&path, config_yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         daemon.args.extend(["--config".to_string(), path.display().to_string()]);
-        daemon.spawn();
         daemon
     }
 
@@ -319,8 +330,15 @@ impl Daemon {
 
     /// Loads a busybox image (entrypoint `cmd`) as `reference` through `coracle image load`.
     pub fn load_busybox(&self, reference: &str, cmd: &[&str]) {
+        let (archive, out) = self.try_load_busybox(reference, cmd);
+        output::succeeded(&format!("coracle image load {}", archive.display()), &out);
+    }
+
+    /// As `load_busybox`, without asserting: the archive written and `coracle image load`'s output.
+    pub fn try_load_busybox(&self, reference: &str, cmd: &[&str]) -> (PathBuf, Output) {
         let archive = images::busybox_docker_archive(self.root(), reference, cmd);
-        self.ctl_ok(&["image", "load", &archive.display().to_string()]);
+        let out = self.ctl(&["image", "load", &archive.display().to_string()]);
+        (archive, out)
     }
 
     fn ctl_command(&self, args: &[&str]) -> Command {
