@@ -532,45 +532,6 @@ fn port_forward(mode: Mode) {
     stop_and_clean(&mut daemon, mode);
 }
 
-/// Runs a second `coracled` with `config` on fresh directories; returns its exit status and
-/// log once it exits (within `LONG`), or None if it keeps running (it is then killed).
-fn second_daemon(config: &str) -> Option<(std::process::ExitStatus, String)> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, config).unwrap();
-    let log = dir.path().join("log");
-    let mut child = std::process::Command::new(coracle_e2e::bin("coracled"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--data-dir", &dir.path().join("data").display().to_string()])
-        .args(["--socket", &dir.path().join("run/coracle.sock").display().to_string()])
-        .args(["--manifests", &dir.path().join("manifests").display().to_string()])
-        .env("CORACLE_RUN_DIR", dir.path().join("run"))
-        .env("CORACLE_CGROUP_SUBPATH", format!("coracle-guard-{}", std::process::id()))
-        .env_remove("CORACLE_CONFIG")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-        .spawn()
-        .expect("spawning a second coracled");
-    let status = wait_for_exit(&mut child);
-    let text = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
-        + &std::fs::read_to_string(&log).unwrap_or_default();
-    status.map(|s| (s, text))
-}
-
-fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + LONG;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
 /// A daemon that has wired a pod into its bridge owns it: a second daemon configured with the
 /// same bridge, or another bridge over an overlapping pod CIDR, exits at start naming the owner.
 #[test]
@@ -588,12 +549,13 @@ fn a_second_daemon_on_an_owned_bridge_fails_at_start() {
     let owner =
         format!("owned by another coracled (pid {}, data dir {}", daemon.pid().unwrap(), daemon.data_dir().display());
 
-    let (status, log) = second_daemon(Mode::Cni.config()).expect("the second daemon exits at start");
+    let (status, log) =
+        Daemon::start_expecting_exit(Mode::Cni.config(), LONG).expect("the second daemon exits at start");
     assert!(!status.success(), "{log}");
     assert!(log.contains(&format!("network.bridge \"corae2e0\" is {owner}")), "{log}");
 
     let overlapping = "network:\n  bridge: corae2e9\n  pod_cidr: 10.233.0.128/25\n";
-    let (status, log) = second_daemon(overlapping).expect("the overlapping daemon exits at start");
+    let (status, log) = Daemon::start_expecting_exit(overlapping, LONG).expect("the overlapping daemon exits at start");
     assert!(!status.success(), "{log}");
     assert!(log.contains("network.pod_cidr 10.233.0.128/25 overlaps 10.233.0.0/24 of bridge \"corae2e0\""), "{log}");
 

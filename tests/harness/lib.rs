@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -189,6 +189,17 @@ impl Daemon {
         daemon
     }
 
+    /// Starts a daemon reading `config_yaml` that should refuse to start: its exit status and
+    /// log once it exits within `timeout`, or None when it still runs then (it is killed).
+    pub fn start_expecting_exit(config_yaml: &str, timeout: Duration) -> Option<(ExitStatus, String)> {
+        let mut daemon = Daemon::prepare_with_config(config_yaml, &[]);
+        daemon.launch();
+        // Still running: dropping the daemon kills it.
+        let status = wait_exit(daemon.child.as_mut().expect("a launched daemon"), timeout)?;
+        daemon.child = None;
+        Some((status, daemon.log()))
+    }
+
     /// `prepare`, with `config_yaml` written to the temp dir and named by `--config`.
     fn prepare_with_config(config_yaml: &str, extra_args: &[&str]) -> Daemon {
         let mut daemon = Daemon::prepare(extra_args);
@@ -256,7 +267,14 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Starts the daemon and waits until it answers /healthz.
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_healthy();
+    }
+
+    /// Starts the daemon process, without waiting for it.
+    fn launch(&mut self) {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening the daemon log");
         writeln!(&log, "----- coracled starting -----").ok();
         let child = Command::new(bin("coracled"))
@@ -281,7 +299,6 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", bin("coracled").display()));
         self.child = Some(child);
-        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {
@@ -403,18 +420,11 @@ impl Daemon {
         let mut child = self.child.take()?;
         // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is ours.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                eprintln!("coracled ignored SIGTERM for 30 s; killing it. log:\n{}", self.log());
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut child, Duration::from_secs(30)).or_else(|| {
+            eprintln!("coracled ignored SIGTERM for 30 s; killing it. log:\n{}", self.log());
+            let _ = child.kill();
+            child.wait().ok()
+        })
     }
 
     /// Writes a file into the manifests directory atomically (temp file + rename), as a
@@ -440,6 +450,20 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());
         }
+    }
+}
+
+/// `child`'s exit status once it exits within `timeout`; None if it still runs then.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
