@@ -79,23 +79,9 @@ impl Board {
              network:\n  bridge: corapod{n}\n  pod_cidr: 10.234.{n}.0/24\n  service_cidr: 10.97.{n}.0/24\n{network}"
         );
         let daemon = Daemon::start_with_config(&yaml);
-        let mut board = Board { daemon, network: n };
-        board.load_busybox("busybox:latest");
+        let board = Board { daemon, network: n };
+        board.daemon.load_busybox("busybox:latest", &["sh"]);
         Some(board)
-    }
-
-    /// Loads a busybox image: through `coracle image load` when the daemon serves it, else
-    /// straight into the stopped daemon's image store.
-    fn load_busybox(&mut self, reference: &str) {
-        let (archive, out) = self.daemon.try_load_busybox(reference, &["sh"]);
-        if out.status.success() {
-            return;
-        }
-        self.daemon.stop();
-        let store = coracled::image::ImageStore::open(self.daemon.data_dir()).expect("opening the image store");
-        store.load(&archive).expect("loading the busybox archive");
-        drop(store);
-        self.daemon.restart();
     }
 
     fn run_dir(&self) -> PathBuf {
@@ -390,7 +376,7 @@ fn a_power_cut_brings_every_pod_back(rt: Runtime) {
 }
 
 fn an_absent_image_waits_with_err_image_never_pull_until_loaded(rt: Runtime) {
-    let Some(mut board) = Board::start(rt, "") else { return };
+    let Some(board) = Board::start(rt, "") else { return };
     let mut c = busybox("app", "exec sleep 600");
     c["image"] = json!("later:1");
     board.create(pod("later", json!([c])));
@@ -400,7 +386,7 @@ fn an_absent_image_waits_with_err_image_never_pull_until_loaded(rt: Runtime) {
     let message = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap();
     assert!(message.contains("later:1"), "{message}");
     assert_eq!(p["status"]["phase"], "Pending");
-    board.load_busybox("later:1");
+    board.daemon.load_busybox("later:1", &["sh"]);
     board.wait_running("later");
 }
 

@@ -347,15 +347,9 @@ impl Daemon {
 
     /// Loads a busybox image (entrypoint `cmd`) as `reference` through `coracle image load`.
     pub fn load_busybox(&self, reference: &str, cmd: &[&str]) {
-        let (archive, out) = self.try_load_busybox(reference, cmd);
-        output::succeeded(&format!("coracle image load {}", archive.display()), &out);
-    }
-
-    /// As `load_busybox`, without asserting: the archive written and `coracle image load`'s output.
-    pub fn try_load_busybox(&self, reference: &str, cmd: &[&str]) -> (PathBuf, Output) {
         let archive = images::busybox_docker_archive(self.root(), reference, cmd);
         let out = self.ctl(&["image", "load", &archive.display().to_string()]);
-        (archive, out)
+        output::succeeded(&format!("coracle image load {}", archive.display()), &out);
     }
 
     fn ctl_command(&self, args: &[&str]) -> Command {
