@@ -43,11 +43,21 @@ fn describe(backend: &Backend) -> String {
     }
 }
 
-/// A TCP socket (TCP_NODELAY: requests are small messages) whose connect to `backend` has
-/// begun; true when it has already completed.
+/// The receive buffer of an upstream socket (the kernel doubles it for its bookkeeping and
+/// caps it at `net.core.rmem_max`). Backends are pods on this node, microseconds away, so
+/// this covers their bandwidth-delay product many times over. Left to autotuning, a bulk
+/// response to a client slower than the pod grew each upstream queue to `tcp_rmem`'s
+/// maximum (15 to 26 MB per connection seen in `bench/run proxy`): kernel memory a board
+/// cannot spare, and bytes that went cold in the cache before anyone read them.
+const UPSTREAM_RCVBUF: usize = 256 * 1024;
+
+/// A TCP socket (TCP_NODELAY: requests are small messages; a bounded receive buffer) whose
+/// connect to `backend` has begun; true when it has already completed.
 fn start_connect(backend: &Backend) -> io::Result<(TcpStream, bool)> {
     let fd = socket_for(backend.netns.as_deref(), backend.addr, SockType::Stream)?;
     let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
+    // Before connect, so the window scale offered in the SYN fits the buffer.
+    let _ = setsockopt(&fd, sockopt::RcvBuf, &UPSTREAM_RCVBUF);
     let done = match connect(fd.as_raw_fd(), &SockaddrStorage::from(backend.addr)) {
         Ok(()) => true,
         Err(nix::errno::Errno::EINPROGRESS) => false,
@@ -126,6 +136,36 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let b = Backend { addr: listener.local_addr().unwrap(), netns: None, pod_uid: String::new() };
         smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap();
+    }
+
+    /// Autotuning would grow the buffer of a socket that reads megabytes quickly; the bound
+    /// keeps it where it was set.
+    #[test]
+    fn an_upstream_receive_buffer_stays_bounded_through_a_bulk_transfer() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = Backend { addr: listener.local_addr().unwrap(), netns: None, pod_uid: String::new() };
+        let sender = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let chunk = vec![7u8; 1 << 20];
+            for _ in 0..64 {
+                s.write_all(&chunk).unwrap();
+            }
+        });
+        let stream = smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap().into_inner().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        while let Ok(n) = (&stream).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        sender.join().unwrap();
+        assert_eq!(got, 64 << 20);
+        let size = nix::sys::socket::getsockopt(&stream, sockopt::RcvBuf).unwrap();
+        assert!(size <= 2 * UPSTREAM_RCVBUF, "the receive buffer grew to {size} bytes");
     }
 
     #[test]
