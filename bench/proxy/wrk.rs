@@ -16,6 +16,10 @@ pub struct WrkFigures {
     pub requests: u64,
     /// CPU time the proxy process spent during the run (filled in by the caller).
     pub proxy_cpu: Duration,
+    /// CPU time wrk itself spent (filled in by the caller).
+    pub client_cpu: Duration,
+    /// CPU time the backend spent during the run (filled in by the caller).
+    pub backend_cpu: Duration,
 }
 
 /// One wrk load: threads, connections, duration, URL and extra headers.
@@ -61,7 +65,7 @@ pub fn parse(report: &str) -> Option<WrkFigures> {
     let p99 = duration(&value("99%")?)?;
     // `  600000 requests in 5.00s, 50.00MB read`
     let requests = report.lines().find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())?;
-    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99, requests, proxy_cpu: Duration::ZERO })
+    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99, requests, ..WrkFigures::default() })
 }
 
 /// wrk's sizes: `812.34KB`, `1.20GB`, `512.00B`.
