@@ -302,9 +302,7 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
     let per_request = |f: WrkFigures| f.proxy_cpu.as_secs_f64() * 1e6 / f.requests.max(1) as f64;
     let gib_of =
         |f: WrkFigures| (f.bytes_per_sec * duration.as_secs_f64() / f64::from(1u32 << 30)).max(f64::MIN_POSITIVE);
-    let per_gib = |f: WrkFigures| f.proxy_cpu.as_secs_f64() * 1e3 / gib_of(f);
-    let client_per_gib = |f: WrkFigures| f.client_cpu.as_secs_f64() * 1e3 / gib_of(f);
-    let backend_per_gib = |f: WrkFigures| f.backend_cpu.as_secs_f64() * 1e3 / gib_of(f);
+    let per_gib = |cpu: Duration, f: WrkFigures| cpu.as_secs_f64() * 1e3 / gib_of(f);
     let rows: [(&str, f64, f64, f64, bool); 11] = [
         (
             "keep-alive requests/s",
@@ -342,19 +340,25 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
             per_request(theirs.new_connections),
             false,
         ),
-        ("proxy CPU ms per GiB bulk", f64::NAN, per_gib(ours.bulk), per_gib(theirs.bulk), false),
+        (
+            "proxy CPU ms per GiB bulk",
+            f64::NAN,
+            per_gib(ours.bulk.proxy_cpu, ours.bulk),
+            per_gib(theirs.bulk.proxy_cpu, theirs.bulk),
+            false,
+        ),
         (
             "wrk CPU ms per GiB bulk",
-            client_per_gib(direct.bulk),
-            client_per_gib(ours.bulk),
-            client_per_gib(theirs.bulk),
+            per_gib(direct.bulk.client_cpu, direct.bulk),
+            per_gib(ours.bulk.client_cpu, ours.bulk),
+            per_gib(theirs.bulk.client_cpu, theirs.bulk),
             false,
         ),
         (
             "backend CPU ms per GiB bulk",
-            backend_per_gib(direct.bulk),
-            backend_per_gib(ours.bulk),
-            backend_per_gib(theirs.bulk),
+            per_gib(direct.bulk.backend_cpu, direct.bulk),
+            per_gib(ours.bulk.backend_cpu, ours.bulk),
+            per_gib(theirs.bulk.backend_cpu, theirs.bulk),
             false,
         ),
         ("proxy peak RSS (MiB)", f64::NAN, ours_peak as f64 / 1024.0, theirs_peak as f64 / 1024.0, false),
