@@ -348,8 +348,7 @@ impl Daemon {
     /// Loads a busybox image (entrypoint `cmd`) as `reference` through `coracle image load`.
     pub fn load_busybox(&self, reference: &str, cmd: &[&str]) {
         let archive = images::busybox_docker_archive(self.root(), reference, cmd);
-        let out = self.ctl(&["image", "load", &archive.display().to_string()]);
-        output::succeeded(&format!("coracle image load {}", archive.display()), &out);
+        self.ctl_ok(&["image", "load", &archive.display().to_string()]);
     }
 
     fn ctl_command(&self, args: &[&str]) -> Command {
