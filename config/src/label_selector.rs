@@ -39,6 +39,30 @@ pub enum Operator {
     LessThan,
 }
 
+impl Operator {
+    /// True when a label whose value is `got` (None: the label is missing) satisfies this
+    /// relation to `values`. As in Kubernetes, `!=` and `notin` also hold for a missing label,
+    /// and `>`/`<` never hold for a value that is not an integer. Borrowed parts, so that
+    /// structured selectors match without building a `Requirement` first.
+    pub fn holds(self, got: Option<&String>, values: &[String]) -> bool {
+        match self {
+            Operator::Equals | Operator::In => got.is_some_and(|v| values.contains(v)),
+            Operator::NotEquals | Operator::NotIn => got.is_none_or(|v| !values.contains(v)),
+            Operator::Exists => got.is_some(),
+            Operator::DoesNotExist => got.is_none(),
+            Operator::GreaterThan | Operator::LessThan => {
+                let got = got.and_then(|v| v.parse::<i64>().ok());
+                let want = values.first().and_then(|v| v.parse::<i64>().ok());
+                match (got, want) {
+                    (Some(got), Some(want)) if self == Operator::GreaterThan => got > want,
+                    (Some(got), Some(want)) => got < want,
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
 /// A selector that does not parse; `Display` is Kubernetes' message for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
@@ -86,22 +110,7 @@ impl Requirement {
     /// True when `labels` satisfy this term. As in Kubernetes, `!=` and `notin` also hold for
     /// a missing label, and `>`/`<` never hold for a value that is not an integer.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let got = labels.get(&self.key);
-        match self.operator {
-            Operator::Equals | Operator::In => got.is_some_and(|v| self.values.contains(v)),
-            Operator::NotEquals | Operator::NotIn => got.is_none_or(|v| !self.values.contains(v)),
-            Operator::Exists => got.is_some(),
-            Operator::DoesNotExist => got.is_none(),
-            Operator::GreaterThan | Operator::LessThan => {
-                let got = got.and_then(|v| v.parse::<i64>().ok());
-                let want = self.values.first().and_then(|v| v.parse::<i64>().ok());
-                match (got, want) {
-                    (Some(got), Some(want)) if self.operator == Operator::GreaterThan => got > want,
-                    (Some(got), Some(want)) => got < want,
-                    _ => false,
-                }
-            }
-        }
+        self.operator.holds(labels.get(&self.key), &self.values)
     }
 
     /// This term as `labels.Requirement.String()` writes it.

@@ -84,7 +84,13 @@ impl LabelSelector {
     /// as in Kubernetes; callers that must refuse empty selectors validate first. A
     /// selector with an unknown operator (which validation refuses) matches nothing.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.requirements().all(|r| r.is_ok_and(|r| r.matches(labels)))
+        // Borrowed, not through `requirements()`: controllers match every object on every
+        // pass, and building requirements would clone each key and value every time.
+        self.match_labels.iter().all(|(k, v)| Operator::Equals.holds(labels.get(k), std::slice::from_ref(v)))
+            && self
+                .match_expressions
+                .iter()
+                .all(|r| r.operator().is_some_and(|op| op.holds(labels.get(&r.key), &r.values)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,16 +139,21 @@ impl LabelSelector {
 }
 
 impl LabelSelectorRequirement {
+    /// The expression's operator; None when it is not In, NotIn, Exists or DoesNotExist.
+    pub fn operator(&self) -> Option<Operator> {
+        match self.operator.as_str() {
+            "In" => Some(Operator::In),
+            "NotIn" => Some(Operator::NotIn),
+            "Exists" => Some(Operator::Exists),
+            "DoesNotExist" => Some(Operator::DoesNotExist),
+            _ => None,
+        }
+    }
+
     /// This expression as a `label_selector` requirement, its values as written; None when
     /// the operator is not In, NotIn, Exists or DoesNotExist.
     pub fn to_requirement(&self) -> Option<Requirement> {
-        let operator = match self.operator.as_str() {
-            "In" => Operator::In,
-            "NotIn" => Operator::NotIn,
-            "Exists" => Operator::Exists,
-            "DoesNotExist" => Operator::DoesNotExist,
-            _ => return None,
-        };
+        let operator = self.operator()?;
         Some(Requirement { key: self.key.clone(), operator, values: self.values.clone() })
     }
 }
