@@ -6,18 +6,26 @@
 //! Coracle's proxy runs as the daemon runs it (`coracled::proxy::start` over a store holding
 //! a selector-less NodePort Service and hand-written Endpoints naming the backend), in a
 //! child process of its own so its memory is measured alone.
+//!
+//! Two layouts (see `layout`): all processes on all cores, then wrk on a core of its own.
+//! Each round runs every target once per load, back to back, in alternating order; the
+//! table gives each figure's median and compares Coracle with haproxy round by round.
 
 mod backend;
+mod layout;
+mod table;
 mod wrk;
 
 use coracle_config::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service, ServicePort};
 use coracle_config::object::Object;
+use layout::Layout;
 use nix::sys::resource::{getrusage, UsageWho};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use table::Row;
 use wrk::{Load, WrkFigures};
 
 /// The size of the bulk file.
@@ -34,7 +42,7 @@ fn main() {
         }
         return;
     }
-    let (mut seconds, mut rounds) = (5u64, 3usize);
+    let (mut seconds, mut rounds, mut layouts) = (5u64, 5usize, vec![Layout::Shared, Layout::Pinned]);
     let mut rest = args[1..].iter();
     while let Some(arg) = rest.next() {
         // bench/run passes its BENCH-ARGS to every benchmark: a quick run is one short round.
@@ -42,17 +50,27 @@ fn main() {
             (seconds, rounds) = (2, 1);
             continue;
         }
-        let value = rest.next().and_then(|v| v.parse::<u64>().ok());
-        match (arg.as_str(), value) {
-            ("--seconds", Some(v)) => seconds = v.max(1),
-            ("--rounds", Some(v)) => rounds = (v as usize).max(1),
+        let value = rest.next().map(String::as_str);
+        let number = value.and_then(|v| v.parse::<u64>().ok());
+        match (arg.as_str(), number, value) {
+            ("--seconds", Some(v), _) => seconds = v.max(1),
+            ("--rounds", Some(v), _) => rounds = (v as usize).max(1),
+            ("--layout", _, Some("shared")) => layouts = vec![Layout::Shared],
+            ("--layout", _, Some("pinned")) => layouts = vec![Layout::Pinned],
+            ("--layout", _, Some("both")) => layouts = vec![Layout::Shared, Layout::Pinned],
             _ => {
-                eprintln!("usage: coracle-proxy-bench [--seconds N] [--rounds N] [--quick]   (at {arg:?})");
+                eprintln!(
+                    "usage: coracle-proxy-bench [--seconds N] [--rounds N] [--layout shared|pinned|both] [--quick] \
+                     (at {arg:?})"
+                );
                 std::process::exit(2);
             }
         }
     }
-    if let Err(e) = run(Duration::from_secs(seconds), rounds) {
+    let result = layout::usable_cpus().and_then(|cpus| {
+        layouts.into_iter().try_for_each(|layout| run(Duration::from_secs(seconds), rounds, layout, &cpus))
+    });
+    if let Err(e) = result {
         eprintln!("coracle-proxy-bench: {e}");
         std::process::exit(1);
     }
@@ -131,8 +149,8 @@ fn wait_serving(port: u16, what: &str) -> Result<(), String> {
     Err(format!("{what} did not start answering on 127.0.0.1:{port}"))
 }
 
-/// haproxy in TCP mode with as many threads as Coracle's proxy has workers (neither pinned),
-/// so the comparison is thread for thread.
+/// haproxy in TCP mode with as many threads as Coracle's proxy has workers (neither pins its
+/// threads to cores; the layout confines both alike), so the comparison is thread for thread.
 fn haproxy_config(port: u16, backend: SocketAddr, threads: usize) -> String {
     format!(
         "global\n  maxconn 4096\n  nbthread {threads}\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  \
@@ -154,25 +172,12 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// The three figures of one target.
-#[derive(Clone, Copy, Default)]
-struct Figures {
-    keep_alive: WrkFigures,
-    new_connections: WrkFigures,
-    bulk: WrkFigures,
-}
-
-/// Keeps the better of two runs of the same load, figure by figure: the higher rate (with
-/// that run's CPU figures) and the lower p99. The machine may be shared: a dip or a latency
-/// spike in one run is the neighbours', not the target's, and the same rule serves every
-/// target.
-fn best(a: WrkFigures, b: WrkFigures) -> WrkFigures {
-    if a.requests == 0 {
-        return b;
-    }
-    let (mut kept, other) = if b.requests_per_sec > a.requests_per_sec { (b, a) } else { (a, b) };
-    kept.p99 = kept.p99.min(other.p99);
-    kept
+/// The rounds of one target, load by load.
+#[derive(Default)]
+struct Samples {
+    keep_alive: Vec<WrkFigures>,
+    new_connections: Vec<WrkFigures>,
+    bulk: Vec<WrkFigures>,
 }
 
 /// CPU time (user + system) every thread of `pid` has used so far: the first field of each
@@ -212,33 +217,57 @@ fn run_load(load: &Load, proxy: Option<u32>) -> Result<WrkFigures, String> {
 }
 
 /// Measures every target, load by load and round by round, so that a change in the
-/// machine's other load hits all targets alike; the best round of each is kept. `targets`
-/// pairs each port with the pid of the proxy behind it (none for the backend itself).
-fn measure(targets: &[(u16, Option<u32>)], duration: Duration, rounds: usize) -> Result<Vec<Figures>, String> {
-    let mut out = vec![Figures::default(); targets.len()];
-    for _ in 0..rounds {
-        for (i, (port, pid)) in targets.iter().enumerate() {
-            let url = format!("http://127.0.0.1:{port}/");
-            let load = Load { threads: 2, connections: 64, duration, url: &url, headers: &[] };
-            out[i].keep_alive = best(out[i].keep_alive, run_load(&load, *pid)?);
+/// machine's other load hits all targets alike: within a round the targets of one load run
+/// back to back, first to last in even rounds and last to first in odd ones, so neither
+/// proxy always follows the other. `targets` pairs each port with the pid of the proxy
+/// behind it (none for the backend itself); `wrk_cpu` is wrk's own core, if it has one.
+fn measure(
+    targets: &[(u16, Option<u32>)],
+    duration: Duration,
+    rounds: usize,
+    wrk_cpu: Option<usize>,
+) -> Result<Vec<Samples>, String> {
+    let mut out: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
         }
-        for (i, (port, pid)) in targets.iter().enumerate() {
+        for &i in &order {
+            let (port, pid) = targets[i];
             let url = format!("http://127.0.0.1:{port}/");
-            let load = Load { threads: 2, connections: 32, duration, url: &url, headers: &["Connection: close"] };
-            out[i].new_connections = best(out[i].new_connections, run_load(&load, *pid)?);
+            let load = Load { threads: 2, connections: 64, duration, url: &url, headers: &[], cpu: wrk_cpu };
+            out[i].keep_alive.push(run_load(&load, pid)?);
+        }
+        for &i in &order {
+            let (port, pid) = targets[i];
+            let url = format!("http://127.0.0.1:{port}/");
+            let load = Load {
+                threads: 2,
+                connections: 32,
+                duration,
+                url: &url,
+                headers: &["Connection: close"],
+                cpu: wrk_cpu,
+            };
+            out[i].new_connections.push(run_load(&load, pid)?);
             // Let the closed connections' TIME_WAIT ports settle before the next target.
             std::thread::sleep(Duration::from_secs(2));
         }
-        for (i, (port, pid)) in targets.iter().enumerate() {
+        for &i in &order {
+            let (port, pid) = targets[i];
             let url = format!("http://127.0.0.1:{port}/bulk");
-            let load = Load { threads: 1, connections: 4, duration, url: &url, headers: &[] };
-            out[i].bulk = best(out[i].bulk, run_load(&load, *pid)?);
+            let load = Load { threads: 1, connections: 4, duration, url: &url, headers: &[], cpu: wrk_cpu };
+            out[i].bulk.push(run_load(&load, pid)?);
         }
     }
     Ok(out)
 }
 
-fn run(duration: Duration, rounds: usize) -> Result<(), String> {
+/// Starts the backend and both proxies placed as `layout` says (out of `cpus`), measures,
+/// and prints the layout's table.
+fn run(duration: Duration, rounds: usize, layout: Layout, cpus: &[usize]) -> Result<(), String> {
+    let wrk_cpu = layout.place(cpus)?;
     let dir = tempfile::tempdir().map_err(|e| format!("making a temp dir: {e}"))?;
     let bulk_path = dir.path().join("bulk.bin");
     let pattern: Vec<u8> = (0..BULK_BYTES).map(|i| (i % 251) as u8).collect();
@@ -263,6 +292,7 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
 
     let haproxy_port = free_port()?;
     let cfg = dir.path().join("haproxy.cfg");
+    // The proxy's workers follow the cores it may use, so this is the same count.
     let threads = coracled::proxy::worker_count();
     std::fs::write(&cfg, haproxy_config(haproxy_port, backend.addr, threads)).map_err(|e| e.to_string())?;
     let haproxy = Running(
@@ -281,114 +311,88 @@ fn run(duration: Duration, rounds: usize) -> Result<(), String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
         .unwrap_or_default();
 
+    let placement = match wrk_cpu {
+        Some(client) => format!(
+            "wrk on CPU {client}, the proxies and the backend on CPUs {:?}",
+            cpus.iter().filter(|&&c| c != client).collect::<Vec<_>>()
+        ),
+        None => format!("wrk, the proxies and the backend on CPUs {cpus:?}"),
+    };
     println!(
-        "proxy benchmark: wrk on loopback, {}s per load, best of {rounds} interleaved rounds; {haproxy_version}; \
-         {threads} threads each (Coracle's workers, haproxy's nbthread), unpinned",
+        "\nproxy benchmark, {} layout: {placement}; {threads} thread(s) each (Coracle's workers, haproxy's \
+         nbthread); wrk on loopback, {}s per load, median of {rounds} rounds; {haproxy_version}",
+        layout.name(),
         duration.as_secs()
     );
     let targets =
         [(backend.addr.port(), None), (proxy_port, Some(coracle.0.id())), (haproxy_port, Some(haproxy.0.id()))];
-    let figures = measure(&targets, duration, rounds)?;
-    let (direct, ours, theirs) = (figures[0], figures[1], figures[2]);
+    let samples = measure(&targets, duration, rounds, wrk_cpu)?;
     let (ours_peak, ours_rss) = memory_kib(coracle.0.id());
     let (theirs_peak, theirs_rss) = memory_kib(haproxy.0.id());
     drop(coracle);
     drop(haproxy);
 
-    let mib = |b: f64| b / (1024.0 * 1024.0);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    // The proxy's CPU time over what it moved: less noisy than the rates on a shared machine,
-    // since it does not depend on how much CPU the others left it.
-    let per_request = |f: WrkFigures| f.proxy_cpu.as_secs_f64() * 1e6 / f.requests.max(1) as f64;
-    let gib_of =
-        |f: WrkFigures| (f.bytes_per_sec * duration.as_secs_f64() / f64::from(1u32 << 30)).max(f64::MIN_POSITIVE);
-    let per_gib = |cpu: Duration, f: WrkFigures| cpu.as_secs_f64() * 1e3 / gib_of(f);
-    let rows: [(&str, f64, f64, f64, bool); 11] = [
-        (
-            "keep-alive requests/s",
-            direct.keep_alive.requests_per_sec,
-            ours.keep_alive.requests_per_sec,
-            theirs.keep_alive.requests_per_sec,
-            true,
-        ),
-        (
-            "new connections/s",
-            direct.new_connections.requests_per_sec,
-            ours.new_connections.requests_per_sec,
-            theirs.new_connections.requests_per_sec,
-            true,
-        ),
-        (
-            "bulk MiB/s",
-            mib(direct.bulk.bytes_per_sec),
-            mib(ours.bulk.bytes_per_sec),
-            mib(theirs.bulk.bytes_per_sec),
-            true,
-        ),
-        (
-            "p99 latency keep-alive (ms)",
-            ms(direct.keep_alive.p99),
-            ms(ours.keep_alive.p99),
-            ms(theirs.keep_alive.p99),
-            false,
-        ),
-        ("proxy CPU µs per request", f64::NAN, per_request(ours.keep_alive), per_request(theirs.keep_alive), false),
-        (
-            "proxy CPU µs per connection",
-            f64::NAN,
-            per_request(ours.new_connections),
-            per_request(theirs.new_connections),
-            false,
-        ),
-        (
-            "proxy CPU ms per GiB bulk",
-            f64::NAN,
-            per_gib(ours.bulk.proxy_cpu, ours.bulk),
-            per_gib(theirs.bulk.proxy_cpu, theirs.bulk),
-            false,
-        ),
-        (
-            "wrk CPU ms per GiB bulk",
-            per_gib(direct.bulk.client_cpu, direct.bulk),
-            per_gib(ours.bulk.client_cpu, ours.bulk),
-            per_gib(theirs.bulk.client_cpu, theirs.bulk),
-            false,
-        ),
-        (
-            "backend CPU ms per GiB bulk",
-            per_gib(direct.bulk.backend_cpu, direct.bulk),
-            per_gib(ours.bulk.backend_cpu, ours.bulk),
-            per_gib(theirs.bulk.backend_cpu, theirs.bulk),
-            false,
-        ),
-        ("proxy peak RSS (MiB)", f64::NAN, ours_peak as f64 / 1024.0, theirs_peak as f64 / 1024.0, false),
-        ("proxy RSS at end (MiB)", f64::NAN, ours_rss as f64 / 1024.0, theirs_rss as f64 / 1024.0, false),
-    ];
-    println!("{:<30} {:>14} {:>14} {:>14}  coracle vs haproxy", "figure", "direct", "coracle", "haproxy");
-    for (name, d, o, t, higher_is_better) in rows {
-        let cell = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.2}") };
-        let better = if higher_is_better { o >= t } else { o <= t };
-        let verdict = format!("{} ({:+.1}%)", if better { "at or better" } else { "worse" }, (o - t) / t * 100.0);
-        println!("{name:<30} {:>14} {:>14} {:>14}  {verdict}", cell(d), cell(o), cell(t));
-    }
+    let rows = rows(&samples[0], &samples[1], &samples[2], duration);
+    let memory = [("proxy peak RSS (MiB)", ours_peak, theirs_peak), ("proxy RSS at end (MiB)", ours_rss, theirs_rss)];
+    let memory = memory.into_iter().map(|(name, ours, theirs)| Row {
+        name,
+        direct: Vec::new(),
+        ours: vec![ours as f64 / 1024.0],
+        theirs: vec![theirs as f64 / 1024.0],
+        higher_is_better: Some(false),
+    });
+    table::print(&rows.into_iter().chain(memory).collect::<Vec<_>>());
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What a row reads from each round.
+enum Figure {
+    Of(fn(&WrkFigures) -> f64),
+    /// Some CPU time per GiB moved, in ms.
+    MsPerGib(fn(&WrkFigures) -> Duration),
+}
 
-    fn run(requests_per_sec: f64, p99_ms: u64) -> WrkFigures {
-        WrkFigures { requests_per_sec, requests: 1, p99: Duration::from_millis(p99_ms), ..WrkFigures::default() }
+impl Figure {
+    fn of(&self, f: &WrkFigures, duration: Duration) -> f64 {
+        match self {
+            Figure::Of(read) => read(f),
+            Figure::MsPerGib(cpu) => {
+                let gib = (f.bytes_per_sec * duration.as_secs_f64() / f64::from(1u32 << 30)).max(f64::MIN_POSITIVE);
+                cpu(f).as_secs_f64() * 1e3 / gib
+            }
+        }
     }
+}
 
-    #[test]
-    fn the_best_of_rounds_takes_each_figure_at_its_best() {
-        let first = best(WrkFigures::default(), run(100.0, 5));
-        assert_eq!((first.requests_per_sec, first.p99), (100.0, Duration::from_millis(5)));
-        let kept = best(first, run(120.0, 9));
-        assert_eq!((kept.requests_per_sec, kept.p99), (120.0, Duration::from_millis(5)));
-        let kept = best(kept, run(90.0, 3));
-        assert_eq!((kept.requests_per_sec, kept.p99), (120.0, Duration::from_millis(3)));
-    }
+/// The proxy's CPU time over the requests it carried: less noisy than the rates on a
+/// shared machine, since it does not depend on how much CPU the others left it.
+fn proxy_us_per_request(f: &WrkFigures) -> f64 {
+    f.proxy_cpu.as_secs_f64() * 1e6 / f.requests.max(1) as f64
+}
+
+/// The table's rows from the three targets' rounds.
+fn rows(direct: &Samples, ours: &Samples, theirs: &Samples, duration: Duration) -> Vec<Row> {
+    type Rounds = fn(&Samples) -> &[WrkFigures];
+    let (keep_alive, new_connections, bulk): (Rounds, Rounds, Rounds) =
+        (|s| &s.keep_alive, |s| &s.new_connections, |s| &s.bulk);
+    let (higher, lower) = (Some(true), Some(false));
+    // (name, load, figure, has a direct value, which way is better)
+    let rows: [(&'static str, Rounds, Figure, bool, Option<bool>); 9] = [
+        ("keep-alive requests/s", keep_alive, Figure::Of(|f| f.requests_per_sec), true, higher),
+        ("new connections/s", new_connections, Figure::Of(|f| f.requests_per_sec), true, higher),
+        ("bulk MiB/s", bulk, Figure::Of(|f| f.bytes_per_sec / (1024.0 * 1024.0)), true, higher),
+        ("p99 latency keep-alive (ms)", keep_alive, Figure::Of(|f| f.p99.as_secs_f64() * 1e3), true, lower),
+        ("proxy CPU µs per request", keep_alive, Figure::Of(proxy_us_per_request), false, lower),
+        ("proxy CPU µs per connection", new_connections, Figure::Of(proxy_us_per_request), false, lower),
+        ("proxy CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.proxy_cpu), false, lower),
+        ("wrk CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.client_cpu), true, None),
+        ("backend CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.backend_cpu), true, None),
+    ];
+    rows.into_iter()
+        .map(|(name, rounds, figure, has_direct, higher_is_better)| {
+            let of = |s: &Samples| rounds(s).iter().map(|f| figure.of(f, duration)).collect::<Vec<f64>>();
+            let direct = if has_direct { of(direct) } else { Vec::new() };
+            Row { name, direct, ours: of(ours), theirs: of(theirs), higher_is_better }
+        })
+        .collect()
 }

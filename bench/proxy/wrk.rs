@@ -1,5 +1,9 @@
 //! Runs wrk and reads its summary: requests/s, transfer/s and the 99th latency percentile.
 
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,13 +26,15 @@ pub struct WrkFigures {
     pub backend_cpu: Duration,
 }
 
-/// One wrk load: threads, connections, duration, URL and extra headers.
+/// One wrk load: threads, connections, duration, URL, extra headers and wrk's core.
 pub struct Load<'a> {
     pub threads: u32,
     pub connections: u32,
     pub duration: Duration,
     pub url: &'a str,
     pub headers: &'a [&'a str],
+    /// The one core wrk runs on, if it has its own.
+    pub cpu: Option<usize>,
 }
 
 /// Runs wrk with `--latency` and parses its report.
@@ -42,6 +48,17 @@ pub fn run(load: &Load) -> Result<WrkFigures, String> {
     ]);
     for h in load.headers {
         cmd.args(["-H", h]);
+    }
+    if let Some(cpu) = load.cpu {
+        // SAFETY: runs in the forked child before exec and only makes the
+        // sched_setaffinity(2) syscall, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set = CpuSet::new();
+                set.set(cpu)?;
+                sched_setaffinity(Pid::from_raw(0), &set).map_err(io::Error::from)
+            });
+        }
     }
     let out = cmd.arg(load.url).output().map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
