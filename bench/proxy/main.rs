@@ -319,10 +319,12 @@ fn run(duration: Duration, rounds: usize, layout: Layout, cpus: &[usize]) -> Res
         None => format!("wrk, the proxies and the backend on CPUs {cpus:?}"),
     };
     println!(
-        "\nproxy benchmark, {} layout: {placement}; {threads} thread(s) each (Coracle's workers, haproxy's \
-         nbthread); wrk on loopback, {}s per load, median of {rounds} rounds; {haproxy_version}",
+        "\nproxy benchmark, {} layout: {placement}; {threads} {} each (Coracle's workers, haproxy's \
+         nbthread); wrk on loopback, {}s per load, median of {rounds} {}; {haproxy_version}",
         layout.name(),
-        duration.as_secs()
+        if threads == 1 { "thread" } else { "threads" },
+        duration.as_secs(),
+        if rounds == 1 { "round" } else { "rounds" }
     );
     let targets =
         [(backend.addr.port(), None), (proxy_port, Some(coracle.0.id())), (haproxy_port, Some(haproxy.0.id()))];
