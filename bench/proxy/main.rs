@@ -172,13 +172,28 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// The rounds of one target, load by load.
-#[derive(Default)]
-struct Samples {
-    keep_alive: Vec<WrkFigures>,
-    new_connections: Vec<WrkFigures>,
-    bulk: Vec<WrkFigures>,
+/// One of the loads every target gets.
+struct LoadSpec {
+    path: &'static str,
+    threads: u32,
+    connections: u32,
+    headers: &'static [&'static str],
+    /// Each request closes its connection: the TIME_WAIT ports settle before the next target.
+    closes: bool,
 }
+
+const KEEP_ALIVE: usize = 0;
+const NEW_CONNECTIONS: usize = 1;
+const BULK: usize = 2;
+/// The loads, indexed by the constants above.
+const LOADS: [LoadSpec; 3] = [
+    LoadSpec { path: "/", threads: 2, connections: 64, headers: &[], closes: false },
+    LoadSpec { path: "/", threads: 2, connections: 32, headers: &["Connection: close"], closes: true },
+    LoadSpec { path: "/bulk", threads: 1, connections: 4, headers: &[], closes: false },
+];
+
+/// The rounds of one target, load by load (indexed as `LOADS`).
+type Samples = [Vec<WrkFigures>; 3];
 
 /// CPU time (user + system) every thread of `pid` has used so far: the first field of each
 /// thread's `schedstat`, in nanoseconds (finer than `stat`'s clock ticks).
@@ -233,32 +248,17 @@ fn measure(
         if round % 2 == 1 {
             order.reverse();
         }
-        for &i in &order {
-            let (port, pid) = targets[i];
-            let url = format!("http://127.0.0.1:{port}/");
-            let load = Load { threads: 2, connections: 64, duration, url: &url, headers: &[], cpu: wrk_cpu };
-            out[i].keep_alive.push(run_load(&load, pid)?);
-        }
-        for &i in &order {
-            let (port, pid) = targets[i];
-            let url = format!("http://127.0.0.1:{port}/");
-            let load = Load {
-                threads: 2,
-                connections: 32,
-                duration,
-                url: &url,
-                headers: &["Connection: close"],
-                cpu: wrk_cpu,
-            };
-            out[i].new_connections.push(run_load(&load, pid)?);
-            // Let the closed connections' TIME_WAIT ports settle before the next target.
-            std::thread::sleep(Duration::from_secs(2));
-        }
-        for &i in &order {
-            let (port, pid) = targets[i];
-            let url = format!("http://127.0.0.1:{port}/bulk");
-            let load = Load { threads: 1, connections: 4, duration, url: &url, headers: &[], cpu: wrk_cpu };
-            out[i].bulk.push(run_load(&load, pid)?);
+        for (l, spec) in LOADS.iter().enumerate() {
+            for &i in &order {
+                let (port, pid) = targets[i];
+                let url = format!("http://127.0.0.1:{port}{}", spec.path);
+                let (threads, connections, headers) = (spec.threads, spec.connections, spec.headers);
+                let load = Load { threads, connections, duration, url: &url, headers, cpu: wrk_cpu };
+                out[i][l].push(run_load(&load, pid)?);
+                if spec.closes {
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
         }
     }
     Ok(out)
@@ -374,25 +374,22 @@ fn proxy_us_per_request(f: &WrkFigures) -> f64 {
 
 /// The table's rows from the three targets' rounds.
 fn rows(direct: &Samples, ours: &Samples, theirs: &Samples, duration: Duration) -> Vec<Row> {
-    type Rounds = fn(&Samples) -> &[WrkFigures];
-    let (keep_alive, new_connections, bulk): (Rounds, Rounds, Rounds) =
-        (|s| &s.keep_alive, |s| &s.new_connections, |s| &s.bulk);
     let (higher, lower) = (Some(true), Some(false));
     // (name, load, figure, has a direct value, which way is better)
-    let rows: [(&'static str, Rounds, Figure, bool, Option<bool>); 9] = [
-        ("keep-alive requests/s", keep_alive, Figure::Of(|f| f.requests_per_sec), true, higher),
-        ("new connections/s", new_connections, Figure::Of(|f| f.requests_per_sec), true, higher),
-        ("bulk MiB/s", bulk, Figure::Of(|f| f.bytes_per_sec / (1024.0 * 1024.0)), true, higher),
-        ("p99 latency keep-alive (ms)", keep_alive, Figure::Of(|f| f.p99.as_secs_f64() * 1e3), true, lower),
-        ("proxy CPU µs per request", keep_alive, Figure::Of(proxy_us_per_request), false, lower),
-        ("proxy CPU µs per connection", new_connections, Figure::Of(proxy_us_per_request), false, lower),
-        ("proxy CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.proxy_cpu), false, lower),
-        ("wrk CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.client_cpu), true, None),
-        ("backend CPU ms per GiB bulk", bulk, Figure::MsPerGib(|f| f.backend_cpu), true, None),
+    let rows: [(&'static str, usize, Figure, bool, Option<bool>); 9] = [
+        ("keep-alive requests/s", KEEP_ALIVE, Figure::Of(|f| f.requests_per_sec), true, higher),
+        ("new connections/s", NEW_CONNECTIONS, Figure::Of(|f| f.requests_per_sec), true, higher),
+        ("bulk MiB/s", BULK, Figure::Of(|f| f.bytes_per_sec / (1024.0 * 1024.0)), true, higher),
+        ("p99 latency keep-alive (ms)", KEEP_ALIVE, Figure::Of(|f| f.p99.as_secs_f64() * 1e3), true, lower),
+        ("proxy CPU µs per request", KEEP_ALIVE, Figure::Of(proxy_us_per_request), false, lower),
+        ("proxy CPU µs per connection", NEW_CONNECTIONS, Figure::Of(proxy_us_per_request), false, lower),
+        ("proxy CPU ms per GiB bulk", BULK, Figure::MsPerGib(|f| f.proxy_cpu), false, lower),
+        ("wrk CPU ms per GiB bulk", BULK, Figure::MsPerGib(|f| f.client_cpu), true, None),
+        ("backend CPU ms per GiB bulk", BULK, Figure::MsPerGib(|f| f.backend_cpu), true, None),
     ];
     rows.into_iter()
-        .map(|(name, rounds, figure, has_direct, higher_is_better)| {
-            let of = |s: &Samples| rounds(s).iter().map(|f| figure.of(f, duration)).collect::<Vec<f64>>();
+        .map(|(name, load, figure, has_direct, higher_is_better)| {
+            let of = |s: &Samples| s[load].iter().map(|f| figure.of(f, duration)).collect::<Vec<f64>>();
             let direct = if has_direct { of(direct) } else { Vec::new() };
             Row { name, direct, ours: of(ours), theirs: of(theirs), higher_is_better }
         })
