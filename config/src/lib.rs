@@ -7,6 +7,7 @@ pub mod core;
 pub mod intstr;
 pub mod label_selector;
 pub mod meta;
+pub mod metrics;
 pub mod object;
 pub mod quantity;
 pub mod time;

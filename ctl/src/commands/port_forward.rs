@@ -15,10 +15,7 @@ use coracle_config::{Object, ResourceInfo};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 
-/// The upgrade protocol coracled's port-forward speaks.
-pub const PROTOCOL: &str = "coracle-portforward.v1";
-/// The first leg's answer header naming the session the second leg joins.
-pub const SESSION_HEADER: &str = "X-Coracle-Portforward-Session";
+pub use coracle_wire::port_forward::{PROTOCOL, SESSION_HEADER};
 
 /// One forwarded port: local (0: any free one) → the port inside the pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,213 @@
+//! Admission: the decode → default → validate pipeline every incoming object passes, whether
+//! it arrives in an API request body or from a file in the manifests directory. Services
+//! also get their ClusterIP and node ports here (`allocate`, `admit_update`), in the write
+//! call itself as Kubernetes does, so every write path (POST, PUT, PATCH, server-side apply,
+//! the manifests folder) shares one allocator.
+
+use coracle_config::autoscaling::HorizontalPodAutoscalerV1;
+use coracle_config::core::Service;
+use coracle_config::defaults;
+use coracle_config::manifest::{self, Parsed};
+use coracle_config::object::{Object, Resource, ResourceInfo};
+use coracle_config::validation::{self, FieldError};
+use coracle_net::services::allocator;
+use coracle_store::Store;
+use std::fmt;
+
+/// Why an object was refused before it reached the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdmissionError {
+    /// The body is not a decodable object (malformed, unknown kind, wrong field type).
+    Decode(String),
+    /// The object decoded but breaks a validation rule.
+    Invalid { resource: &'static ResourceInfo, name: String, errors: Vec<FieldError> },
+}
+
+impl fmt::Display for AdmissionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdmissionError::Decode(message) => f.write_str(message),
+            AdmissionError::Invalid { resource, name, errors } => {
+                write!(f, "{}", invalid_message(resource, name, errors))
+            }
+        }
+    }
+}
+
+impl std::error::Error for AdmissionError {}
+
+/// Kubernetes' wording: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: …`,
+/// with several errors bracketed and comma-separated.
+pub fn invalid_message(resource: &ResourceInfo, name: &str, errors: &[FieldError]) -> String {
+    let qualified_kind = if resource.group.is_empty() {
+        resource.kind.to_string()
+    } else {
+        format!("{}.{}", resource.kind, resource.group)
+    };
+    let listed: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let body = if listed.len() == 1 { listed[0].clone() } else { format!("[{}]", listed.join(", ")) };
+    format!("{qualified_kind} \"{name}\" is invalid: {body}")
+}
+
+/// Decodes one object from a JSON value. An `autoscaling/v1` autoscaler is converted to the
+/// stored `autoscaling/v2` form first, so every later step sees one shape.
+pub fn decode(value: serde_json::Value) -> Result<Parsed, AdmissionError> {
+    let value = if is_v1_autoscaler(&value) {
+        let v1: HorizontalPodAutoscalerV1 = serde_json::from_value(value)
+            .map_err(|e| AdmissionError::Decode(format!("decoding autoscaling/v1 HorizontalPodAutoscaler: {e}")))?;
+        serde_json::to_value(v1.to_v2()).expect("autoscalers serialize")
+    } else {
+        value
+    };
+    manifest::decode_object(value).map_err(|e| AdmissionError::Decode(e.to_string()))
+}
+
+fn is_v1_autoscaler(value: &serde_json::Value) -> bool {
+    value.get("apiVersion").and_then(|v| v.as_str()) == Some("autoscaling/v1")
+        && value.get("kind").and_then(|v| v.as_str()) == Some("HorizontalPodAutoscaler")
+}
+
+/// Prepares a new object for the store: fills its namespace (`default_namespace` for
+/// namespaced kinds that name none), applies defaults and validates it.
+pub fn admit_create(mut object: Object, default_namespace: &str) -> Result<Object, AdmissionError> {
+    place_in_namespace(&mut object, default_namespace);
+    defaults::apply(&mut object);
+    validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
+    Ok(object)
+}
+
+/// Gives an admitted new object what the cluster allocates at create time: a Service's
+/// ClusterIP and node ports (taken or out-of-range requests are 422 naming the field).
+/// Call right before the store's create, and [`release`] right after it, whatever its outcome.
+pub fn allocate(store: &Store, object: &mut Object) -> Result<(), AdmissionError> {
+    let Object::Service(svc) = object else { return Ok(()) };
+    allocator::allocate(store, svc).map_err(|error| invalid_service(svc, error))
+}
+
+/// Drops the in-memory hold on what [`allocate`] or [`admit_update`] picked; call once the
+/// write reached the store (the stored Service now holds them: the stored objects are the
+/// allocation table, so a delete frees them) or did not (failed, or dry run).
+pub fn release(object: &Object) {
+    if let Object::Service(svc) = object {
+        allocator::release(svc);
+    }
+}
+
+/// Prepares a replacement of `old`: namespace, defaults, a Service's allocations (what the
+/// user left unset is carried over from `old`, so re-applying a manifest without clusterIP
+/// is no change of an immutable field), then both the object's own rules and the update
+/// rules (immutable fields stay put).
+pub fn admit_update(store: &Store, old: &Object, mut object: Object) -> Result<Object, AdmissionError> {
+    let namespace = old.metadata().namespace.clone();
+    place_in_namespace(&mut object, &namespace);
+    defaults::apply(&mut object);
+    if let (Object::Service(before), Object::Service(after)) = (old, &mut object) {
+        allocator::allocate_update(store, before, after).map_err(|error| invalid_service(after, error))?;
+    }
+    validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
+    validation::validate_update(old, &object).map_err(|errors| invalid(&object, errors))?;
+    Ok(object)
+}
+
+fn place_in_namespace(object: &mut Object, namespace: &str) {
+    let namespaced = object.info().namespaced;
+    let meta = object.metadata_mut();
+    if !namespaced {
+        meta.namespace.clear();
+    } else if meta.namespace.is_empty() {
+        meta.namespace = namespace.to_string();
+    }
+}
+
+fn invalid_service(svc: &Service, error: FieldError) -> AdmissionError {
+    AdmissionError::Invalid { resource: &Service::INFO, name: svc.metadata.name.clone(), errors: vec![error] }
+}
+
+fn invalid(object: &Object, errors: Vec<FieldError>) -> AdmissionError {
+    let meta = object.metadata();
+    let name = if meta.name.is_empty() { meta.generate_name.clone() } else { meta.name.clone() };
+    AdmissionError::Invalid { resource: object.info(), name, errors }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coracle_config::validation::FieldErrorKind;
+
+    fn field_error(field: &str) -> FieldError {
+        FieldError { field: field.into(), kind: FieldErrorKind::Required, detail: String::new() }
+    }
+
+    #[test]
+    fn v1_autoscalers_are_recognised_by_api_version_and_kind() {
+        let v1 = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler"});
+        let v2 = serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"});
+        assert!(is_v1_autoscaler(&v1));
+        assert!(!is_v1_autoscaler(&v2));
+    }
+
+    #[test]
+    fn invalid_message_names_kind_group_and_object() {
+        let deploy = ResourceInfo::lookup("deployments").unwrap();
+        let one = invalid_message(deploy, "web", &[field_error("spec.template.spec.containers[0].image")]);
+        assert_eq!(one, "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value");
+        let pod = ResourceInfo::lookup("pods").unwrap();
+        let two = invalid_message(pod, "p", &[field_error("spec.containers"), field_error("metadata.name")]);
+        assert_eq!(two, "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Required value]");
+    }
+    fn service(name: &str, body: serde_json::Value) -> Object {
+        let mut value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}});
+        value.as_object_mut().unwrap().insert("spec".into(), body);
+        admit_create(decode(value).unwrap().object, "default").unwrap()
+    }
+
+    fn spec(object: &Object) -> &coracle_config::core::ServiceSpec {
+        let Object::Service(s) = object else { panic!("not a service") };
+        &s.spec
+    }
+
+    #[test]
+    fn services_get_allocations_that_a_second_apply_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut web = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        allocate(&store, &mut web).unwrap();
+        let stored = store.create(web.clone()).unwrap();
+        release(&web);
+        let ip = spec(&stored).cluster_ip.clone().unwrap();
+        assert!(ip.starts_with("10.96."), "{ip}");
+        let node_port = spec(&stored).ports[0].node_port.unwrap();
+        // The same manifest again, without clusterIP or nodePort: no "field is immutable".
+        let again = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
+        let updated = admit_update(&store, &stored, again).unwrap();
+        release(&updated);
+        assert_eq!(
+            (spec(&updated).cluster_ip.clone(), spec(&updated).ports[0].node_port),
+            (Some(ip.clone()), Some(node_port))
+        );
+        // Asking for what "web" holds is 422 naming the field.
+        let mut clash = service("other", serde_json::json!({"clusterIP": ip, "ports": [{"port": 80}]}));
+        let e = allocate(&store, &mut clash).unwrap_err().to_string();
+        assert_eq!(e, format!("Service \"other\" is invalid: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated"));
+        let mut taken =
+            service("np", serde_json::json!({"type": "NodePort", "ports": [{"port": 81, "nodePort": node_port}]}));
+        let e = allocate(&store, &mut taken).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+            )),
+            "{e}"
+        );
+        // After the delete, the address is free again.
+        store.delete(&Service::INFO, "default", "web", &coracle_store::DeleteOptions::default()).unwrap();
+        allocate(&store, &mut clash).unwrap();
+    }
+
+    #[test]
+    fn node_ports_out_of_range_are_refused_with_kubernetes_wording() {
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "low"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}});
+        let e = admit_create(decode(value).unwrap().object, "default").unwrap_err().to_string();
+        assert_eq!(e, "Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767");
+    }
+}

@@ -1,0 +1,42 @@
+//! What the API serves from: the object store, the image store, where the node writes
+//! container logs, and (when the node provides one) a source of resource usage figures.
+
+use coracle_runtime::image::ImageStore;
+use coracle_store::Store;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use coracle_config::metrics::{ContainerUsage, MetricsSource, Usage};
+
+/// Everything a request handler may read or change.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: Store,
+    pub images: Arc<ImageStore>,
+    /// `DATA/logs`: `<ns>_<pod>_<uid>/<container>/<n>.log` (see `handlers::logs`).
+    pub logs_dir: PathBuf,
+    pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// Finds pods' network namespaces for port-forward; None: every pod is reached from the
+    /// host's namespace.
+    pub sandboxes: Option<Arc<dyn coracle_net::SandboxPaths>>,
+}
+
+impl ApiContext {
+    /// A context over `store` and `images`, reading logs under `data_dir/logs`, without
+    /// metrics (the metrics API then lists nothing).
+    pub fn new(store: Store, images: Arc<ImageStore>, data_dir: &std::path::Path) -> ApiContext {
+        ApiContext { store, images, logs_dir: data_dir.join("logs"), metrics: None, sandboxes: None }
+    }
+
+    /// The same context with a metrics source.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSource>) -> ApiContext {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The same context finding pods' network namespaces through `sandboxes`.
+    pub fn with_sandboxes(mut self, sandboxes: Arc<dyn coracle_net::SandboxPaths>) -> ApiContext {
+        self.sandboxes = Some(sandboxes);
+        self
+    }
+}

@@ -1,0 +1,56 @@
+//! Controllers: level-triggered loops that read the store and write the difference.
+
+pub mod clock;
+pub mod deployment;
+pub mod endpoints;
+pub mod garbage_collector;
+pub mod hpa;
+pub mod ownership;
+pub mod pod_state;
+pub mod replicaset;
+pub mod runner;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use coracle_store::events::Recorder;
+use coracle_store::Store;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How the workload controllers run; every default matches Kubernetes.
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// Every object is reconciled at least this often, events or not.
+    pub resync: Duration,
+    pub hpa: hpa::HpaSettings,
+}
+
+impl Default for ControllerSettings {
+    fn default() -> Self {
+        ControllerSettings { resync: Duration::from_secs(30), hpa: hpa::HpaSettings::default() }
+    }
+}
+
+/// Starts the ReplicaSet, Deployment and HorizontalPodAutoscaler controllers, one thread
+/// each; they return once the store shuts down. (The garbage collector is started on its
+/// own with `garbage_collector::spawn_garbage_collector`.)
+pub fn spawn_controllers(
+    store: Store,
+    recorder: Recorder,
+    metrics: Arc<dyn hpa::PodMetrics>,
+    settings: &ControllerSettings,
+) -> Vec<JoinHandle<()>> {
+    let clock = clock::Clock::system();
+    let rs = replicaset::ReplicaSetController::new(store.clone(), recorder.clone(), clock.clone());
+    let deploy = deployment::DeploymentController::new(store.clone(), recorder.clone(), clock.clone());
+    let hpa = hpa::HpaController::new(store.clone(), recorder, clock, metrics, settings.hpa.clone());
+    vec![
+        runner::spawn(store.clone(), rs, settings.resync),
+        runner::spawn(store.clone(), deploy, settings.resync),
+        runner::spawn(store, hpa, settings.resync),
+    ]
+}
