@@ -19,13 +19,22 @@ pub struct ApiContext {
     /// Finds pods' network namespaces for port-forward; None: every pod is reached from the
     /// host's namespace.
     pub sandboxes: Option<Arc<dyn coracle_net::SandboxPaths>>,
+    /// Port-forward sessions whose second leg is still to come.
+    pub port_forwards: Arc<crate::portforward::Sessions>,
 }
 
 impl ApiContext {
     /// A context over `store` and `images`, reading logs under `data_dir/logs`, without
     /// metrics (the metrics API then lists nothing).
     pub fn new(store: Store, images: Arc<ImageStore>, data_dir: &std::path::Path) -> ApiContext {
-        ApiContext { store, images, logs_dir: data_dir.join("logs"), metrics: None, sandboxes: None }
+        ApiContext {
+            store,
+            images,
+            logs_dir: data_dir.join("logs"),
+            metrics: None,
+            sandboxes: None,
+            port_forwards: Default::default(),
+        }
     }
 
     /// The same context with a metrics source.

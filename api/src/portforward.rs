@@ -29,7 +29,7 @@ use coracle_wire::stream::copy_flushing as pump;
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Request, Response};
 
@@ -40,8 +40,12 @@ pub use coracle_wire::port_forward::{PROTOCOL, SESSION_HEADER};
 const JOIN_WITHIN: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pod connections whose first leg is streaming, waiting for (or joined by) the second leg.
-static WAITING: Mutex<Option<HashMap<String, Waiting>>> = Mutex::new(None);
+/// Pod connections whose first leg is streaming, waiting for (or joined by) the second leg;
+/// one table per API server, kept in its context.
+#[derive(Default)]
+pub struct Sessions {
+    waiting: Mutex<HashMap<String, Waiting>>,
+}
 
 struct Waiting {
     pod: TcpStream,
@@ -52,8 +56,8 @@ struct Waiting {
 
 /// One leg, ready to upgrade.
 pub enum Leg {
-    /// Pod → client, registered under `session`.
-    Download { pod: TcpStream, session: String },
+    /// Pod → client, registered under `session` in `sessions`.
+    Download { pod: TcpStream, session: String, sessions: Arc<Sessions> },
     /// Client → pod.
     Upload { pod: TcpStream },
 }
@@ -92,7 +96,7 @@ pub fn open(ctx: &ApiContext, request: &Request) -> Result<Leg, ApiError> {
     let pod = running_pod(ctx, &namespace, &name)?;
     let uid = pod.metadata.uid.clone();
     if let Some((_, session)) = pairs.iter().find(|(k, _)| k == "session") {
-        return Ok(Leg::Upload { pod: join(session, &(uid, port))? });
+        return Ok(Leg::Upload { pod: ctx.port_forwards.join(session, &(uid, port))? });
     }
     let netns = ctx.sandboxes.as_ref().and_then(|s| s.netns_path(&uid));
     let backend = Backend { addr: SocketAddr::from(([127, 0, 0, 1], port)), netns, pod_uid: uid.clone() };
@@ -110,8 +114,8 @@ pub fn open(ctx: &ApiContext, request: &Request) -> Result<Leg, ApiError> {
         })?;
     let session = new_session_id()?;
     let copy = pod_conn.try_clone().map_err(|e| ApiError::Internal(format!("duplicating the pod connection: {e}")))?;
-    register(&session, Waiting { pod: copy, target: (uid, port), since: Instant::now() });
-    Ok(Leg::Download { pod: pod_conn, session })
+    ctx.port_forwards.register(&session, Waiting { pod: copy, target: (uid, port), since: Instant::now() });
+    Ok(Leg::Download { pod: pod_conn, session, sessions: ctx.port_forwards.clone() })
 }
 
 /// Only our own protocol upgrades; kubectl's SPDY/WebSocket get an answer that says so.
@@ -160,43 +164,45 @@ fn new_session_id() -> Result<String, ApiError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Records a first leg's pod connection; sessions never joined in time are closed here.
-fn register(session: &str, waiting: Waiting) {
-    let mut guard = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    map.retain(|id, w| {
-        let fresh = w.since.elapsed() < JOIN_WITHIN;
-        if !fresh {
-            log::debug!("port-forward session {id} was never joined; closing its pod connection");
-            let _ = w.pod.shutdown(Shutdown::Both);
-        }
-        fresh
-    });
-    map.insert(session.to_string(), waiting);
-}
-
-/// The pod connection of a session, taken out so no third leg can join.
-fn join(session: &str, target: &(String, u16)) -> Result<TcpStream, ApiError> {
-    let mut guard = WAITING.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    match map.remove(session) {
-        Some(w) if &w.target == target => Ok(w.pod),
-        Some(w) => {
-            let message = format!("port-forward session {session} was opened for another pod or port");
-            map.insert(session.to_string(), w);
-            Err(ApiError::BadRequest(message))
-        }
-        None => Err(ApiError::Status {
-            code: 404,
-            reason: "NotFound",
-            message: format!("port-forward session {session} not found: never opened, expired or already joined"),
-        }),
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-fn forget(session: &str) {
-    if let Some(map) = WAITING.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        map.remove(session);
+    /// Records a first leg's pod connection; sessions never joined in time are closed here.
+    fn register(&self, session: &str, waiting: Waiting) {
+        let mut map = self.lock();
+        map.retain(|id, w| {
+            let fresh = w.since.elapsed() < JOIN_WITHIN;
+            if !fresh {
+                log::debug!("port-forward session {id} was never joined; closing its pod connection");
+                let _ = w.pod.shutdown(Shutdown::Both);
+            }
+            fresh
+        });
+        map.insert(session.to_string(), waiting);
+    }
+
+    /// The pod connection of a session, taken out so no third leg can join.
+    fn join(&self, session: &str, target: &(String, u16)) -> Result<TcpStream, ApiError> {
+        let mut map = self.lock();
+        match map.remove(session) {
+            Some(w) if &w.target == target => Ok(w.pod),
+            Some(w) => {
+                let message = format!("port-forward session {session} was opened for another pod or port");
+                map.insert(session.to_string(), w);
+                Err(ApiError::BadRequest(message))
+            }
+            None => Err(ApiError::Status {
+                code: 404,
+                reason: "NotFound",
+                message: format!("port-forward session {session} not found: never opened, expired or already joined"),
+            }),
+        }
+    }
+
+    fn forget(&self, session: &str) {
+        self.lock().remove(session);
     }
 }
 
@@ -204,11 +210,11 @@ impl Leg {
     /// Answers 101 and carries this leg's bytes until its direction ends.
     pub fn run(self, request: Request) {
         match self {
-            Leg::Download { mut pod, session } => {
+            Leg::Download { mut pod, session, sessions } => {
                 let id = Header::from_bytes(SESSION_HEADER, session.as_bytes()).expect("a hex header value");
                 let mut client = request.upgrade(PROTOCOL, Response::empty(101).with_header(id));
                 let result = pump(&mut pod, &mut client);
-                forget(&session);
+                sessions.forget(&session);
                 if let Err(e) = result {
                     log::debug!("port-forward {session}: pod → client ended: {e}");
                     let _ = pod.shutdown(Shutdown::Both);
@@ -271,11 +277,12 @@ mod tests {
         let session = new_session_id().unwrap();
         assert_eq!(session.len(), 32);
         let target = ("uid-1".to_string(), 80);
-        register(&session, Waiting { pod: conn, target: target.clone(), since: Instant::now() });
-        let wrong = join(&session, &("uid-2".to_string(), 80)).unwrap_err();
+        let sessions = Sessions::default();
+        sessions.register(&session, Waiting { pod: conn, target: target.clone(), since: Instant::now() });
+        let wrong = sessions.join(&session, &("uid-2".to_string(), 80)).unwrap_err();
         assert!(wrong.to_string().contains("another pod or port"), "{wrong}");
-        join(&session, &target).unwrap();
-        let again = join(&session, &target).unwrap_err();
+        sessions.join(&session, &target).unwrap();
+        let again = sessions.join(&session, &target).unwrap_err();
         assert_eq!(again.status().code, 404, "{again}");
     }
 }

@@ -98,7 +98,7 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis", IMAGES_GROUP, "v1", "images"] => return Some(Route::Images { reference: None }),
         // A reference is one escaped segment; an unescaped one (`localhost/app:1`) still works.
         ["apis", IMAGES_GROUP, "v1", "images", rest @ ..] => {
-            let reference = rest.iter().map(|s| super::request::percent_decode(s)).collect::<Vec<_>>().join("/");
+            let reference = rest.iter().map(|s| super::query::percent_decode(s)).collect::<Vec<_>>().join("/");
             return Some(Route::Images { reference: Some(reference) });
         }
         ["apis", METRICS_GROUP, "v1beta1", rest @ ..] if !rest.is_empty() => return metrics_path(rest),

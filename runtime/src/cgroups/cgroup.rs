@@ -1,5 +1,6 @@
 //! One cgroup the daemon made: its directories, processes, limits and usage.
 
+use super::place::Place;
 use super::{files, kill, v1, v2};
 use super::{CgroupError, Limits};
 use nix::sys::signal::Signal;
@@ -7,22 +8,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where a cgroup lives: one directory per v1 hierarchy, or one v2 directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Place {
-    V1(Vec<v1::Dir>),
-    V2(PathBuf),
-}
-
-impl Place {
-    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
-        match self {
-            Place::V1(dirs) => dirs.iter().map(|d| d.path.clone()).collect(),
-            Place::V2(dir) => vec![dir.clone()],
-        }
-    }
-}
 
 /// Usage figures of one cgroup (and everything below it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,7 +92,7 @@ impl Cgroup {
     /// first, or by `cgroup.kill` on v2.
     pub fn kill_all(&self, signal: Signal) -> Result<(), CgroupError> {
         if signal == Signal::SIGKILL {
-            kill::kill_until_empty(self)
+            kill::kill_until_empty(&self.place, &|| self.pids())
         } else {
             kill::signal_each(&self.pids()?, signal);
             Ok(())

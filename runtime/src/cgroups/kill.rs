@@ -1,6 +1,6 @@
 //! Emptying a cgroup for good: no process may survive, not even one forked mid-kill.
 
-use super::cgroup::{Cgroup, Place};
+use super::place::Place;
 use super::{v1, v2, CgroupError};
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
@@ -22,71 +22,74 @@ pub(crate) fn signal_each(pids: &[i32], signal: Signal) {
     }
 }
 
-/// SIGKILLs everything in `cgroup` until it is empty. v2 with `cgroup.kill` lets the
+/// The processes in the cgroup (and below it) right now, across all its directories.
+type Members<'a> = &'a dyn Fn() -> Result<Vec<i32>, CgroupError>;
+
+/// SIGKILLs everything in the cgroup at `place` until `members` lists no one. v2 with `cgroup.kill` lets the
 /// kernel do it atomically; otherwise freeze (so nothing forks), kill every pid, thaw,
 /// and repeat until the kernel lists no process.
-pub(crate) fn kill_until_empty(cgroup: &Cgroup) -> Result<(), CgroupError> {
+pub(crate) fn kill_until_empty(place: &Place, members: Members) -> Result<(), CgroupError> {
     let deadline = Instant::now() + EMPTY_DEADLINE;
-    if let Place::V2(dir) = &cgroup.place {
+    if let Place::V2(dir) = place {
         if dir.exists() && v2::kill_file(dir)? {
-            return wait_empty(cgroup, deadline);
+            return wait_empty(place, members, deadline);
         }
     }
     loop {
-        let pids = cgroup.pids()?;
+        let pids = members()?;
         if pids.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(still_populated(cgroup, pids));
+            return Err(still_populated(place, pids));
         }
-        let freezer = freezer(cgroup);
+        let freezer = freezer(place);
         if let Some(freezer) = &freezer {
-            freeze(cgroup, freezer, true)?;
+            freeze(place, freezer, true)?;
         }
         // Frozen, the set cannot grow: re-read so forks that won the race are included.
         let killed = match &freezer {
-            Some(_) => cgroup.pids(),
+            Some(_) => members(),
             None => Ok(pids),
         };
         if let Ok(pids) = &killed {
             signal_each(pids, Signal::SIGKILL);
         }
         if let Some(freezer) = &freezer {
-            freeze(cgroup, freezer, false)?;
+            freeze(place, freezer, false)?;
         }
         killed?;
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-fn freezer(cgroup: &Cgroup) -> Option<std::path::PathBuf> {
-    match &cgroup.place {
+fn freezer(place: &Place) -> Option<std::path::PathBuf> {
+    match place {
         Place::V1(dirs) => v1::freezer(dirs).filter(|d| d.exists()).map(Path::to_path_buf),
         Place::V2(dir) => v2::can_freeze(dir).then(|| dir.clone()),
     }
 }
 
-fn freeze(cgroup: &Cgroup, dir: &Path, frozen: bool) -> Result<bool, CgroupError> {
-    match &cgroup.place {
+fn freeze(place: &Place, dir: &Path, frozen: bool) -> Result<bool, CgroupError> {
+    match place {
         Place::V1(_) => v1::freeze(dir, frozen),
         Place::V2(_) => v2::freeze(dir, frozen),
     }
 }
 
-fn wait_empty(cgroup: &Cgroup, deadline: Instant) -> Result<(), CgroupError> {
+fn wait_empty(place: &Place, members: Members, deadline: Instant) -> Result<(), CgroupError> {
     loop {
-        let pids = cgroup.pids()?;
+        let pids = members()?;
         if pids.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(still_populated(cgroup, pids));
+            return Err(still_populated(place, pids));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-fn still_populated(cgroup: &Cgroup, pids: Vec<i32>) -> CgroupError {
-    CgroupError::StillPopulated { path: cgroup.dirs().into_iter().next().unwrap_or_default(), pids }
+fn still_populated(place: &Place, pids: Vec<i32>) -> CgroupError {
+    CgroupError::StillPopulated { path: place.dirs().into_iter().next().unwrap_or_default(), pids }
 }

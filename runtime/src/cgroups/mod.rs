@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod kill;
 mod limits;
+mod place;
 pub mod pod_scope;
 mod roots;
 mod sampler;
@@ -29,7 +30,7 @@ pub use limits::{milli_cpu_to_quota, milli_cpu_to_shares, shares_to_weight, Limi
 pub use roots::{Hierarchy, Roots};
 pub use sampler::{millicores, UsageSampler};
 
-use cgroup::Place;
+use place::Place;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
