@@ -74,7 +74,7 @@ DATA_DIR=/var/lib/coracle
 RUN_DIR=/run/coracle
 UNIT=coracled.service
 # On cgroup v2 under systemd, coracled keeps its pods in this delegated scope (it outlives
-# daemon restarts; see daemon/src/cgroups/pod_scope.rs).
+# daemon restarts; see runtime/src/cgroups/pod_scope.rs).
 POD_SCOPE=coracle-pods.scope
 # What the daemon's default network settings create on the host (config.yaml may change them).
 BRIDGE=coracle0
@@ -228,7 +228,7 @@ teardown_pods() {
         CNI-*) { iptables -t nat -F "$chain" && iptables -t nat -X "$chain"; } 2>/dev/null || true ;;
       esac
     done
-    # The daemon's own masquerade (daemon/src/net/masquerade.rs): one jump per bridge into
+    # The daemon's own masquerade (net/src/masquerade.rs): one jump per bridge into
     # a chain named CORACLE-MASQ-<bridge>.
     iptables -t nat -S POSTROUTING 2>/dev/null | grep -E -- "-j CORACLE-MASQ-[^ ]+$" | while read -r rule; do
       eval "iptables -t nat $(echo "$rule" | sed 's/^-A /-D /')" 2>/dev/null || true

@@ -94,7 +94,7 @@ daemon_cgroup() {
 }
 
 # The pods' delegated scope (coracled registers it on cgroup v2 so that its own unit can be
-# restarted; see daemon/src/cgroups/pod_scope.rs): its cgroup directory, empty when not running.
+# restarted; see runtime/src/cgroups/pod_scope.rs): its cgroup directory, empty when not running.
 POD_SCOPE=coracle-pods.scope
 pods_cgroup() {
   local cg
