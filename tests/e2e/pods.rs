@@ -161,7 +161,9 @@ fn http_in_netns(netns: PathBuf, port: u16) -> String {
     std::thread::spawn(move || {
         let file = std::fs::File::open(&netns).unwrap();
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("entering the pod's netns");
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting to the web server");
+        // Running means the process started, not that it listens yet: a refused connection
+        // is retried until the server is up (a loaded machine can take a while to get there).
+        let mut s = wait_for("the web server to listen", LONG, || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
@@ -407,8 +409,11 @@ fn init_containers_run_in_order_before_the_app(rt: Runtime) {
     for s in running["status"]["initContainerStatuses"].as_array().unwrap() {
         assert_eq!(s["state"]["terminated"]["reason"], "Completed", "{s}");
     }
-    let order =
-        std::fs::read_to_string(board.daemon.data_dir().join("pods").join(&uid).join("volumes/work/order")).unwrap();
+    // Running means the app started; its own line may follow a moment later.
+    let order_path = board.daemon.data_dir().join("pods").join(&uid).join("volumes/work/order");
+    let order = wait_for("the app's line in the order file", LONG, || {
+        std::fs::read_to_string(&order_path).ok().filter(|o| o.lines().count() >= 3)
+    });
     assert_eq!(order, "first\nsecond\napp\n");
     let log_path = board.daemon.data_dir().join(format!("logs/default_init_{uid}/app/0.log"));
     let log = wait_for("the app's log", LONG, || std::fs::read_to_string(&log_path).ok().filter(|l| l.contains("app")));
