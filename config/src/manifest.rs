@@ -263,7 +263,8 @@ mod tests {
 
     /// Nested flow collections cost time in proportion to their size (libyaml's scanner was
     /// quadratic in the nesting, vendor/unsafe-libyaml/CORACLE.md), in YAML and in JSON.
-    /// Sixteen times the input may cost at most 64 times the time; quadratic would be 256.
+    /// 32 times the input may cost at most 256 times the time (a bigger tree also misses the
+    /// caches more often); quadratic costs 1024 times (the unpatched parser: 1500), linear 32 (here: 40 to 100).
     #[test]
     fn nested_documents_cost_linear_time() {
         // A YAML document starting with '{' would be taken for JSON, hence `x: `.
@@ -271,9 +272,9 @@ mod tests {
             [("x: ", "{a: ", "}"), ("", "[", "]"), ("x: ", "{a: [", "]}"), ("", "{\"a\":", "}")]
         {
             let doc = |n: usize| format!("{prefix}{}1{}", open.repeat(n), close.repeat(n));
-            let (small, large) = (parse_cost(&doc(2_000)), parse_cost(&doc(32_000)));
+            let (small, large) = (parse_cost(&doc(1_000)), parse_cost(&doc(32_000)));
             let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-9);
-            assert!(ratio < 64.0, "{open:?}: 16x the nesting took {ratio:.0}x the time ({small:?}, {large:?})");
+            assert!(ratio < 256.0, "{open:?}: 32x the nesting took {ratio:.0}x the time ({small:?}, {large:?})");
         }
     }
 
