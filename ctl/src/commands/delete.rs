@@ -26,12 +26,12 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), CtlError> {
     let mut failed = false;
     let targets = targets(ctx, args)?;
     if targets.is_empty() {
-        eprintln!("No resources found");
+        errln!("No resources found");
         return Ok(());
     }
     let force = args.force && options.get("gracePeriodSeconds") == Some(&json!(0));
     if force {
-        eprintln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
+        errln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
     }
     let mut deleted = Vec::new();
     for t in targets {
@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), CtlError> {
         match ctx.client.json("DELETE", &path, Some(&options)) {
             Ok(_) => {
                 let verb = if force { "force deleted" } else { "deleted" };
-                println!("{} \"{}\" {verb}", kind_prefix(t.info), t.name);
+                outln!("{} \"{}\" {verb}", kind_prefix(t.info), t.name);
                 deleted.push(t);
             }
             Err(e) if e.is_not_found() && args.ignore_not_found => {}
