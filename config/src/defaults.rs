@@ -110,11 +110,19 @@ pub fn pull_policy_for(image: &str) -> &'static str {
     }
 }
 
+/// `SetDefaults_Probe`. These fields are plain int32 in Kubernetes, so an explicit 0 is
+/// "unset" there and gets the default too; a probe every 0 seconds would spin.
 fn probe(p: &mut Probe) {
-    set(&mut p.timeout_seconds, 1);
-    set(&mut p.period_seconds, 10);
-    set(&mut p.success_threshold, 1);
-    set(&mut p.failure_threshold, 3);
+    for (field, default) in [
+        (&mut p.timeout_seconds, 1),
+        (&mut p.period_seconds, 10),
+        (&mut p.success_threshold, 1),
+        (&mut p.failure_threshold, 3),
+    ] {
+        if field.is_none_or(|v| v == 0) {
+            *field = Some(default);
+        }
+    }
     if let Some(h) = &mut p.http_get {
         http_get(h);
     }
@@ -282,6 +290,22 @@ mod tests {
         );
         let g = p.http_get.as_ref().unwrap();
         assert_eq!((g.path.as_deref(), g.scheme.as_deref()), (Some("/"), Some("HTTP")));
+    }
+
+    #[test]
+    fn probe_timings_of_zero_are_defaulted_as_unset() {
+        let obj = defaulted(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n    \
+             livenessProbe: {exec: {command: [\"true\"]}, timeoutSeconds: 0, periodSeconds: 0, successThreshold: 0, \
+             failureThreshold: 0, initialDelaySeconds: 0}\n    readinessProbe: {exec: {command: [\"true\"]}, periodSeconds: 7}\n",
+        );
+        let Object::Pod(pod) = obj else { panic!() };
+        let c = &pod.spec.containers[0];
+        let timings = |p: &Probe| {
+            (p.initial_delay_seconds, p.timeout_seconds, p.period_seconds, p.success_threshold, p.failure_threshold)
+        };
+        assert_eq!(timings(c.liveness_probe.as_ref().unwrap()), (Some(0), Some(1), Some(10), Some(1), Some(3)));
+        assert_eq!(timings(c.readiness_probe.as_ref().unwrap()), (None, Some(1), Some(7), Some(1), Some(3)));
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub enum IntOrString {
 
 impl IntOrString {
     /// Resolves a count or a percentage of `total`, rounding up or down as asked
-    /// (Kubernetes' `GetScaledValueFromIntOrPercent`).
+    /// (Kubernetes' `GetScaledValueFromIntOrPercent`). A percentage too large for the result
+    /// (`maxSurge: 1000000000000%`, which validation lets through as Kubernetes does) gives
+    /// `i32::MAX`, never an overflow.
     pub fn scaled_value(&self, total: i32, round_up: bool) -> Result<i32, String> {
         match self {
             IntOrString::Int(v) => Ok(*v),
@@ -24,9 +26,10 @@ impl IntOrString {
                 };
                 let pct: i64 =
                     pct.parse().map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
-                let scaled = pct * total as i64;
+                // i64 × i32 always fits an i128, and so does the rounding.
+                let scaled = i128::from(pct) * i128::from(total);
                 let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
-                Ok(v as i32)
+                Ok(v.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32)
             }
         }
     }
@@ -70,6 +73,10 @@ mod tests {
         assert_eq!(p.scaled_value(10, false).unwrap(), 2);
         assert_eq!(IntOrString::Int(4).scaled_value(10, false).unwrap(), 4);
         assert!(IntOrString::from("x").scaled_value(10, true).is_err());
+        let huge = IntOrString::from("9223372036854775807%");
+        assert_eq!(huge.scaled_value(i32::MAX, true).unwrap(), i32::MAX);
+        assert_eq!(huge.scaled_value(i32::MIN, false).unwrap(), i32::MIN);
+        assert!(IntOrString::from("9223372036854775808%").scaled_value(1, true).is_err());
     }
 
     #[test]

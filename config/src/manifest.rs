@@ -249,6 +249,55 @@ mod tests {
         );
     }
 
+    /// The fastest of a few parses of `text`: a busy machine's pauses only ever add time.
+    fn parse_cost(text: &str) -> std::time::Duration {
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let _ = parse_documents(text);
+                start.elapsed()
+            })
+            .min()
+            .expect("five runs")
+    }
+
+    /// Nested flow collections cost time in proportion to their size (libyaml's scanner was
+    /// quadratic in the nesting, vendor/unsafe-libyaml/CORACLE.md), in YAML and in JSON.
+    /// 32 times the input may cost at most 256 times the time: linear is 32 (measured 40 to
+    /// 100, as a bigger tree misses the caches more often), quadratic 1024 (the unpatched
+    /// parser: 1500). JSON stops at serde_json's depth limit, whatever follows.
+    #[test]
+    fn nested_documents_cost_linear_time() {
+        // A YAML document starting with '{' would be taken for JSON, hence `x: `.
+        for (prefix, open, close) in
+            [("x: ", "{a: ", "}"), ("", "[", "]"), ("x: ", "{a: [", "]}"), ("", "{\"a\":", "}")]
+        {
+            let doc = |n: usize| format!("{prefix}{}1{}", open.repeat(n), close.repeat(n));
+            let (small, large) = (parse_cost(&doc(1_000)), parse_cost(&doc(32_000)));
+            let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-9);
+            assert!(ratio < 256.0, "{open:?}: 32x the nesting took {ratio:.0}x the time ({small:?}, {large:?})");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_by_name() {
+        let deep = |open: &str, close: &str| format!("{}1{}", open.repeat(200), close.repeat(200));
+        for text in [deep("[", "]"), format!("x: {}", deep("{a: ", "}")), deep("{\"a\":", "}")] {
+            let e = err(&text);
+            assert!(e.starts_with("document 1: recursion limit exceeded at line 1 column "), "{e}");
+        }
+        let block: String = (0..200).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        assert!(err(&block).starts_with("document 1: recursion limit exceeded at line 129"), "{}", err(&block));
+        // Nesting within the limit (127 levels here) is still a document.
+        let ok = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: n, annotations: {{a: \"{}\"}}}}\nx: {}1{}\n",
+            "[".repeat(10),
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        assert_eq!(parse_documents(&ok).unwrap()[0].warnings, ["unknown field \"x\""]);
+    }
+
     #[test]
     fn autoscaler_v1_decodes_to_the_stored_v2() {
         let text = "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  \

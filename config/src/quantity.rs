@@ -3,9 +3,10 @@
 //! A quantity is held exactly as a count of nano-units plus the notation it was written in,
 //! which decides how it prints: `BinarySI` (`Ki`…`Ei`), `DecimalSI` (`n`…`E`) or
 //! `DecimalExponent` (`2e3`). Parsing follows apimachinery's `ParseQuantity`: precision
-//! below one nano-unit rounds up (asking for a little gives a little, never zero), binary
-//! amounts are capped at 2^63-1. Decimal amounts beyond ±(2^63-1) units are refused rather
-//! than carried in arbitrary precision, which nothing on one board needs.
+//! below one nano-unit rounds up (asking for a little gives a little, never zero). Amounts
+//! beyond ±(2^63-1) units are refused, naming the value: apimachinery carries big decimal
+//! amounts in arbitrary precision, which nothing on one board needs, and silently caps binary
+//! ones at 2^63-1 (`99999999999999999999Ei` became 8Ei), which would store what nobody wrote.
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -74,11 +75,8 @@ impl Quantity {
         } else {
             shift += exponent;
         }
-        let magnitude = nanos_from_digits(&digits, shift);
-        let magnitude = match (magnitude, format) {
-            (Some(n), _) if n <= MAX_NANOS => n,
-            // apimachinery caps binary amounts instead of refusing them.
-            (_, Format::BinarySI) => MAX_NANOS,
+        let magnitude = match nanos_from_digits(&digits, shift) {
+            Some(n) if n <= MAX_NANOS => n,
             _ => return Err(fail(TOO_LARGE)),
         };
         if format == Format::BinarySI && magnitude > 0 && magnitude < NANOS_PER_UNIT {
@@ -437,7 +435,8 @@ mod tests {
             ("-1.5", "-1500m"),
             ("-128Mi", "-128Mi"),
             ("1E", "1E"),
-            ("16Ei", "9223372036854775807"),
+            ("7Ei", "7Ei"),
+            ("9223372036854775807", "9223372036854775807"),
             ("1234567M", "1234567M"),
             ("9.01", "9010m"),
         ];
@@ -461,8 +460,10 @@ mod tests {
             let err = Quantity::parse(bad).expect_err(bad);
             assert!(err.to_string().starts_with(&format!("invalid quantity {bad:?}: ")), "{err}");
         }
-        let err = Quantity::parse("1e30").unwrap_err();
-        assert_eq!(err.reason, TOO_LARGE);
+        // Beyond 2^63-1 units, decimal or binary: refused rather than capped.
+        for big in ["1e30", "9223372036854775808", "8Ei", "16Ei", "99999999999999999999Ei", "-8Ei", "1e2147483647"] {
+            assert_eq!(Quantity::parse(big).unwrap_err().reason, TOO_LARGE, "{big}");
+        }
     }
 
     #[test]

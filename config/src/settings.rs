@@ -1,6 +1,7 @@
 //! The daemon's settings: `/etc/coracle/config.yaml`, every key optional, overridden by
 //! `CORACLE_*` environment variables and command-line flags (the daemon applies flags).
 
+use crate::validation::MAX_SECONDS;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -227,9 +228,34 @@ impl DaemonSettings {
         }
         // Decoded as JSON through the decoder manifests use, which names the failing field.
         let value = serde_json::to_value(value).map_err(|e| SettingsError { message: e.to_string() })?;
-        crate::tracked::decode(value)
-            .map(|(settings, _)| settings)
-            .map_err(|e| SettingsError { message: e.to_string() })
+        let settings: DaemonSettings =
+            crate::tracked::decode(value).map(|(s, _)| s).map_err(|e| SettingsError { message: e.to_string() })?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Every span within [`MAX_SECONDS`] (the daemon adds them to clocks) and an autoscaler
+    /// period of at least a second (0 would spin); the first key out of bounds is named.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let a = &self.autoscaler;
+        let b = &self.backoff;
+        for (key, seconds) in [
+            ("autoscaler.sync_period_seconds", a.sync_period_seconds),
+            ("autoscaler.downscale_stabilization_seconds", a.downscale_stabilization_seconds),
+            ("autoscaler.cpu_initialization_period_seconds", a.cpu_initialization_period_seconds),
+            ("autoscaler.initial_readiness_delay_seconds", a.initial_readiness_delay_seconds),
+            ("backoff.base_seconds", b.base_seconds),
+            ("backoff.cap_seconds", b.cap_seconds),
+            ("backoff.reset_seconds", b.reset_seconds),
+        ] {
+            if seconds > MAX_SECONDS as u64 {
+                return Err(SettingsError { message: format!("{key}: {seconds} is more than {MAX_SECONDS} seconds") });
+            }
+        }
+        if a.sync_period_seconds == 0 {
+            return Err(SettingsError { message: "autoscaler.sync_period_seconds: must be at least 1".into() });
+        }
+        Ok(())
     }
 
     /// Applies `CORACLE_*` overrides from `vars` (pass `std::env::vars()`). Other variables
@@ -285,7 +311,7 @@ impl DaemonSettings {
                 _ => {}
             }
         }
-        Ok(())
+        self.check()
     }
 }
 
@@ -335,6 +361,18 @@ mod tests {
         assert!(e.starts_with("runtime: unknown field `kindd`"), "{e}");
         let e = DaemonSettings::from_yaml("network: {mode: bridge}\n").unwrap_err().message;
         assert!(e.starts_with("network.mode: unknown variant `bridge`"), "{e}");
+    }
+
+    #[test]
+    fn spans_are_bounded_naming_the_key() {
+        let e = DaemonSettings::from_yaml("backoff: {cap_seconds: 18446744073709551615}\n").unwrap_err().message;
+        assert_eq!(e, "backoff.cap_seconds: 18446744073709551615 is more than 2147483647 seconds");
+        let e = DaemonSettings::from_yaml("autoscaler: {sync_period_seconds: 0}\n").unwrap_err().message;
+        assert_eq!(e, "autoscaler.sync_period_seconds: must be at least 1");
+        let mut s = DaemonSettings::default();
+        let e = s.apply_env(vars(&[("CORACLE_HPA_DOWNSCALE_STABILIZATION_SECONDS", "2147483648")])).unwrap_err();
+        assert_eq!(e.message, "autoscaler.downscale_stabilization_seconds: 2147483648 is more than 2147483647 seconds");
+        assert!(DaemonSettings::from_yaml("backoff: {reset_seconds: 2147483647}\n").is_ok());
     }
 
     #[test]

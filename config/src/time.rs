@@ -3,14 +3,26 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `2024-05-01T12:00:00Z`, the form of every `metav1.Time` field.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+const LAST_SECOND: u64 = 253_402_300_799;
+
+/// `t` within what RFC 3339 can write, 1970 to year 9999: humantime's formatter panics
+/// outside it, and a time computed from input (`now + grace`) must never reach a panic.
+fn writable(t: SystemTime) -> SystemTime {
+    let last = UNIX_EPOCH + Duration::from_secs(LAST_SECOND);
+    t.clamp(UNIX_EPOCH, last)
 }
 
-/// `2024-05-01T12:00:00.123456789Z`, as CRI log lines and `metav1.MicroTime` carry it.
+/// `2024-05-01T12:00:00Z`, the form of every `metav1.Time` field; times before 1970 or
+/// after 9999 are written as the nearest of those bounds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(writable(t)).to_string()
+}
+
+/// `2024-05-01T12:00:00.123456789Z`, as CRI log lines and `metav1.MicroTime` carry it
+/// (bounded as [`rfc3339`]).
 pub fn rfc3339_nanos(t: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
+    humantime::format_rfc3339_nanos(writable(t)).to_string()
 }
 
 /// The current time as a `metav1.Time` string.
@@ -85,6 +97,15 @@ mod tests {
         assert_eq!(s, "2023-11-14T22:13:20Z");
         assert_eq!(parse(&s), Some(t));
         assert_eq!(unix_seconds(&s), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn times_beyond_rfc3339_are_written_at_its_bounds() {
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_nanos(far), "9999-12-31T23:59:59.000000000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00Z");
+        assert_eq!(parse("9999-12-31T23:59:59Z"), Some(UNIX_EPOCH + Duration::from_secs(LAST_SECOND)));
     }
 
     #[test]

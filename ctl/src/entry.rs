@@ -18,7 +18,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(err) => {
             if !matches!(err, CtlError::Reported) {
-                eprintln!("{err}");
+                errln!("{err}");
             }
             1
         }

@@ -24,7 +24,7 @@ pub fn read_manifests(filenames: &[String], verb: &str) -> Result<Vec<Manifest>,
                 parse_documents(&text).map_err(|e| CtlError::client(format!("error parsing {source}: {e}")))?;
             for p in parsed {
                 for w in &p.warnings {
-                    eprintln!("Warning: {w}");
+                    errln!("Warning: {w}");
                 }
                 out.push(Manifest { source: source.clone(), object: p.object });
             }

@@ -1,5 +1,8 @@
 //! coracle: kubectl's verbs against coracled, over HTTP on a unix socket or TCP.
 
+#[macro_use]
+pub mod output;
+
 pub mod cli;
 pub mod client;
 pub mod commands;

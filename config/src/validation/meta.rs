@@ -11,7 +11,11 @@ pub type NameCheck = fn(&str) -> Vec<String>;
 /// Annotations may hold at most this many bytes of keys and values together.
 const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
-/// `ValidateObjectMeta`: name (or generateName), namespace by scope, labels, annotations.
+/// The finalizers Kubernetes itself defines, the only ones named without a domain.
+const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeletion"];
+
+/// `ValidateObjectMeta`: name (or generateName), namespace by scope, labels, annotations,
+/// owner references and finalizers.
 pub fn object_meta(
     meta: &ObjectMeta,
     namespaced: bool,
@@ -61,6 +65,34 @@ pub fn object_meta(
             if value.is_empty() {
                 errs.push(FieldError::invalid(&p.child(field), quote(value), &format!("{field} must not be empty")));
             }
+        }
+    }
+    finalizers(&meta.finalizers, &path.child("finalizers"), errs);
+}
+
+/// apimachinery's `ValidateFinalizers` (each a qualified name; `orphan` and
+/// `foregroundDeletion` not both), then core's `validateKubeFinalizerName`: a name without
+/// a domain must be one of Kubernetes' own. An empty name would hold its object forever.
+fn finalizers(finalizers: &[String], path: &Path, errs: &mut Vec<FieldError>) {
+    for f in finalizers {
+        for msg in names::qualified_name(f) {
+            errs.push(FieldError::invalid(path, quote(f), &msg));
+        }
+    }
+    if finalizers.iter().any(|f| f == "orphan") && finalizers.iter().any(|f| f == "foregroundDeletion") {
+        errs.push(FieldError::invalid(
+            path,
+            go_strings(finalizers),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
+    }
+    for (i, f) in finalizers.iter().enumerate() {
+        if !f.contains('/') && !STANDARD_FINALIZERS.contains(&f.as_str()) {
+            errs.push(FieldError::invalid(
+                &path.index(i),
+                quote(f),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
         }
     }
 }

@@ -11,6 +11,7 @@ mod service;
 
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
 pub use meta::go_selector;
+pub use pod::MAX_SECONDS;
 pub use service::NODE_PORT_RANGE;
 
 use crate::core::Event;

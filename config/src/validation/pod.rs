@@ -20,6 +20,13 @@ pub enum PodSpecOwner {
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
+/// The longest span in seconds a grace period may name, where Kubernetes sets no bound:
+/// its own bound for `activeDeadlineSeconds`, 2^31 − 1 (68 years). The daemon turns these
+/// seconds into deadlines (`now + grace`, written as an RFC 3339 time that must stay within
+/// year 9999) and clients into nanoseconds (Go's `time.Duration`, an int64); 2^31 − 1 keeps
+/// both far from overflow, while an int64's full range overflows both.
+pub const MAX_SECONDS: i64 = i32::MAX as i64;
+
 /// `ValidatePodSpec`: containers, volumes, restart and DNS policy, security context.
 pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs: &mut Vec<FieldError>) {
     let volumes = validate_volumes(&spec.volumes, &path.child("volumes"), errs);
@@ -68,7 +75,9 @@ pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs:
         }
     }
     if let Some(g) = spec.termination_grace_period_seconds {
-        nonnegative(g, &path.child("terminationGracePeriodSeconds"), errs);
+        let p = path.child("terminationGracePeriodSeconds");
+        nonnegative(g, &p, errs);
+        at_most_max_seconds(g, &p, errs);
     }
     if let Some(d) = spec.active_deadline_seconds {
         let p = path.child("activeDeadlineSeconds");
@@ -91,6 +100,9 @@ pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs:
         id_range(sc.run_as_user, &p.child("runAsUser"), errs);
         id_range(sc.run_as_group, &p.child("runAsGroup"), errs);
         id_range(sc.fs_group, &p.child("fsGroup"), errs);
+        for (i, &g) in sc.supplemental_groups.iter().enumerate() {
+            id_range(Some(g), &p.child("supplementalGroups").index(i), errs);
+        }
     }
 }
 
@@ -340,12 +352,12 @@ fn validate_probe(probe: &Probe, path: &Path, errs: &mut Vec<FieldError>) {
             nonnegative(v as i64, &path.child(field), errs);
         }
     }
-    if let Some(g) = probe.termination_grace_period_seconds.filter(|&g| g <= 0) {
-        errs.push(FieldError::invalid(
-            &path.child("terminationGracePeriodSeconds"),
-            g.to_string(),
-            "must be greater than 0",
-        ));
+    if let Some(g) = probe.termination_grace_period_seconds {
+        let p = path.child("terminationGracePeriodSeconds");
+        if g <= 0 {
+            errs.push(FieldError::invalid(&p, g.to_string(), "must be greater than 0"));
+        }
+        at_most_max_seconds(g, &p, errs);
     }
 }
 
@@ -488,6 +500,13 @@ fn volume_mounts(c: &Container, volumes: &BTreeSet<String>, path: &Path, errs: &
 pub fn nonnegative(v: i64, path: &Path, errs: &mut Vec<FieldError>) {
     if v < 0 {
         errs.push(FieldError::invalid(path, v.to_string(), "must be greater than or equal to 0"));
+    }
+}
+
+/// Seconds beyond [`MAX_SECONDS`].
+fn at_most_max_seconds(v: i64, path: &Path, errs: &mut Vec<FieldError>) {
+    if v > MAX_SECONDS {
+        errs.push(FieldError::invalid(path, v.to_string(), &format!("must be less than or equal to {MAX_SECONDS}")));
     }
 }
 

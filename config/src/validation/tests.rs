@@ -309,3 +309,95 @@ fn errors_carry_reasons_and_aggregate_like_the_api() {
     );
     assert_eq!(invalid_message("Pod", "p", &errs[..1]), "Pod \"p\" is invalid: spec.x: Required value");
 }
+
+#[test]
+fn numbers_from_outside_are_bounded() {
+    const QUALIFIED_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    type Edit = fn(&mut Value);
+    let table: Vec<(Value, Edit, Vec<String>)> = vec![
+        (
+            pod(),
+            |v| v["spec"]["terminationGracePeriodSeconds"] = json!(i64::MAX),
+            vec!["spec.terminationGracePeriodSeconds: Invalid value: 9223372036854775807: must be less than or equal to 2147483647".into()],
+        ),
+        (
+            pod(),
+            |v| v["spec"]["terminationGracePeriodSeconds"] = json!(-1),
+            vec!["spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0".into()],
+        ),
+        (pod(), |v| v["spec"]["terminationGracePeriodSeconds"] = json!(i32::MAX), vec![]),
+        (
+            pod(),
+            |v| v["spec"]["activeDeadlineSeconds"] = json!(i64::MAX),
+            vec!["spec.activeDeadlineSeconds: Invalid value: 9223372036854775807: must be between 1 and 2147483647, inclusive".into()],
+        ),
+        (
+            pod(),
+            |v| {
+                v["spec"]["containers"][0]["livenessProbe"] =
+                    json!({"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": i64::MAX});
+                v["spec"]["containers"][0]["readinessProbe"] =
+                    json!({"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 0, "initialDelaySeconds": -5});
+            },
+            vec![
+                "spec.containers[0].livenessProbe.terminationGracePeriodSeconds: Invalid value: 9223372036854775807: must be less than or equal to 2147483647".into(),
+                "spec.containers[0].readinessProbe.initialDelaySeconds: Invalid value: -5: must be greater than or equal to 0".into(),
+                "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0".into(),
+            ],
+        ),
+        (
+            pod(),
+            |v| v["spec"]["securityContext"] = json!({"supplementalGroups": [1000, -1, 4294967296_i64]}),
+            vec![
+                "spec.securityContext.supplementalGroups[1]: Invalid value: -1: must be between 0 and 2147483647, inclusive".into(),
+                "spec.securityContext.supplementalGroups[2]: Invalid value: 4294967296: must be between 0 and 2147483647, inclusive".into(),
+            ],
+        ),
+        (
+            pod(),
+            |v| v["metadata"]["finalizers"] = json!([""]),
+            vec![
+                "metadata.finalizers: Invalid value: \"\": name part must be non-empty".into(),
+                format!("metadata.finalizers: Invalid value: \"\": {QUALIFIED_MSG}"),
+                "metadata.finalizers[0]: Invalid value: \"\": name is neither a standard finalizer name nor is it fully qualified".into(),
+            ],
+        ),
+        (
+            deployment(),
+            |v| v["metadata"]["finalizers"] = json!(["example.com/hold", "orphan", "foregroundDeletion", "mine"]),
+            vec![
+                "metadata.finalizers: Invalid value: []string{\"example.com/hold\", \"orphan\", \"foregroundDeletion\", \"mine\"}: finalizer orphan and foregroundDeletion cannot be both set".into(),
+                "metadata.finalizers[3]: Invalid value: \"mine\": name is neither a standard finalizer name nor is it fully qualified".into(),
+            ],
+        ),
+        (
+            service(),
+            |v| v["metadata"]["finalizers"] = json!(["example.com/a b", "kubernetes"]),
+            vec![format!("metadata.finalizers: Invalid value: \"example.com/a b\": {QUALIFIED_MSG}")],
+        ),
+    ];
+    for (i, (mut v, edit, want)) in table.into_iter().enumerate() {
+        edit(&mut v);
+        assert_eq!(errors_of(v), want, "case {i}");
+    }
+}
+
+#[test]
+fn numbers_beyond_their_type_are_refused_at_decoding_naming_the_field() {
+    let decode_error = |v: Value| decode_object(v).expect_err("refused").message;
+    let mut d = deployment();
+    d["spec"]["replicas"] = json!(2_147_483_648_i64);
+    assert_eq!(decode_error(d), "spec.replicas: invalid value: integer `2147483648`, expected i32");
+    let mut p = pod();
+    p["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "99999999999999999999Ei"}});
+    assert_eq!(
+        decode_error(p),
+        "spec.containers[0].resources.limits.memory: invalid quantity \"99999999999999999999Ei\": quantity is too large (the limit is 9223372036854775807 units)"
+    );
+    let mut p = pod();
+    p["spec"]["terminationGracePeriodSeconds"] = json!(u64::MAX);
+    assert_eq!(
+        decode_error(p),
+        "spec.terminationGracePeriodSeconds: invalid value: integer `18446744073709551615`, expected i64"
+    );
+}

@@ -84,7 +84,7 @@ impl Client {
         let response = read_response(conn, method).map_err(io_err)?;
         log::debug!("{method} {path} {} in {} ms", response.status, started.elapsed().as_millis());
         for warning in warnings(&response) {
-            eprintln!("Warning: {warning}");
+            errln!("Warning: {warning}");
         }
         Ok(response)
     }

@@ -66,9 +66,9 @@ pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
             Ok(outcome) => {
                 let name = resource_name(m.object.info(), &m.object.metadata().name);
                 if args.output.is_some() {
-                    println!("{name}");
+                    outln!("{name}");
                 } else {
-                    println!("{name} {outcome}{}", dry_run.suffix());
+                    outln!("{name} {outcome}{}", dry_run.suffix());
                 }
             }
             Err(e) => report(&mut failed, e),
@@ -159,7 +159,7 @@ fn apply_one(ctx: &Context, m: &Manifest, dry_run: DryRun) -> Result<&'static st
             .and_then(Value::as_str)
             .and_then(|text| serde_json::from_str(text).ok());
         if previous.is_none() && attempt == 0 {
-            eprintln!(
+            errln!(
                 "Warning: resource {}/{name} is missing the {LAST_APPLIED} annotation which is required by coracle apply. coracle apply should only be used on resources created declaratively by either coracle create --save-config or coracle apply. The missing annotation will be patched automatically.",
                 info.plural
             );

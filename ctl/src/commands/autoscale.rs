@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: &AutoscaleArgs) -> Result<(), CtlError> {
     let path = format!("{}?fieldManager=kubectl-autoscale", info.collection_path(Some(&ctx.namespace)));
     let object = Object::HorizontalPodAutoscaler(hpa);
     ctx.client.json("POST", &path, Some(&object.to_json()))?;
-    println!("{} autoscaled", resource_name(info, &object.metadata().name));
+    outln!("{} autoscaled", resource_name(info, &object.metadata().name));
     Ok(())
 }
 

@@ -39,8 +39,8 @@ pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
             Ok(object) => {
                 let name = resource_name(info, &m.object.metadata().name);
                 match format {
-                    None => println!("{name} created{}", dry_run.suffix()),
-                    Some(OutputFormat::Name) => println!("{name}"),
+                    None => outln!("{name} created{}", dry_run.suffix()),
+                    Some(OutputFormat::Name) => outln!("{name}"),
                     Some(_) => created.push(object),
                 }
             }
@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     }
     if let Some(f @ (OutputFormat::Json | OutputFormat::Yaml)) = format {
         let doc = if created.len() == 1 { created.remove(0) } else { list_document(created) };
-        print!("{}", f.document(&doc));
+        out!("{}", f.document(&doc));
     }
     if failed {
         Err(CtlError::Reported)

@@ -26,12 +26,12 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), CtlError> {
     let mut failed = false;
     let targets = targets(ctx, args)?;
     if targets.is_empty() {
-        eprintln!("No resources found");
+        errln!("No resources found");
         return Ok(());
     }
     let force = args.force && options.get("gracePeriodSeconds") == Some(&json!(0));
     if force {
-        eprintln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
+        errln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
     }
     let mut deleted = Vec::new();
     for t in targets {
@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), CtlError> {
         match ctx.client.json("DELETE", &path, Some(&options)) {
             Ok(_) => {
                 let verb = if force { "force deleted" } else { "deleted" };
-                println!("{} \"{}\" {verb}", kind_prefix(t.info), t.name);
+                outln!("{} \"{}\" {verb}", kind_prefix(t.info), t.name);
                 deleted.push(t);
             }
             Err(e) if e.is_not_found() && args.ignore_not_found => {}
@@ -157,15 +157,16 @@ fn targets(ctx: &Context, args: &DeleteArgs) -> Result<Vec<Target>, CtlError> {
     Ok(out)
 }
 
-/// Polls until GET answers 404 or the timeout passes.
+/// Polls until GET answers 404 or the timeout passes (never, for a timeout beyond what
+/// the clock can hold).
 fn wait_until_gone(ctx: &Context, t: &Target, timeout: Duration) -> Result<(), CtlError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::commands::watch::deadline_after(timeout);
     let mut pause = Duration::from_millis(100);
     loop {
         match ctx.get(t.info, &t.namespace, &t.name) {
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
-            Ok(_) if Instant::now() >= deadline => {
+            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return Err(CtlError::client(format!(
                     "timed out waiting for the condition on {}/{}",
                     t.info.qualified_plural(),
@@ -173,7 +174,7 @@ fn wait_until_gone(ctx: &Context, t: &Target, timeout: Duration) -> Result<(), C
                 )))
             }
             Ok(_) => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                std::thread::sleep(deadline.map_or(pause, |d| pause.min(d.saturating_duration_since(Instant::now()))));
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
         }

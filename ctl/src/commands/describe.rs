@@ -36,11 +36,11 @@ pub fn run(ctx: &Context, args: &DescribeArgs) -> Result<(), CtlError> {
             match describe_object(ctx, &object) {
                 Ok(text) => {
                     if !first {
-                        println!();
-                        println!();
+                        outln!();
+                        outln!();
                     }
                     first = false;
-                    print!("{text}");
+                    out!("{text}");
                 }
                 Err(e) => report(&mut failed, e),
             }

@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &ExposeArgs) -> Result<(), CtlError> {
     let info = service.info();
     let path = format!("{}?fieldManager=kubectl-expose", info.collection_path(Some(&ctx.namespace)));
     ctx.client.json("POST", &path, Some(&service.to_json()))?;
-    println!("{} exposed", resource_name(info, &service.metadata().name));
+    outln!("{} exposed", resource_name(info, &service.metadata().name));
     Ok(())
 }
 

@@ -59,16 +59,16 @@ pub fn run(ctx: &Context, args: &GetArgs) -> Result<(), CtlError> {
             let single = by_name && total == 1 && found.iter().map(|f| f.group.names.len()).sum::<usize>() == 1;
             let mut items: Vec<Value> = found.into_iter().flat_map(|f| f.values).collect();
             if single {
-                print!("{}", format.document(&items.remove(0)));
+                out!("{}", format.document(&items.remove(0)));
             } else if !(failed && items.is_empty() && by_name) {
-                print!("{}", format.document(&list_document(items)));
+                out!("{}", format.document(&list_document(items)));
             }
         }
         OutputFormat::Name => {
             for f in &found {
                 for v in &f.values {
                     let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                    println!("{}", resource_name(f.group.info, name));
+                    outln!("{}", resource_name(f.group.info, name));
                 }
             }
         }
@@ -86,7 +86,7 @@ pub fn run(ctx: &Context, args: &GetArgs) -> Result<(), CtlError> {
                 let objects = f.values.iter().map(|v| decode(f.group.info, v)).collect::<Result<Vec<Object>, _>>()?;
                 tables.push(table(f.group.info, &objects, &opts, now));
             }
-            print!("{}", render(&tables, args.no_headers));
+            out!("{}", render(&tables, args.no_headers));
         }
     }
     if total == 0
@@ -98,9 +98,9 @@ pub fn run(ctx: &Context, args: &GetArgs) -> Result<(), CtlError> {
             .split(',')
             .all(|t| t.eq_ignore_ascii_case("all") || super::resolve_type(t).is_ok_and(|i| i.namespaced));
         if args.all_namespaces || !namespaced {
-            eprintln!("No resources found");
+            errln!("No resources found");
         } else {
-            eprintln!("No resources found in {} namespace.", ctx.namespace);
+            errln!("No resources found in {} namespace.", ctx.namespace);
         }
     }
     if failed {

@@ -116,16 +116,16 @@ impl RowPrinter {
                     let text = self.format.document(v);
                     // Several YAML documents in one stream need separators.
                     if self.format == OutputFormat::Yaml {
-                        print!("---\n{text}");
+                        out!("---\n{text}");
                     } else {
-                        print!("{text}");
+                        out!("{text}");
                     }
                 }
             }
             OutputFormat::Name => {
                 for v in values {
                     let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                    println!("{}", resource_name(self.info, name));
+                    outln!("{}", resource_name(self.info, name));
                 }
             }
             OutputFormat::Table | OutputFormat::Wide => {
@@ -134,7 +134,7 @@ impl RowPrinter {
                 }
                 let objects = values.iter().map(|v| decode(self.info, v)).collect::<Result<Vec<_>, _>>()?;
                 let t: Table = table(self.info, &objects, &self.opts, SystemTime::now());
-                print!("{}", render(&[t], self.header_printed));
+                out!("{}", render(&[t], self.header_printed));
                 self.header_printed = true;
             }
         }

@@ -47,7 +47,7 @@ fn load(ctx: &Context, args: &ImageLoadArgs) -> Result<(), CtlError> {
         )?
     };
     for reference in item_names(&answer) {
-        println!("Loaded image: {reference}");
+        outln!("Loaded image: {reference}");
     }
     Ok(())
 }
@@ -60,7 +60,7 @@ fn import(ctx: &Context, args: &ImageImportArgs) -> Result<(), CtlError> {
     let path = with_query(IMAGES, &[("import", dir), ("name", &args.reference)]);
     let answer = ctx.client.json("POST", &path, None)?;
     for reference in item_names(&answer) {
-        println!("Imported image: {reference}");
+        outln!("Imported image: {reference}");
     }
     Ok(())
 }
@@ -94,10 +94,10 @@ fn list(ctx: &Context, args: &ImageLsArgs) -> Result<(), CtlError> {
         .map_err(|e| CtlError::client(format!("decoding the image list from the server: {e}")))?;
     if args.quiet {
         for r in &rows {
-            println!("{}", if r.tag == "<none>" { r.digest.clone() } else { format!("{}:{}", r.repository, r.tag) });
+            outln!("{}", if r.tag == "<none>" { r.digest.clone() } else { format!("{}:{}", r.repository, r.tag) });
         }
     } else {
-        print!("{}", image_table(&rows));
+        out!("{}", image_table(&rows));
     }
     Ok(())
 }
@@ -130,10 +130,10 @@ fn remove(ctx: &Context, args: &ImageRmArgs) -> Result<(), CtlError> {
         match result {
             Ok(removal) => {
                 for name in &removal.untagged {
-                    println!("Untagged: {name}");
+                    outln!("Untagged: {name}");
                 }
                 if let Some(digest) = &removal.deleted {
-                    println!("Deleted: {digest}");
+                    outln!("Deleted: {digest}");
                 }
             }
             Err(e) => report(&mut failed, e),

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<(), CtlError> {
         None => {
             let (container, note) = default_container(&pod)?;
             if let Some(note) = note {
-                eprintln!("{note}");
+                errln!("{note}");
             }
             container
         }
@@ -54,8 +54,8 @@ pub fn run(ctx: &Context, args: &LogsArgs) -> Result<(), CtlError> {
     let mut out = std::io::stdout().lock();
     match std::io::copy(&mut body, &mut out) {
         Ok(_) => {}
-        // `coracle logs … | head` closes the pipe: that is the reader's choice, not a failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        // `coracle logs … | head` closes the pipe: the ctl ends as every other print does.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => crate::output::failed("stdout", e),
         Err(e) => return Err(CtlError::client(format!("reading the log of pod {:?}: {e}", pod.metadata.name))),
     }
     out.flush().ok();
@@ -92,7 +92,7 @@ fn first_pod_of(ctx: &Context, info: &'static ResourceInfo, name: &str) -> Resul
         .next()
         .ok_or_else(|| CtlError::client(format!("no pods found for {}/{name}", info.singular)))?;
     if total > 1 {
-        eprintln!("Found {total} pods, using pod/{}", pod.metadata.name);
+        errln!("Found {total} pods, using pod/{}", pod.metadata.name);
     }
     Ok(pod)
 }

@@ -219,7 +219,7 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
 /// Prints an error the way kubectl does and remembers that something failed.
 pub fn report(failed: &mut bool, err: CtlError) {
     if !matches!(err, CtlError::Reported) {
-        eprintln!("{err}");
+        errln!("{err}");
     }
     *failed = true;
 }

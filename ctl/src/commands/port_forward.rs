@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: &PortForwardArgs) -> Result<(), CtlError> {
     for forward in forwards {
         for listener in bind(&addresses, forward)? {
             let address = listener.local_addr().map_err(|e| CtlError::client(format!("a listener's address: {e}")))?;
-            println!("Forwarding from {address} -> {}", forward.remote);
+            outln!("Forwarding from {address} -> {}", forward.remote);
             let path = with_query(
                 &format!("{}/portforward", ctx.object_path(pod_info(), &ctx.namespace, &pod.metadata.name)),
                 &[("ports", &forward.remote.to_string())],
@@ -49,7 +49,7 @@ pub fn run(ctx: &Context, args: &PortForwardArgs) -> Result<(), CtlError> {
     std::thread::spawn(move || {
         let why = wait_until_gone(&client, &pod_path, &uid);
         // kubectl's words when its stream to the pod ends; the listeners go with the process.
-        eprintln!("error: lost connection to pod ({why})");
+        errln!("error: lost connection to pod ({why})");
         std::process::exit(1);
     });
     for acceptor in acceptors {
@@ -262,15 +262,15 @@ fn accept(listener: TcpListener, client: &Client, path: &str, remote: u16) {
         let conn = match conn {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: accepting a connection on port {local}: {e}");
+                errln!("error: accepting a connection on port {local}: {e}");
                 continue;
             }
         };
-        println!("Handling connection for {local}");
+        outln!("Handling connection for {local}");
         let (client, path) = (client.clone(), path.to_string());
         std::thread::spawn(move || {
             if let Err(e) = forward_connection(&client, &path, conn) {
-                eprintln!("error: an error occurred forwarding {local} -> {remote}: {e}");
+                errln!("error: an error occurred forwarding {local} -> {remote}: {e}");
             }
         });
     }

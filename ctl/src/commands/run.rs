@@ -33,9 +33,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<(), CtlError> {
     };
     let name = resource_name(info, &args.name);
     match format {
-        None => println!("{name} created{}", dry_run.suffix()),
-        Some(OutputFormat::Name) => println!("{name}"),
-        Some(f) => print!("{}", f.document(&answer)),
+        None => outln!("{name} created{}", dry_run.suffix()),
+        Some(OutputFormat::Name) => outln!("{name}"),
+        Some(f) => out!("{}", f.document(&answer)),
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: &ScaleArgs) -> Result<(), CtlError> {
         check_precondition(args.current_replicas, live.spec.replicas.unwrap_or(0))?;
     }
     ctx.client.patch(&path, "application/merge-patch+json", &scale_patch(args.replicas))?;
-    println!("{} scaled", resource_name(target.info, &target.name));
+    outln!("{} scaled", resource_name(target.info, &target.name));
     Ok(())
 }
 

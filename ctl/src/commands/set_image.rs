@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, args: &SetImageArgs) -> Result<(), CtlError> {
     };
     let path = format!("{}?fieldManager=kubectl-set", target.info.object_path(&ctx.namespace, &target.name));
     ctx.client.patch(&path, "application/strategic-merge-patch+json", &patch)?;
-    println!("{} image updated", resource_name(target.info, &target.name));
+    outln!("{} image updated", resource_name(target.info, &target.name));
     Ok(())
 }
 

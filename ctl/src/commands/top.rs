@@ -47,9 +47,9 @@ fn top_pods(ctx: &Context, args: &TopPodArgs) -> Result<(), CtlError> {
     }
     if pods.is_empty() {
         if args.all_namespaces {
-            eprintln!("No resources found");
+            errln!("No resources found");
         } else {
-            eprintln!("No resources found in {} namespace.", ctx.namespace);
+            errln!("No resources found in {} namespace.", ctx.namespace);
         }
         return Ok(());
     }
@@ -58,7 +58,7 @@ fn top_pods(ctx: &Context, args: &TopPodArgs) -> Result<(), CtlError> {
         containers: args.containers,
         no_headers: args.no_headers,
     };
-    print!("{}", pod_table(&pods, opts));
+    out!("{}", pod_table(&pods, opts));
     Ok(())
 }
 
@@ -69,7 +69,7 @@ fn top_nodes(ctx: &Context, args: &TopNodeArgs) -> Result<(), CtlError> {
     };
     let nodes = node_usages(&metrics(ctx, &path)?)?;
     if nodes.is_empty() {
-        eprintln!("No resources found");
+        errln!("No resources found");
         return Ok(());
     }
     let capacities = node_capacities(ctx);
@@ -80,7 +80,7 @@ fn top_nodes(ctx: &Context, args: &TopNodeArgs) -> Result<(), CtlError> {
             (name, u, capacity)
         })
         .collect();
-    print!("{}", node_table(&rows, args.no_headers));
+    out!("{}", node_table(&rows, args.no_headers));
     Ok(())
 }
 

@@ -43,13 +43,13 @@ pub fn run(ctx: Option<&Context>, args: &VersionArgs) -> Result<(), CtlError> {
             if let Some(s) = &server {
                 doc["serverVersion"] = s.clone();
             }
-            print!("{}", f.document(&doc));
+            out!("{}", f.document(&doc));
         }
         None => {
-            println!("Client Version: {}", client["gitVersion"].as_str().unwrap_or_default());
+            outln!("Client Version: {}", client["gitVersion"].as_str().unwrap_or_default());
             if let Some(s) = &server {
                 let v = s.get("gitVersion").and_then(Value::as_str).unwrap_or("<unknown>");
-                println!("Server Version: {v}");
+                outln!("Server Version: {v}");
             }
         }
     }

@@ -118,9 +118,10 @@ pub fn error_status(event: &WatchEvent) -> Status {
         .unwrap_or_else(|_| Status::failure(500, "InternalError", format!("watch error: {}", event.object)))
 }
 
-/// A deadline `timeout` from now; zero means none.
+/// A deadline `timeout` from now; zero means none, and so does a timeout beyond what the
+/// clock can hold (`--timeout 18446744073709551615`), which no wait would outlive anyway.
 pub fn deadline_after(timeout: Duration) -> Option<Instant> {
-    (!timeout.is_zero()).then(|| Instant::now() + timeout)
+    (!timeout.is_zero()).then(|| Instant::now().checked_add(timeout)).flatten()
 }
 
 /// kubectl's `--timeout` texts: `30s`, `5m`, a bare number of seconds; `0` means forever.
@@ -153,5 +154,8 @@ mod tests {
         assert_eq!(parse_timeout("7").unwrap(), Duration::from_secs(7));
         assert!(deadline_after(Duration::ZERO).is_none());
         assert!(parse_timeout("later").is_err());
+        assert_eq!(deadline_after(parse_timeout("0").unwrap()), None);
+        assert_eq!(deadline_after(parse_timeout("18446744073709551615").unwrap()), None);
+        assert!(deadline_after(parse_timeout("5m").unwrap()).is_some());
     }
 }

@@ -23,9 +23,9 @@ pub fn run(ctx: &Context, args: &RolloutHistoryArgs) -> Result<(), CtlError> {
         let template = history
             .get(&args.revision)
             .ok_or_else(|| CtlError::client(format!("unable to find the specified revision {}", args.revision)))?;
-        print!("{name} with revision #{}\n{}", args.revision, revision_details(&template.template));
+        out!("{name} with revision #{}\n{}", args.revision, revision_details(&template.template));
     } else {
-        print!("{name} \n{}\n", history_table(&history));
+        out!("{name} \n{}\n", history_table(&history));
     }
     Ok(())
 }

@@ -20,6 +20,6 @@ pub fn run(ctx: &Context, args: &RolloutTargetArgs, pause: bool) -> Result<(), C
     }
     let path = target.info.object_path(&ctx.namespace, &target.name);
     ctx.client.patch(&path, "application/merge-patch+json", &json!({"spec": {"paused": pause}}))?;
-    println!("{name} {verb}");
+    outln!("{name} {verb}");
     Ok(())
 }

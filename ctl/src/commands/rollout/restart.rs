@@ -17,7 +17,7 @@ pub fn run(ctx: &Context, args: &RolloutTargetArgs) -> Result<(), CtlError> {
     let target = deployment_target(&args.resource, "restarter")?;
     let path = target.info.object_path(&ctx.namespace, &target.name);
     ctx.client.patch(&path, "application/strategic-merge-patch+json", &restart_patch(&time::now()))?;
-    println!("{} restarted", resource_name(target.info, &target.name));
+    outln!("{} restarted", resource_name(target.info, &target.name));
     Ok(())
 }
 

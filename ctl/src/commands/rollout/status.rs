@@ -134,7 +134,7 @@ impl LinePrinter {
             Progress::Done(l) => (l, true),
         };
         if self.last.as_deref() != Some(line.as_str()) {
-            println!("{line}");
+            outln!("{line}");
             self.last = Some(line);
         }
         done

@@ -40,12 +40,12 @@ pub fn run(ctx: &Context, args: &RolloutUndoArgs) -> Result<(), CtlError> {
     let name = resource_name(target.info, &target.name);
     match rollback(&d, &owned_replica_sets(ctx, &d)?, args.to_revision)? {
         Rollback::Skipped(r) => {
-            println!("{name} skipped rollback (current template already matches revision {r})");
+            outln!("{name} skipped rollback (current template already matches revision {r})");
         }
         Rollback::Patch(patch) => {
             let path = target.info.object_path(&ctx.namespace, &target.name);
             ctx.client.patch(&path, "application/json-patch+json", &patch)?;
-            println!("{name} rolled back");
+            outln!("{name} rolled back");
         }
     }
     Ok(())
