@@ -574,6 +574,10 @@ fn exec_runs_confined_exactly_as_the_container(backend: Backend) {
     assert_eq!(lines[12], "sleep 600 ", "its /proc is the container's, whose pid 1 is the container's init");
     let stderr = exec(&f, "target", &["sh", "-c", "echo oops >&2; exit 4"], &[]).unwrap();
     assert_eq!((stderr.exit_code, stderr.stderr.as_slice()), (4, &b"oops\n"[..]));
+    // A restarted daemon's runtime knows how the container was started: it execs the same way.
+    let request = ExecRequest::captured(vec!["sh".into(), "-c".into(), "id -u; echo $GREETING; pwd".into()], None);
+    let again = f.fresh_runtime().exec("target", &request).unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "65534\nhi\n/home/nobody\n");
 }
 
 fn exec_reports_missing_programs_timeouts_and_stopped_containers(backend: Backend) {
