@@ -38,6 +38,8 @@ pub struct Progress {
 pub enum Step {
     /// Containers are still inside their grace period: look again then.
     Wait(Instant),
+    /// Every container has stopped (their exits are recorded): [`finish`] removes the rest.
+    Stopped,
     /// Everything is gone, the object too.
     Finished,
 }
@@ -146,7 +148,8 @@ pub fn stop_pod(ctx: &NodeContext, pod: &Pod, ids: &[(String, String)], grace: D
 }
 
 /// One pass of a graceful deletion of `pod`, whose current container instances are `ids`
-/// (`(container name, runtime id)`).
+/// (`(container name, runtime id)`): signals them once, waits out the grace period, then
+/// kills what is left and waits for the exits to be recorded ([`Step::Stopped`]).
 pub fn step(
     ctx: &NodeContext,
     pod: &Pod,
@@ -169,6 +172,18 @@ pub fn step(
     if any_running && !left.is_zero() {
         return Step::Wait(Instant::now() + left.min(TERMINATION_POLL));
     }
+    if any_running {
+        kill_pod_cgroup(ctx, &pod.metadata.uid);
+        for (_, id) in ids {
+            wait_exited(&*ctx.runtime, id, EXIT_RECORD_WAIT);
+        }
+    }
+    Step::Stopped
+}
+
+/// The end of a graceful deletion once [`step`] said `Stopped`: removes the containers,
+/// sandbox, cgroups, volumes and logs, then the object from the store.
+pub fn finish(ctx: &NodeContext, pod: &Pod, ids: &[(String, String)]) -> Step {
     let ids: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
     kill_and_clean(ctx, pod, &ids);
     let options = DeleteOptions {
@@ -192,12 +207,7 @@ pub fn step(
 pub fn kill_and_clean(ctx: &NodeContext, pod: &Pod, ids: &[String]) {
     let uid = &pod.metadata.uid;
     (ctx.before_stop)(uid);
-    let cgroup = ctx.cgroups.open(&layout::pod_cgroup(uid));
-    if let Some(cgroup) = &cgroup {
-        if let Err(e) = cgroup.kill_all(Signal::SIGKILL) {
-            log::warn!("node: SIGKILL to pod {uid}'s cgroup: {e}");
-        }
-    }
+    kill_pod_cgroup(ctx, uid);
     let mut all: Vec<String> = ids.to_vec();
     for id in ctx.runtime.list() {
         if layout::parse_container_id(&id).is_some_and(|(u, _, _)| u == uid) && !all.contains(&id) {
@@ -208,6 +218,15 @@ pub fn kill_and_clean(ctx: &NodeContext, pod: &Pod, ids: &[String]) {
         discard_container(&*ctx.runtime, id);
     }
     remove_pod_leftovers(ctx, Some(pod), uid);
+}
+
+/// SIGKILL of everything in pod `uid`'s cgroup.
+fn kill_pod_cgroup(ctx: &NodeContext, uid: &str) {
+    if let Some(cgroup) = ctx.cgroups.open(&layout::pod_cgroup(uid)) {
+        if let Err(e) = cgroup.kill_all(Signal::SIGKILL) {
+            log::warn!("node: SIGKILL to pod {uid}'s cgroup: {e}");
+        }
+    }
 }
 
 /// Removes the sandbox, cgroups and directories of pod `uid` (its containers must be gone).

@@ -53,6 +53,9 @@ on_both_backends!(
     a_host_network_sandbox_shares_the_host_netns,
     the_oom_score_adj_reaches_the_container,
     shims_are_forked_by_one_launcher_that_leaves_with_its_runtime,
+    exec_runs_confined_exactly_as_the_container,
+    exec_reports_missing_programs_timeouts_and_stopped_containers,
+    exec_joins_the_containers_cgroups,
 );
 
 /// A busybox image layer: the static binary, its applets as symlinks, users and a web root.
@@ -519,4 +522,112 @@ fn shims_are_forked_by_one_launcher_that_leaves_with_its_runtime(backend: Backen
         wait_exited(&*f.runtime, id);
         f.runtime.remove(id).unwrap();
     }
+}
+
+fn exec(f: &Fixture, id: &str, command: &[&str], env: &[&str]) -> Result<ExecOutput, ExecError> {
+    let mut request =
+        ExecRequest::captured(command.iter().map(|s| s.to_string()).collect(), Some(Duration::from_secs(10)));
+    request.env = env.iter().map(|s| s.to_string()).collect();
+    f.runtime.exec(id, &request)
+}
+
+/// The namespace link (`pid:[4026…]`) of `pid`'s namespace `ns`, as the host sees it.
+fn ns_link(pid: i32, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap().display().to_string()
+}
+
+/// Whether a process that is not a zombie runs `cmdline` in the pid namespace `pidns`.
+fn living_with_cmdline(pidns: &str, cmdline: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).any(|pid| {
+        let same_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|l| l.display().to_string() == pidns);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rfind(')').is_some_and(|at| stat[at + 1..].trim_start().starts_with('Z'));
+        same_ns && !zombie && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline)
+    })
+}
+
+fn exec_runs_confined_exactly_as_the_container(backend: Backend) {
+    let Some(f) = fixture(backend, "pod-exec", "exec_runs_confined_exactly_as_the_container") else { return };
+    let mut spec = f.spec("target", &["sleep", "600"]);
+    spec.user = users::resolve(&[f.base.join("image")], "65534").unwrap();
+    spec.cwd = "/home/nobody".into();
+    spec.capabilities = CapabilityChanges { add: vec![], drop: vec!["ALL".into()] };
+    let handle = f.start(&spec);
+    let script = "id; echo $GREETING $EXTRA; pwd; grep -E 'CapBnd|NoNewPrivs' /proc/self/status; hostname; \
+                  for ns in pid net ipc uts mnt; do readlink /proc/self/ns/$ns; done; echo $$; tr '\\0' ' ' < /proc/1/cmdline";
+    let out = exec(&f, "target", &["sh", "-c", script], &["EXTRA=there"]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.exit_code, 0, "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("uid=65534(nobody) gid=65534(nogroup)"), "{text}");
+    assert_eq!(lines[1], "hi there", "the container's environment with the request's on top");
+    assert_eq!(lines[2], "/home/nobody", "the container's working directory");
+    assert_eq!(lines[3], "CapBnd:\t0000000000000000", "the container's bounding set: {text}");
+    assert_eq!(lines[4], "NoNewPrivs:\t1", "{text}");
+    assert_eq!(lines[5], "pod-exec", "the container's hostname");
+    for (i, ns) in ["pid", "net", "ipc", "uts", "mnt"].iter().enumerate() {
+        assert_eq!(lines[6 + i], ns_link(handle.pid, ns), "the container's {ns} namespace");
+    }
+    let own_pid: i32 = lines[11].parse().unwrap();
+    assert!(own_pid > 1 && own_pid < 100, "a pid of the container's pid namespace: {own_pid}");
+    assert_eq!(lines[12], "sleep 600 ", "its /proc is the container's, whose pid 1 is the container's init");
+    let stderr = exec(&f, "target", &["sh", "-c", "echo oops >&2; exit 4"], &[]).unwrap();
+    assert_eq!((stderr.exit_code, stderr.stderr.as_slice()), (4, &b"oops\n"[..]));
+    // A restarted daemon's runtime knows how the container was started: it execs the same way.
+    let request = ExecRequest::captured(vec!["sh".into(), "-c".into(), "id -u; echo $GREETING; pwd".into()], None);
+    let again = f.fresh_runtime().exec("target", &request).unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "65534\nhi\n/home/nobody\n");
+}
+
+fn exec_reports_missing_programs_timeouts_and_stopped_containers(backend: Backend) {
+    let name = "exec_reports_missing_programs_timeouts_and_stopped_containers";
+    let Some(f) = fixture(backend, "pod-exec-err", name) else { return };
+    f.start(&f.spec("app", &["sleep", "600"]));
+    let missing = exec(&f, "app", &["nope"], &[]).unwrap_err();
+    assert_eq!(missing, ExecError::Start("exec: \"nope\": executable file not found in $PATH".into()));
+    let mut slow = ExecRequest::captured(vec!["sh".into(), "-c".into(), "echo begun; exec sleep 30".into()], None);
+    slow.timeout = Some(Duration::from_millis(500));
+    match f.runtime.exec("app", &slow) {
+        Err(ExecError::TimedOut { output, .. }) => assert_eq!(output.stdout, b"begun\n"),
+        other => panic!("not timed out: {other:?}"),
+    }
+    let init = match f.runtime.state("app") {
+        ContainerState::Running { pid, .. } => pid,
+        other => panic!("{other:?}"),
+    };
+    let killed = (0..500).any(|_| {
+        let alive = living_with_cmdline(&ns_link(init, "pid"), b"sleep\x0030\x00");
+        if alive {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        !alive
+    });
+    assert!(killed, "the timed-out command was killed");
+    f.runtime.signal("app", nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exited(&*f.runtime, "app");
+    assert_eq!(exec(&f, "app", &["true"], &[]).unwrap_err(), ExecError::NotRunning { id: "app".into() });
+    assert_eq!(exec(&f, "never", &["true"], &[]).unwrap_err(), ExecError::NotRunning { id: "never".into() });
+}
+
+fn exec_joins_the_containers_cgroups(backend: Backend) {
+    let name = "exec_joins_the_containers_cgroups";
+    let Some(f) = fixture(backend, "pod-exec-cg", name) else { return };
+    let Some(memory) = own_v1_dir("memory") else {
+        eprintln!("skipping {name} ({backend:?}): no v1 memory cgroup");
+        return;
+    };
+    let leaf = format!("coracle-exec-test-{backend:?}-{}", std::process::id()).to_lowercase();
+    let cgroup = memory.join(&leaf);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let mut spec = f.spec("cg", &["sleep", "600"]);
+    spec.cgroup_dirs = vec![cgroup.clone()];
+    f.start(&spec);
+    let out = exec(&f, "cg", &["cat", "/proc/self/cgroup"], &[]).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.lines().any(|l| l.contains(":memory:") && l.ends_with(&leaf)), "{text}");
+    f.runtime.signal("cg", nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exited(&*f.runtime, "cg");
+    f.runtime.remove("cg").unwrap();
+    let _ = std::fs::remove_dir(&cgroup);
 }

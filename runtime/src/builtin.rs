@@ -1,12 +1,14 @@
 //! The builtin runtime: starts each container under a coracled shim and reads its state back
-//! from the run directory, so a restarted daemon re-adopts what is still running.
+//! from the run directory, so a restarted daemon re-adopts what is still running; execs into a
+//! running container by entering it from a child of the daemon (see `exec::enter`).
 
 use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
+use super::exec::{enter, ExecError, ExecOutput, ExecRequest};
 use super::launcher::ShimStarter;
 use super::run_dir::{remove_tree, RunDir};
 use super::shim::{ShimRequest, SHIM_ARG};
 use super::spec::ContainerSpec;
-use super::state;
+use super::state::{self, ContainerState};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -36,7 +38,7 @@ impl ContainerRuntime for BuiltinRuntime {
 
     fn start(&self, spec: &ContainerSpec) -> Result<ContainerHandle, StartError> {
         let dir = self.run_dir.claim(spec, &[])?;
-        std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
+        self.run_dir.record_spec(&dir, spec)?;
         let request = ShimRequest { run_dir: self.run_dir.path().to_path_buf(), spec: spec.clone(), oci: None };
         self.shims.start_container(&request, &dir.join("shim.log"))
     }
@@ -51,5 +53,13 @@ impl ContainerRuntime for BuiltinRuntime {
 
     fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         remove_tree(&self.run_dir.stopped(id)?)
+    }
+
+    fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+        let ContainerState::Running { pid, .. } = self.run_dir.state(id) else {
+            return Err(ExecError::NotRunning { id: id.to_string() });
+        };
+        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.0))?;
+        enter::run(pid, &spec, request)
     }
 }

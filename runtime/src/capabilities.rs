@@ -143,18 +143,37 @@ const CAP_VERSION_3: u32 = 0x2008_0522;
 pub fn limit_bounding_set(set: CapSet, last: u32) -> Result<(), String> {
     for cap in 0..=last {
         if set.0 & (1 << cap) == 0 {
-            // SAFETY: prctl with PR_CAPBSET_DROP only reads its integer argument.
-            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-            if rc != 0 {
-                return Err(format!("drop capability {} from bounding set: {}", cap, std::io::Error::last_os_error()));
-            }
+            drop_from_bounding_set(cap).map_err(|e| format!("drop capability {cap} from bounding set: {e}"))?;
         }
+    }
+    Ok(())
+}
+
+/// [`limit_bounding_set`] without allocating, even on failure: for a child between fork and exec.
+pub fn limit_bounding_set_in_child(set: CapSet, last: u32) -> std::io::Result<()> {
+    for cap in 0..=last {
+        if set.0 & (1 << cap) == 0 {
+            drop_from_bounding_set(cap)?;
+        }
+    }
+    Ok(())
+}
+
+fn drop_from_bounding_set(cap: u32) -> std::io::Result<()> {
+    // SAFETY: prctl with PR_CAPBSET_DROP only reads its integer argument.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
 /// Sets this thread's effective, permitted and inheritable capabilities to `set`.
 pub fn set_process_caps(set: CapSet) -> Result<(), String> {
+    set_process_caps_in_child(set).map_err(|e| format!("capset {:#x}: {e}", set.0))
+}
+
+/// [`set_process_caps`] without allocating: for a child between fork and exec.
+pub fn set_process_caps_in_child(set: CapSet) -> std::io::Result<()> {
     let header = CapHeader { version: CAP_VERSION_3, pid: 0 };
     let lo = set.0 as u32;
     let hi = (set.0 >> 32) as u32;
@@ -165,7 +184,7 @@ pub fn set_process_caps(set: CapSet) -> Result<(), String> {
     // SAFETY: capset reads a v3 header and two data structs, both live for the call.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     if rc != 0 {
-        return Err(format!("capset {:#x}: {}", set.0, std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

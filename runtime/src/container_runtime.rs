@@ -1,6 +1,7 @@
 //! The one interface the node uses to run containers, so the builtin runtime and an OCI runtime
 //! (runc/crun) can sit behind it, picked once at start.
 
+use super::exec::{ExecError, ExecOutput, ExecRequest};
 use super::run_dir::RunDir;
 use super::sandbox;
 use super::spec::{ContainerSpec, Sandbox, SandboxSpec};
@@ -64,7 +65,7 @@ impl From<String> for RuntimeError {
 
 /// Sandboxes and containers, level-triggered: every call may be repeated and survives a daemon restart.
 /// Sandboxes, states and listings are the run directory's, the same for every backend; a
-/// backend supplies how a container starts, is signalled and is removed.
+/// backend supplies how a container starts, is signalled, is exec'd into and is removed.
 pub trait ContainerRuntime: Send + Sync {
     /// The run directory holding the sandboxes and the containers' records.
     fn run_dir(&self) -> &RunDir;
@@ -74,6 +75,11 @@ pub trait ContainerRuntime: Send + Sync {
     fn signal(&self, id: &str, signal: Signal) -> Result<(), RuntimeError>;
     /// Forgets an exited container (its run directory; the log stays).
     fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Runs a command inside running container `id`, confined exactly as the container's own
+    /// process is: its namespaces, cgroups, OOM score, user and groups, capabilities and
+    /// no_new_privs, working directory, and environment (the request's on top). Returns when
+    /// the command has ended (or was killed at the request's timeout).
+    fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, ExecError>;
 
     /// Creates (or returns the existing) pod sandbox.
     fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, RuntimeError> {

@@ -3,6 +3,7 @@
 //! failure goes back to the shim over a close-on-exec pipe: nothing arriving means exec worked.
 
 use super::capabilities;
+use super::cgroups;
 use super::mounts;
 use super::placement;
 use super::spec::ContainerSpec;
@@ -70,7 +71,7 @@ fn setup(message: String) -> (FailedStage, String) {
 }
 
 /// Go's spelling of an errno, as Kubernetes users see it (`no such file or directory`).
-fn go_errno(errno: nix::errno::Errno) -> String {
+pub(crate) fn go_errno(errno: nix::errno::Errno) -> String {
     let text = errno.desc();
     let mut chars = text.chars();
     match chars.next() {
@@ -86,7 +87,7 @@ fn setup_and_exec(
     stderr_write: &OwnedFd,
 ) -> Result<std::convert::Infallible, (FailedStage, String)> {
     // First, so that everything the container does from here on is charged to and limited by its pod.
-    placement::join_cgroups(&spec.cgroup_dirs).map_err(setup)?;
+    cgroups::join_current(&spec.cgroup_dirs).map_err(|e| setup(e.to_string()))?;
     if let Some(score) = spec.oom_score_adj {
         placement::set_oom_score_adj(score).map_err(setup)?;
     }

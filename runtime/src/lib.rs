@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container_runtime;
 pub mod cri_log;
+pub mod exec;
 pub mod image;
 pub mod init;
 pub mod launcher;
@@ -27,6 +28,7 @@ mod backend_tests;
 
 pub use builtin::BuiltinRuntime;
 pub use container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
+pub use exec::{ExecError, ExecIo, ExecOutput, ExecRequest};
 pub use oci::OciRuntime;
 pub use spec::*;
 pub use state::ContainerState;

@@ -1,31 +1,11 @@
-//! Where the container's init puts itself before anything else: its cgroups and its OOM score.
-//! Both are written by the init about itself, which is what keeps a start fast on cgroup v1.
+//! The OOM score a container's processes get: the init sets its own (after joining its cgroups
+//! through the cgroups module), and an exec'd command gets the same.
 
 use std::io::Write;
 use std::path::Path;
 
 /// The range the kernel accepts in `/proc/PID/oom_score_adj`.
 const OOM_SCORE_ADJ_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
-
-/// Moves the calling (single-threaded) process into each cgroup directory.
-///
-/// On a v1 hierarchy the process writes `0` (itself) into `tasks`: moving only the calling
-/// thread lets the kernel (5.16+) skip the global threadgroup lock whose first writer waits a
-/// whole RCU grace period, 5–15 ms per start when the shim wrote the init's pid into every
-/// hierarchy's `cgroup.procs`. A v2 directory has no `tasks`; `cgroup.procs` takes `0` too.
-pub fn join_cgroups(dirs: &[impl AsRef<Path>]) -> Result<(), String> {
-    for dir in dirs {
-        let dir = dir.as_ref();
-        let tasks = dir.join("tasks");
-        let joined = match write_existing(&tasks, b"0") {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_existing(&dir.join("cgroup.procs"), b"0")
-                .map_err(|e| format!("join cgroup {}: {e}", dir.join("cgroup.procs").display())),
-            other => other.map_err(|e| format!("join cgroup {}: {e}", tasks.display())),
-        };
-        joined?;
-    }
-    Ok(())
-}
 
 /// Writes `bytes` into a file that must already exist (a cgroup or /proc control file).
 fn write_existing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -109,24 +89,5 @@ mod tests {
                 assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
             }
         }
-    }
-
-    #[test]
-    fn v1_hierarchies_get_the_thread_and_v2_the_process() {
-        let (v1, v2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        std::fs::write(v1.path().join("tasks"), "").unwrap();
-        std::fs::write(v2.path().join("cgroup.procs"), "").unwrap();
-        join_cgroups(&[v1.path(), v2.path()]).unwrap();
-        assert_eq!(std::fs::read_to_string(v1.path().join("tasks")).unwrap(), "0");
-        assert!(!v1.path().join("cgroup.procs").exists(), "v1 must not take the threadgroup lock");
-        assert_eq!(std::fs::read_to_string(v2.path().join("cgroup.procs")).unwrap(), "0");
-    }
-
-    #[test]
-    fn a_missing_cgroup_is_named_in_the_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let gone = dir.path().join("gone");
-        let err = join_cgroups(&[&gone]).unwrap_err();
-        assert!(err.starts_with(&format!("join cgroup {}", gone.join("cgroup.procs").display())), "{err}");
     }
 }

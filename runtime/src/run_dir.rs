@@ -6,6 +6,9 @@ use super::spec::ContainerSpec;
 use super::state::{self, ContainerState};
 use std::path::{Path, PathBuf};
 
+/// File name of the recorded spec in a container's records directory.
+pub const SPEC_FILE: &str = "spec.json";
+
 /// The run directory and the one name (if any) a backend keeps for itself under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
@@ -72,6 +75,22 @@ impl RunDir {
         Ok(dir)
     }
 
+    /// Creates the records directory a claim returned and records `spec` in it, so that what
+    /// the container was started with (its identity, environment, cgroups) outlives the daemon.
+    pub fn record_spec(&self, dir: &Path, spec: &ContainerSpec) -> Result<(), StartError> {
+        std::fs::create_dir_all(dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
+        let path = dir.join(SPEC_FILE);
+        let bytes = serde_json::to_vec(spec).map_err(|e| StartError::run(format!("encode {}: {e}", path.display())))?;
+        state::write_atomic(&path, &bytes).map_err(|e| StartError::run(format!("write {}: {e}", path.display())))
+    }
+
+    /// The spec container `id` was started with.
+    pub fn recorded_spec(&self, id: &str) -> Result<ContainerSpec, RuntimeError> {
+        let path = self.container_dir(id)?.join(SPEC_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| RuntimeError(format!("read {}: {e}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError(format!("decode {}: {e}", path.display())))
+    }
+
     /// The records directory of container `id`, refused while the container still runs.
     pub fn stopped(&self, id: &str) -> Result<PathBuf, RuntimeError> {
         let dir = self.container_dir(id)?;
@@ -125,6 +144,18 @@ mod tests {
         assert!(run.claim(&spec, &[]).unwrap_err().message.contains("containers/c1 already exists"));
         spec.args.clear();
         assert_eq!(run.claim(&spec, &[]).unwrap_err().message, "container c1: args: no command given");
+    }
+
+    #[test]
+    fn the_spec_a_container_started_with_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path());
+        let spec = ContainerSpec::example();
+        let dir = run.claim(&spec, &[]).unwrap();
+        run.record_spec(&dir, &spec).unwrap();
+        assert_eq!(run.recorded_spec("c1").unwrap(), spec);
+        let err = run.recorded_spec("c2").unwrap_err().0;
+        assert!(err.starts_with(&format!("read {}", tmp.path().join("containers/c2/spec.json").display())), "{err}");
     }
 
     #[test]

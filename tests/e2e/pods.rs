@@ -152,6 +152,20 @@ fn container_id(pod: &Value, i: usize) -> String {
     uri.strip_prefix("coracle://").unwrap().to_string()
 }
 
+/// The status of container `name` in `pod`.
+fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    let statuses = pod["status"]["containerStatuses"].as_array().expect("containerStatuses");
+    statuses.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no status of container {name}: {pod}"))
+}
+
+/// The host pid of container `name`'s init, from the runtime's record.
+fn pid_of(board: &Board, pod: &Value, name: &str) -> i32 {
+    let uri = container_status(pod, name)["containerID"].as_str().expect("a containerID");
+    let id = uri.strip_prefix("coracle://").unwrap();
+    let record = std::fs::read_to_string(board.run_dir().join("containers").join(id).join("state.json")).unwrap();
+    serde_json::from_str::<Value>(&record).unwrap()["pid"].as_i64().unwrap() as i32
+}
+
 fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -664,7 +678,56 @@ fn a_hundred_pods_keep_the_daemon_small() {
     assert!(restarted.is_empty(), "probes passing, yet containers restarted: {restarted:?}");
 }
 
+/// Exec probes run as the container does: its user, environment and working directory.
+fn exec_probes_run_as_the_container(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let mut app = busybox("app", "exec sleep 600");
+    app["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 65534});
+    app["env"] = json!([{"name": "GREETING", "value": "hi"}]);
+    app["workingDir"] = json!("/tmp");
+    let check = "test $(id -u) = 65534 && test $(id -g) = 65534 && test \"$GREETING\" = hi && test $(pwd) = /tmp";
+    app["readinessProbe"] = json!({"exec": {"command": ["sh", "-c", check]}, "periodSeconds": 1});
+    app["livenessProbe"] = json!({"exec": {"command": ["sh", "-c", check]}, "periodSeconds": 1});
+    board.create(pod("as-app", json!([app])));
+    board.wait_running("as-app");
+    std::thread::sleep(Duration::from_secs(3));
+    let p = board.get("as-app").unwrap();
+    assert!(ready(&p), "still Ready after more probe periods: {}", p["status"]);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0, "the liveness probe passed every time");
+}
+
+/// A postStart hook runs in the container (as the container) right after it starts; a
+/// failing one kills the container, which its restart policy then restarts.
+fn post_start_hooks_run_in_the_container_and_a_failure_kills_it(rt: Runtime) {
+    let Some(board) = Board::start(rt, "") else { return };
+    let out = tempfile::tempdir().unwrap();
+    let mut app = busybox("app", "exec sleep 600");
+    let hook = "echo \"post $(id -u) $GREETING $(cat /proc/1/cmdline | tr '\\0' ' ')\" > /out/post";
+    app["lifecycle"] = json!({"postStart": {"exec": {"command": ["sh", "-c", hook]}}});
+    app["env"] = json!([{"name": "GREETING", "value": "hi"}]);
+    app["securityContext"] = json!({"runAsUser": 0});
+    app["volumeMounts"] = json!([{"name": "out", "mountPath": "/out"}]);
+    let mut p = pod("hooked", json!([app]));
+    p["spec"]["volumes"] = json!([{"name": "out", "hostPath": {"path": out.path().to_str().unwrap()}}]);
+    board.create(p);
+    board.wait_running("hooked");
+    let written = std::fs::read_to_string(out.path().join("post")).expect("the hook wrote its file");
+    assert_eq!(written, "post 0 hi sleep 600 \n", "the hook ran as the container, seeing its pid 1");
+
+    let mut failing = busybox("app", "exec sleep 600");
+    failing["lifecycle"] = json!({"postStart": {"exec": {"command": ["sh", "-c", "exit 3"]}}});
+    let mut p = pod("bad-hook", json!([failing]));
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    board.wait_event("PostStartHook failed: command [\"sh\", \"-c\", \"exit 3\"] exited with 3");
+    board.wait("restarted after its failed hook", "bad-hook", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+    });
+}
+
 on_both_runtimes!(
+    exec_probes_run_as_the_container,
+    post_start_hooks_run_in_the_container_and_a_failure_kills_it,
     web_server_answers_in_its_namespace_and_survives_a_daemon_restart,
     a_failing_container_reaches_crash_loop_backoff_with_growing_delays,
     a_killed_process_is_restarted_and_counted,
@@ -681,3 +744,152 @@ on_both_runtimes!(
     exec_probes_run_in_the_containers_pid_namespace,
     kubelet_events_name_each_step,
 );
+
+/// The pod as stored, to be changed and PUT back.
+fn live(board: &Board, name: &str) -> Value {
+    board.get(name).unwrap_or_else(|| panic!("pod {name} is gone"))
+}
+
+fn put(board: &Board, pod: &Value) -> (u16, Value) {
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    let (status, body) = board.daemon.http("PUT", &format!("{PODS}/{name}"), Some(&pod.to_string()));
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("PUT answered no JSON ({e}): {body}")))
+}
+
+fn merge_patch(board: &Board, name: &str, patch: &Value) -> (u16, Value) {
+    let headers = [("Content-Type", "application/merge-patch+json")];
+    let resp = board.daemon.request("PATCH", &format!("{PODS}/{name}"), &headers, Some(patch.to_string().as_bytes()));
+    (resp.status, serde_json::from_str(&resp.body).unwrap_or_else(|e| panic!("PATCH answered no JSON ({e})")))
+}
+
+/// Issue 23's reproducer 7: a PUT replacing a pod's containers aborted the daemon (its pod
+/// worker indexed containers by position). Now it is refused as Kubernetes refuses it, and
+/// the daemon and the pod carry on untouched.
+#[test]
+fn a_put_that_replaces_containers_is_refused_and_the_daemon_serves_on() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    board.create(pod("keep", json!([busybox("app", "exec sleep 600")])));
+    let before = board.wait_running("keep");
+    let pid = board.container_pid(&before);
+
+    let mut replaced = live(&board, "keep");
+    replaced["spec"]["containers"] = json!([busybox("other", "exec sleep 700")]);
+    let (status, body) = put(&board, &replaced);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!((body["reason"].as_str(), body["code"].as_i64()), (Some("Invalid"), Some(422)), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Pod \"keep\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"),
+        "{message}"
+    );
+    assert!(message.contains("- spec.containers[0].name: \"app\"\n+ spec.containers[0].name: \"other\""), "{message}");
+    assert_eq!(body["details"]["causes"][0]["field"], "spec", "{body}");
+
+    let mut added = live(&board, "keep");
+    let first = added["spec"]["containers"][0].clone();
+    added["spec"]["containers"] = json!([first, busybox("second", "exec sleep 600")]);
+    let (status, body) = put(&board, &added);
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("spec.containers: Forbidden: pod updates may not add or remove containers"),
+        "{body}"
+    );
+
+    let (status, body) = merge_patch(&board, "keep", &json!({"spec": {"hostNetwork": true, "restartPolicy": "Never"}}));
+    assert_eq!(status, 422, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("+ spec.hostNetwork: true") && message.contains("+ spec.restartPolicy: \"Never\""),
+        "{message}"
+    );
+
+    // Still serving, and the pod is exactly what it was.
+    let (status, _) = board.daemon.http("GET", "/api/v1/pods", None);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = board.wait_running("keep");
+    assert_eq!(after["spec"], before["spec"], "nothing of the refused updates was stored");
+    assert_eq!(board.container_pid(&after), pid, "the container was never touched");
+    assert!(alive(pid));
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert!(board.daemon.pid().is_some_and(|p| alive(p as i32)), "the daemon is alive");
+}
+
+/// An image change (which Kubernetes allows) restarts that container with the new image at
+/// once, whatever the restart policy, as the kubelet does; the pod's other container runs on.
+#[test]
+fn an_image_change_restarts_that_container_with_the_new_image() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    board.daemon.load_busybox("busybox:2", &["sh"]);
+    let mut p = pod("images", json!([busybox("app", "exec sleep 600"), busybox("side", "exec sleep 600")]));
+    p["spec"]["restartPolicy"] = json!("Never");
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    let before = board.wait_running("images");
+    let (app_pid, side_pid) = (pid_of(&board, &before, "app"), pid_of(&board, &before, "side"));
+
+    let mut changed = live(&board, "images");
+    changed["spec"]["containers"][0]["image"] = json!("busybox:2");
+    changed["metadata"]["labels"] = json!({"updated": "yes"});
+    let (status, body) = put(&board, &changed);
+    assert_eq!(status, 200, "{body}");
+    let after = board.wait("app restarted with busybox:2", "images", |p| {
+        let app = container_status(p, "app");
+        app["image"] == "busybox:2" && app["restartCount"] == 1 && !app["state"]["running"].is_null() && ready(p)
+    });
+    let app = container_status(&after, "app");
+    assert_eq!(app["lastState"]["terminated"]["exitCode"], 137, "the old instance was stopped: {app}");
+    assert_ne!(pid_of(&board, &after, "app"), app_pid);
+    assert!(!alive(app_pid), "the old instance's process is gone");
+    let side = container_status(&after, "side");
+    assert_eq!((side["image"].as_str(), side["restartCount"].as_i64()), (Some("busybox:latest"), Some(0)));
+    assert_eq!(pid_of(&board, &after, "side"), side_pid, "the other container runs on");
+    assert_eq!(after["metadata"]["labels"]["updated"], "yes");
+    board.wait_event("Container app definition changed, will be restarted");
+}
+
+/// An `activeDeadlineSeconds` set by an update is honoured like one given at creation.
+#[test]
+fn a_deadline_set_by_an_update_is_honoured() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    let mut p = pod("late-deadline", json!([busybox("app", "exec sleep 600")]));
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    board.wait_running("late-deadline");
+    let (status, body) = merge_patch(&board, "late-deadline", &json!({"spec": {"activeDeadlineSeconds": 3}}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = merge_patch(&board, "late-deadline", &json!({"spec": {"activeDeadlineSeconds": 30}}));
+    assert_eq!(status, 422, "a deadline may only go down: {body}");
+    let failed = board.wait("Failed", "late-deadline", |p| p["status"]["phase"] == "Failed");
+    assert_eq!(failed["status"]["reason"], "DeadlineExceeded", "{}", failed["status"]);
+}
+
+/// A pod a finalizer holds after its deletion stays Terminating, and its status says that
+/// nothing of it runs any more (it used to show 1/1 Running with no process).
+#[test]
+fn a_terminating_pod_held_by_a_finalizer_shows_its_containers_stopped() {
+    let Some(board) = Board::start(Runtime::Builtin, "") else { return };
+    let mut p = pod("held", json!([busybox("app", "exec sleep 600")]));
+    p["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    p["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    board.create(p);
+    let running = board.wait_running("held");
+    let pid = board.container_pid(&running);
+    let (status, body) = board.daemon.http("DELETE", &format!("{PODS}/held"), None);
+    assert_eq!(status, 200, "{body}");
+    let stopped = board.wait("its container shown stopped", "held", |p| {
+        !p["status"]["containerStatuses"][0]["state"]["terminated"].is_null()
+    });
+    assert!(!stopped["metadata"]["deletionTimestamp"].is_null());
+    let c = &stopped["status"]["containerStatuses"][0];
+    assert_eq!((c["ready"].as_bool(), c["state"]["terminated"]["exitCode"].as_i64()), (Some(false), Some(137)), "{c}");
+    assert_eq!(stopped["status"]["phase"], "Failed", "{}", stopped["status"]);
+    assert!(!ready(&stopped));
+    assert!(!alive(pid), "no process is left");
+    let (status, body) = merge_patch(&board, "held", &json!({"metadata": {"finalizers": null}}));
+    assert_eq!(status, 200, "{body}");
+    wait_for("pod held to be gone once released", LONG, || board.get("held").is_none().then_some(()));
+}

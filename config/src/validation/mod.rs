@@ -7,6 +7,7 @@ mod field;
 mod meta;
 pub mod names;
 mod pod;
+mod pod_update;
 mod service;
 
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
@@ -79,6 +80,9 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), Vec<FieldError>
         if !before.is_empty() && before != after && !external {
             errs.push(FieldError::invalid(&Path::new("spec").child("clusterIP"), quote(after), "field is immutable"));
         }
+    }
+    if let (Object::Pod(o), Object::Pod(n)) = (old, new) {
+        pod_update::validate_pod_update(o, n, &mut errs);
     }
     if let Err(more) = validate(new) {
         errs.extend(more);

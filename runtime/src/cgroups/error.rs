@@ -25,6 +25,8 @@ pub enum CgroupError {
     Scope(String),
     /// Processes were still alive in the cgroup when the kill deadline passed.
     StillPopulated { path: PathBuf, pids: Vec<i32> },
+    /// A process could not be moved into a cgroup (its membership file named).
+    Join { path: PathBuf, source: io::Error },
 }
 
 impl CgroupError {
@@ -54,6 +56,7 @@ impl fmt::Display for CgroupError {
             CgroupError::StillPopulated { path, pids } => {
                 write!(f, "cgroup {} still holds processes {pids:?} after killing", path.display())
             }
+            CgroupError::Join { path, source } => write!(f, "join cgroup {}: {source}", path.display()),
         }
     }
 }
@@ -61,7 +64,9 @@ impl fmt::Display for CgroupError {
 impl std::error::Error for CgroupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => Some(source),
+            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } | CgroupError::Join { source, .. } => {
+                Some(source)
+            }
             _ => None,
         }
     }

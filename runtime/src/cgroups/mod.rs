@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod kill;
 mod limits;
+pub mod membership;
 mod place;
 pub mod pod_scope;
 mod roots;
@@ -27,6 +28,7 @@ mod v2_fake_tests;
 pub use cgroup::{Cgroup, Stats};
 pub use error::CgroupError;
 pub use limits::{milli_cpu_to_quota, milli_cpu_to_shares, shares_to_weight, Limits, CPU_PERIOD_US};
+pub use membership::{join_current, move_process, Entry};
 pub use roots::{Hierarchy, Roots};
 pub use sampler::{millicores, UsageSampler};
 

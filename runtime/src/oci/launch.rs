@@ -2,6 +2,7 @@
 //! shim's log pipes as its stdio, become its parent (child subreaper), then `start` it. The shim
 //! then supervises it exactly as it does a container it cloned itself.
 
+use super::super::cgroups;
 use super::super::container_runtime::StartError;
 use super::super::mounts;
 use super::super::shim;
@@ -103,11 +104,8 @@ fn create_then_start(
         .map(Pid::from_raw)
         .ok_or_else(|| undo(StartError::run(format!("{}: no container pid written", pid_file.display())), None))?;
     if launch.move_into_cgroups {
-        for dir in &spec.cgroup_dirs {
-            let procs = dir.join("cgroup.procs");
-            if let Err(e) = std::fs::write(&procs, pid.as_raw().to_string()) {
-                return Err(undo(StartError::run(format!("join cgroup {}: {e}", procs.display())), Some(pid)));
-            }
+        if let Err(e) = cgroups::move_process(&spec.cgroup_dirs, pid.as_raw()) {
+            return Err(undo(StartError::run(e.to_string()), Some(pid)));
         }
     }
     cli.start(&spec.id).map_err(|e| undo(StartError::run(e), Some(pid)))?;

@@ -1,25 +1,28 @@
 //! The OCI runtime backend: each container becomes a bundle (config.json + a root mounted by
 //! its shim) run by an external runtime binary (runc; crun and youki share the command line).
 //! Sandboxes, logs, exit records and re-adoption are the builtin backend's: the same shim
-//! supervises the container, only the clone/init step is the runtime's.
+//! supervises the container, only the clone/init step is the runtime's, and exec is `runc exec`.
 
 pub mod bundle;
 pub mod cgroups_path;
+pub mod exec;
 pub mod launch;
 pub mod runc;
 
 use super::container_runtime::{ContainerHandle, ContainerRuntime, RuntimeError, StartError};
+use super::exec::{ExecError, ExecOutput, ExecRequest};
 use super::launcher::ShimStarter;
 use super::run_dir::{remove_tree, RunDir};
 use super::shim::{ShimRequest, SHIM_ARG};
 use super::spec::ContainerSpec;
-use super::state;
+use super::state::{self, ContainerState};
 use cgroups_path::CgroupPlacement;
 use launch::OciLaunch;
 use nix::sys::signal::Signal;
 use runc::OciCli;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Name of the runtime's state directory under RUN_DIR/oci (so no container may be called so).
 const STATE_DIR: &str = "state";
@@ -48,6 +51,8 @@ pub struct OciRuntime {
     run_dir: RunDir,
     cli: OciCli,
     shims: ShimStarter,
+    /// Numbers each exec's files in the bundle apart from concurrent ones (a probe and a hook).
+    execs: AtomicU64,
 }
 
 impl OciRuntime {
@@ -65,7 +70,7 @@ impl OciRuntime {
     ) -> OciRuntime {
         let run_dir = RunDir::new(run_dir).reserving(STATE_DIR);
         let cli = OciCli { binary: binary.into(), state_root: run_dir.path().join("oci").join(STATE_DIR) };
-        OciRuntime { run_dir, cli, shims: ShimStarter::new(program, args) }
+        OciRuntime { run_dir, cli, shims: ShimStarter::new(program, args), execs: AtomicU64::new(0) }
     }
 
     /// The bundle directory of container `id`: RUN_DIR/oci/<id>.
@@ -96,7 +101,7 @@ impl ContainerRuntime for OciRuntime {
         let move_into_cgroups = self.write_bundle(spec, &bundle).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&bundle);
         })?;
-        std::fs::create_dir_all(&dir).map_err(|e| StartError::run(format!("create {}: {e}", dir.display())))?;
+        self.run_dir.record_spec(&dir, spec)?;
         let oci = OciLaunch {
             binary: self.cli.binary.clone(),
             state_root: self.cli.state_root.clone(),
@@ -125,11 +130,19 @@ impl ContainerRuntime for OciRuntime {
         remove_tree(&bundle)?;
         remove_tree(&dir)
     }
+
+    fn exec(&self, id: &str, request: &ExecRequest) -> Result<ExecOutput, ExecError> {
+        if !matches!(self.run_dir.state(id), ContainerState::Running { .. }) {
+            return Err(ExecError::NotRunning { id: id.to_string() });
+        }
+        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.0))?;
+        let n = self.execs.fetch_add(1, Ordering::Relaxed);
+        exec::run(&self.cli, &self.bundle_dir(id), &spec, request, n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::ContainerState;
     use super::*;
 
     #[test]
