@@ -12,7 +12,7 @@ use coracle_config::core::{
     PodStatus, Service, TcpSocketAction,
 };
 use coracle_config::meta::ObjectReference;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Object;
 use coracle_runtime::cgroups::Limits;
 use coracle_runtime::{ContainerSpec, ContainerState as RuntimeState};
 use coracle_store::events::EventType;
@@ -784,15 +784,7 @@ impl PodWorker {
 
     /// The Services in the store, for the pod's /etc/hosts.
     fn services(&self) -> Vec<Service> {
-        let filter = coracle_store::Filter { resource: Some(&Service::INFO), namespace: None };
-        let (objects, _) = self.ctx.store.list(&filter);
-        objects
-            .iter()
-            .filter_map(|o| match &**o {
-                Object::Service(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect()
+        self.ctx.store.list_as::<Service>(None, None).iter().map(|s| Service::clone(s)).collect()
     }
 
     fn reference(&self, pod: &Pod, i: usize) -> ObjectReference {
@@ -844,15 +836,13 @@ impl PodWorker {
     /// apply → Running does not wait on the disk.
     fn write_status(&self, pod: &Pod) {
         let next = self.compute_status(pod);
-        let Some(Object::Pod(current)) =
-            self.ctx.store.get(&Pod::INFO, &pod.metadata.namespace, &pod.metadata.name).as_deref().cloned()
-        else {
+        let Some(current) = self.ctx.store.get_as::<Pod>(&pod.metadata.namespace, &pod.metadata.name) else {
             return;
         };
         if current.metadata.uid != self.uid || current.status.as_ref() == Some(&next) {
             return;
         }
-        let mut updated = current;
+        let mut updated = Pod::clone(&current);
         updated.status = Some(next);
         let published = self.ctx.store.update_status(Object::Pod(updated), false);
         // Unchanged since (resourceVersion precondition): nothing but the fsync is left to do.
