@@ -23,7 +23,7 @@ use super::errors::ApiError;
 use super::request::query_pairs;
 use super::routes::{self, Route};
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Resource;
 use coracle_proxy::endpoint_set::Backend;
 use coracle_wire::stream::copy_flushing as pump;
 use std::collections::HashMap;
@@ -144,8 +144,7 @@ fn parse_port(value: Option<&str>) -> Result<u16, ApiError> {
 
 fn running_pod(ctx: &ApiContext, namespace: &str, name: &str) -> Result<Pod, ApiError> {
     let not_found = || ApiError::NotFound { resource: &Pod::INFO, name: name.to_string() };
-    let object = ctx.store.get(&Pod::INFO, namespace, name).ok_or_else(not_found)?;
-    let Object::Pod(pod) = (*object).clone() else { return Err(not_found()) };
+    let pod = (*ctx.store.get_as::<Pod>(namespace, name).ok_or_else(not_found)?).clone();
     let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into());
     if phase != "Running" || pod.metadata.deletion_timestamp.is_some() {
         return Err(ApiError::BadRequest(format!(

@@ -102,9 +102,11 @@ pub static ALL: &[&ResourceInfo] = &[
     &HorizontalPodAutoscaler::INFO,
 ];
 
-/// A typed Kubernetes object.
-pub trait Resource: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+/// A typed Kubernetes object: one kind of [`Object`], knowing its own [`ResourceInfo`].
+pub trait Resource: Serialize + DeserializeOwned + Clone + Send + Sync + Into<Object> + 'static {
     const INFO: ResourceInfo;
+    /// This kind inside `obj`, borrowed; None when `obj` holds another kind.
+    fn from_object(obj: &Object) -> Option<&Self>;
     fn metadata(&self) -> &ObjectMeta;
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
     /// Fills `apiVersion` and `kind` with this type's own.
@@ -118,6 +120,12 @@ macro_rules! resource {
     ($ty:ty, $variant:ident, spec: $spec:ident, $info:expr) => {
         impl Resource for $ty {
             const INFO: ResourceInfo = $info;
+            fn from_object(obj: &Object) -> Option<&$ty> {
+                match obj {
+                    Object::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
             fn metadata(&self) -> &ObjectMeta {
                 &self.metadata
             }
@@ -281,13 +289,24 @@ macro_rules! each_variant {
 }
 
 fn info_of<T: Resource>(_: &T) -> &'static ResourceInfo {
-    // Each INFO is a constant; the registry holds the one 'static copy per type.
-    ALL.iter().copied().find(|i| i.kind == T::INFO.kind).expect("every Resource is registered in ALL")
+    // A reference to a constant is promoted to 'static. Copies may sit at different
+    // addresses: infos compare by value, never by address.
+    &T::INFO
 }
 
 impl Object {
     pub fn info(&self) -> &'static ResourceInfo {
         each_variant!(self, v => info_of(v))
+    }
+
+    /// This object as a `T`, borrowed; None when it is another kind.
+    pub fn downcast_ref<T: Resource>(&self) -> Option<&T> {
+        T::from_object(self)
+    }
+
+    /// True when this object is a `T`.
+    pub fn is<T: Resource>(&self) -> bool {
+        T::from_object(self).is_some()
     }
 
     pub fn metadata(&self) -> &ObjectMeta {
@@ -360,6 +379,35 @@ mod tests {
         let v2 = ResourceInfo::for_kind("autoscaling/v2", "HorizontalPodAutoscaler").unwrap();
         assert_eq!(v1, v2);
         assert!(ResourceInfo::for_kind("v1", "Deployment").is_none());
+    }
+
+    #[test]
+    fn downcast_borrows_the_kind_inside_the_object() {
+        let mut pod = Pod::default();
+        pod.metadata.name = "p".into();
+        let obj = Object::from(pod);
+        let Object::Pod(inside) = &obj else { unreachable!() };
+        let typed = obj.downcast_ref::<Pod>().expect("a pod");
+        assert!(std::ptr::eq(typed, inside), "a borrow of the object, not a copy");
+        assert_eq!(typed.metadata.name, "p");
+        assert!(obj.downcast_ref::<Service>().is_none());
+        assert!(obj.is::<Pod>() && !obj.is::<Deployment>());
+    }
+
+    #[test]
+    fn every_kind_reports_its_registered_info() {
+        let objects: Vec<Object> = vec![
+            Pod::default().into(),
+            Service::default().into(),
+            Endpoints::default().into(),
+            Event::default().into(),
+            Namespace::default().into(),
+            Deployment::default().into(),
+            ReplicaSet::default().into(),
+            HorizontalPodAutoscaler::default().into(),
+        ];
+        let infos: Vec<&ResourceInfo> = objects.iter().map(Object::info).collect();
+        assert_eq!(infos, ALL);
     }
 
     #[test]

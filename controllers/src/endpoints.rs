@@ -3,12 +3,13 @@
 //! under `notReadyAddresses` — with ports resolved (by number or by container port name)
 //! per pod. A pod leaves the moment it starts terminating. Written only when it changes.
 
-use super::runner::{self, ObjectKey, Reconciler, SyncResult};
+use super::runner::{self, ControllerContext, ObjectKey, Reconciler, SyncResult};
 use coracle_config::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service, ServicePort};
 use coracle_config::meta::ObjectReference;
-use coracle_config::object::{Object, Resource, ResourceInfo};
+use coracle_config::object::{Object, Resource};
 use coracle_config::IntOrString;
-use coracle_store::{DeleteOptions, Filter, Store, StoreError, WatchEvent};
+use coracle_store::{DeleteOptions, Store, StoreError, Typed, WatchEvent, WatchFilter};
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,11 +66,11 @@ fn address_order(a: &EndpointAddress, b: &EndpointAddress) -> std::cmp::Ordering
 
 /// The subsets a Service's Endpoints should hold for `pods` (all pods of its namespace):
 /// one subset per distinct set of resolved ports, addresses sorted by IP.
-pub fn desired_subsets(svc: &Service, pods: &[Pod]) -> Vec<EndpointSubset> {
+pub fn desired_subsets<P: Borrow<Pod>>(svc: &Service, pods: &[P]) -> Vec<EndpointSubset> {
     let publish_not_ready = svc.spec.publish_not_ready_addresses == Some(true);
     type Groups = BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointAddress>, Vec<EndpointAddress>)>;
     let mut groups: Groups = BTreeMap::new();
-    for pod in pods {
+    for pod in pods.iter().map(<P as Borrow<Pod>>::borrow) {
         if pod.metadata.namespace != svc.metadata.namespace || !selects(svc, pod) || !serves(pod) {
             continue;
         }
@@ -133,9 +134,8 @@ impl EndpointsController {
         EndpointsController { store }
     }
 
-    fn pods_in(&self, namespace: &str) -> Vec<Pod> {
-        let filter = Filter { resource: Some(&Pod::INFO), namespace: Some(namespace.to_string()) };
-        self.store.list(&filter).0.iter().filter_map(|o| Pod::try_from((**o).clone()).ok()).collect()
+    fn pods_in(&self, namespace: &str) -> Vec<Typed<Pod>> {
+        self.store.list_as(Some(namespace), None)
     }
 
     fn delete_endpoints(&self, key: &ObjectKey) -> SyncResult {
@@ -154,8 +154,12 @@ impl Reconciler for EndpointsController {
         "endpoints-controller"
     }
 
-    fn primary(&self) -> &'static ResourceInfo {
-        &Service::INFO
+    fn watches(&self) -> WatchFilter {
+        WatchFilter::kinds(&[&Service::INFO, &Endpoints::INFO, &Pod::INFO])
+    }
+
+    fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+        runner::keys_of::<Service>(store)
     }
 
     fn keys_for(&self, store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
@@ -165,24 +169,19 @@ impl Reconciler for EndpointsController {
             Object::Service(_) | Object::Endpoints(_) => vec![ObjectKey::new(&meta.namespace, &meta.name)],
             // A label change may move a pod out of a Service it no longer matches, and the
             // event shows only the new labels: every Service of the namespace looks again.
-            Object::Pod(_) => {
-                let filter = Filter { resource: Some(&Service::INFO), namespace: Some(meta.namespace.clone()) };
-                store
-                    .list(&filter)
-                    .0
-                    .iter()
-                    .map(|s| ObjectKey::new(&s.metadata().namespace, &s.metadata().name))
-                    .collect()
-            }
+            Object::Pod(_) => store
+                .list_as::<Service>(Some(&meta.namespace), None)
+                .iter()
+                .map(|s| ObjectKey::new(&s.metadata.namespace, &s.metadata.name))
+                .collect(),
             _ => Vec::new(),
         }
     }
 
     fn reconcile(&mut self, key: &ObjectKey) -> SyncResult {
-        let Some(obj) = self.store.get(&Service::INFO, &key.namespace, &key.name) else {
+        let Some(svc) = self.store.get_as::<Service>(&key.namespace, &key.name) else {
             return self.delete_endpoints(key);
         };
-        let Object::Service(svc) = &*obj else { return Ok(None) };
         if svc.spec.selector.is_empty() {
             // Without a selector the Endpoints are the user's to manage.
             return Ok(None);
@@ -190,19 +189,18 @@ impl Reconciler for EndpointsController {
         if svc.metadata.deletion_timestamp.is_some() {
             return Ok(None);
         }
-        let subsets = desired_subsets(svc, &self.pods_in(&key.namespace));
-        let current = self.store.get(&Endpoints::INFO, &key.namespace, &key.name);
-        match current.as_deref() {
-            Some(Object::Endpoints(ep)) => {
+        let subsets = desired_subsets(&svc, &self.pods_in(&key.namespace));
+        match self.store.get_as::<Endpoints>(&key.namespace, &key.name) {
+            Some(ep) => {
                 if ep.subsets == subsets && ep.metadata.labels == svc.metadata.labels {
                     return Ok(None);
                 }
-                let mut next = ep.clone();
+                let mut next = Endpoints::clone(&ep);
                 next.subsets = subsets;
                 next.metadata.labels.clone_from(&svc.metadata.labels);
                 self.store.update(Object::Endpoints(next))?;
             }
-            _ => {
+            None => {
                 let mut ep = Endpoints::default();
                 ep.metadata.name = key.name.clone();
                 ep.metadata.namespace = key.namespace.clone();
@@ -219,19 +217,19 @@ impl Reconciler for EndpointsController {
 
 /// Removes Endpoints whose Service went while the daemon was down, then starts the
 /// controller on its own thread.
-pub fn spawn_endpoints_controller(store: Store) -> JoinHandle<()> {
+pub fn spawn_endpoints_controller(ctx: &ControllerContext) -> JoinHandle<()> {
+    let store = &ctx.store;
     let mut controller = EndpointsController::new(store.clone());
-    let filter = Filter { resource: Some(&Endpoints::INFO), namespace: None };
-    for ep in store.list(&filter).0 {
-        let m = ep.metadata();
-        if store.get(&Service::INFO, &m.namespace, &m.name).is_none() {
+    for ep in store.list_as::<Endpoints>(None, None) {
+        let m = &ep.metadata;
+        if store.get_as::<Service>(&m.namespace, &m.name).is_none() {
             let key = ObjectKey::new(&m.namespace, &m.name);
             if let Err(e) = controller.reconcile(&key) {
                 log::warn!("endpoints-controller: removing orphaned endpoints {key}: {e}");
             }
         }
     }
-    runner::spawn(store, controller, RESYNC)
+    runner::spawn(ctx, controller, RESYNC)
 }
 
 #[cfg(test)]
@@ -358,10 +356,7 @@ mod tests {
         let mut c = EndpointsController::new(store.clone());
         let key = ObjectKey::new("default", "web");
         c.reconcile(&key).unwrap();
-        let get = || match store.get(&Endpoints::INFO, "default", "web").as_deref() {
-            Some(Object::Endpoints(e)) => Some(e.clone()),
-            _ => None,
-        };
+        let get = || store.get_as::<Endpoints>("default", "web");
         let first = get().unwrap();
         assert_eq!(ips(&first.subsets[0].addresses), ["10.88.0.2"]);
         c.reconcile(&key).unwrap();

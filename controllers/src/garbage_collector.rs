@@ -3,65 +3,74 @@
 //! owners, and drops ownerReferences that point nowhere while another owner remains.
 //!
 //! Level-triggered: each pass reads one consistent list of the store and acts on what it
-//! sees, so a pass can be repeated or interrupted at any point. Passes run when a watch
-//! reports a change that may matter, and every `RESYNC` regardless.
+//! sees, so a pass can be repeated or interrupted at any point. It runs on the controllers'
+//! runner with a single key (the whole store), queued when a watched change may matter
+//! and at every resync.
 
-use coracle_config::object::Object;
+use super::runner::{self, ControllerContext, ObjectKey, Reconciler, SyncResult};
+use coracle_config::core::Event;
+use coracle_config::object::{Object, Resource, ALL};
 use coracle_store::{
-    DeleteOptions, Filter, Propagation, Store, StoreError, WatchEnd, WatchEvent, FOREGROUND_FINALIZER,
+    DeleteOptions, Filter, Propagation, Store, StoreError, WatchEvent, WatchFilter, FOREGROUND_FINALIZER,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A full pass even when no event asked for one.
 const RESYNC: Duration = Duration::from_secs(30);
 /// How soon a pass that could not finish (a conflict, an I/O error) is retried.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts the collector on its own thread; it returns once the store shuts down.
-pub fn spawn_garbage_collector(store: Store) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("garbage-collector".into())
-        .spawn(move || run(&store))
-        .expect("spawning the garbage-collector thread")
+/// The collector's one key: a pass covers the whole store.
+fn pass() -> ObjectKey {
+    ObjectKey::new("", "store")
 }
 
-fn run(store: &Store) {
-    while !store.is_shut_down() {
-        let watcher = match store.watch(Filter::default(), None) {
-            Ok(w) => w,
-            Err(e) => {
-                log::warn!("garbage collector: cannot watch the store: {e}");
-                std::thread::sleep(RETRY);
-                continue;
-            }
-        };
-        // Start each watch with a pass: changes before it are seen through the list.
-        let mut next_pass = Instant::now();
-        loop {
-            if Instant::now() >= next_pass {
-                let finished = collect(store);
-                next_pass = Instant::now() + if finished { RESYNC } else { RETRY };
-            }
-            let Some((_, event)) = watcher.next_timeout(next_pass.saturating_duration_since(Instant::now())) else {
-                match watcher.ended() {
-                    Some(WatchEnd::ShutDown) => return,
-                    Some(WatchEnd::TooSlow) => break,
-                    None => continue,
-                }
-            };
-            let mut wanted = may_need_collection(&event);
-            // Coalesce a burst of changes into one pass.
-            while let Some((_, event)) = watcher.next_timeout(Duration::ZERO) {
-                wanted |= may_need_collection(&event);
-            }
-            if wanted {
-                next_pass = Instant::now();
-            }
+/// The garbage collector as a reconciler of the whole store.
+pub struct GarbageCollector {
+    store: Store,
+}
+
+impl GarbageCollector {
+    pub fn new(store: Store) -> GarbageCollector {
+        GarbageCollector { store }
+    }
+}
+
+impl Reconciler for GarbageCollector {
+    fn name(&self) -> &'static str {
+        "garbage-collector"
+    }
+
+    /// Every kind but Events: they own nothing, and their turnover (the oldest goes for
+    /// each new one) would start a pass each. An Event that names an owner is still seen
+    /// by every pass, which lists the whole store.
+    fn watches(&self) -> WatchFilter {
+        WatchFilter::any(ALL.iter().filter(|i| i.kind != Event::INFO.kind).map(|&i| Filter::kind(i)))
+    }
+
+    fn all_keys(&self, _store: &Store) -> Vec<ObjectKey> {
+        vec![pass()]
+    }
+
+    fn keys_for(&self, _store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
+        if may_need_collection(event) {
+            vec![pass()]
+        } else {
+            Vec::new()
         }
     }
+
+    fn reconcile(&mut self, _key: &ObjectKey) -> SyncResult {
+        Ok((!collect(&self.store)).then_some(RETRY))
+    }
+}
+
+/// Starts the collector on the controllers' runner; it returns once the store shuts down.
+pub fn spawn_garbage_collector(ctx: &ControllerContext) -> JoinHandle<()> {
+    runner::spawn(ctx, GarbageCollector::new(ctx.store.clone()), RESYNC)
 }
 
 /// True for changes a pass could act on: an owner gone, an object with owners, an object
@@ -175,6 +184,7 @@ mod tests {
     use coracle_config::core::Pod;
     use coracle_config::meta::OwnerReference;
     use coracle_config::Resource;
+    use std::time::Instant;
 
     fn named<T: Resource + Default + Into<Object>>(name: &str) -> Object {
         let mut o = T::default();
@@ -216,7 +226,7 @@ mod tests {
         fn new() -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
-            let gc = Some(spawn_garbage_collector(store.clone()));
+            let gc = Some(spawn_garbage_collector(&ControllerContext::new(store.clone(), None)));
             Fixture { _dir: dir, store, gc }
         }
 

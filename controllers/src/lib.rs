@@ -15,8 +15,9 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use runner::ControllerContext;
+
 use coracle_store::events::Recorder;
-use coracle_store::Store;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,22 +36,23 @@ impl Default for ControllerSettings {
     }
 }
 
-/// Starts the ReplicaSet, Deployment and HorizontalPodAutoscaler controllers, one thread
-/// each; they return once the store shuts down. (The garbage collector is started on its
-/// own with `garbage_collector::spawn_garbage_collector`.)
+/// Starts the ReplicaSet, Deployment and HorizontalPodAutoscaler controllers on the
+/// runner, one thread each; they return once the store shuts down. (The garbage collector
+/// and the endpoints controller are started on their own, on the same runner:
+/// `garbage_collector::spawn_garbage_collector`, `endpoints::spawn_endpoints_controller`.)
 pub fn spawn_controllers(
-    store: Store,
+    ctx: &ControllerContext,
     recorder: Recorder,
     metrics: Arc<dyn hpa::PodMetrics>,
     settings: &ControllerSettings,
 ) -> Vec<JoinHandle<()>> {
-    let clock = clock::Clock::system();
+    let (store, clock) = (&ctx.store, clock::Clock::system());
     let rs = replicaset::ReplicaSetController::new(store.clone(), recorder.clone(), clock.clone());
     let deploy = deployment::DeploymentController::new(store.clone(), recorder.clone(), clock.clone());
     let hpa = hpa::HpaController::new(store.clone(), recorder, clock, metrics, settings.hpa.clone());
     vec![
-        runner::spawn(store.clone(), rs, settings.resync),
-        runner::spawn(store.clone(), deploy, settings.resync),
-        runner::spawn(store, hpa, settings.resync),
+        runner::spawn(ctx, rs, settings.resync),
+        runner::spawn(ctx, deploy, settings.resync),
+        runner::spawn(ctx, hpa, settings.resync),
     ]
 }

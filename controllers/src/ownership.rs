@@ -2,9 +2,8 @@
 //! selector or releasing objects that stopped matching (Kubernetes' ControllerRefManager).
 
 use coracle_config::meta::{LabelSelector, ObjectMeta, OwnerReference};
-use coracle_config::object::Object;
-use coracle_store::{Store, StoreError};
-use std::sync::Arc;
+use coracle_config::object::{Object, Resource};
+use coracle_store::{Store, StoreError, Typed};
 
 /// The reference a controller puts on what it manages.
 pub fn controller_ref(owner: &Object) -> OwnerReference {
@@ -47,21 +46,27 @@ pub fn claim(owner: &ObjectMeta, selector: &LabelSelector, candidate: &ObjectMet
 }
 
 /// Adds `owner`'s controller reference to `obj`, if `obj` is still the version read.
-pub fn adopt(store: &Store, obj: &Object, owner: &Object) -> Result<Arc<Object>, StoreError> {
+pub fn adopt<T: Resource>(store: &Store, obj: &T, owner: &Object) -> Result<Typed<T>, StoreError> {
     let mut next = obj.clone();
     let m = next.metadata_mut();
     m.owner_references.retain(|r| r.uid != owner.metadata().uid);
     m.owner_references.push(controller_ref(owner));
-    log::info!("{} {} adopts {} {}", owner.info().kind, owner.key(), obj.info().kind, obj.key());
-    store.update(next)
+    log::info!("{} {} adopts {} {}", owner.info().kind, owner.key(), T::INFO.kind, key_of(obj));
+    store.update_as(next)
 }
 
 /// Removes `owner_uid`'s reference from `obj`, if `obj` is still the version read.
-pub fn release(store: &Store, obj: &Object, owner_uid: &str) -> Result<Arc<Object>, StoreError> {
+pub fn release<T: Resource>(store: &Store, obj: &T, owner_uid: &str) -> Result<Typed<T>, StoreError> {
     let mut next = obj.clone();
     next.metadata_mut().owner_references.retain(|r| r.uid != owner_uid);
-    log::info!("releasing {} {}: its labels no longer match its controller", obj.info().kind, obj.key());
-    store.update(next)
+    log::info!("releasing {} {}: its labels no longer match its controller", T::INFO.kind, key_of(obj));
+    store.update_as(next)
+}
+
+/// `namespace/name`, as `Object::key` writes it.
+fn key_of<T: Resource>(obj: &T) -> String {
+    let m = obj.metadata();
+    format!("{}/{}", m.namespace, m.name)
 }
 
 #[cfg(test)]

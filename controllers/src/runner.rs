@@ -1,13 +1,13 @@
-//! The reconcile loop every controller runs on its own thread: a store watch feeds a
-//! de-duplicating queue of object keys; keys also come due from a periodic resync and from
-//! the requeue-after a reconcile asks for (minReadySeconds, progress deadlines,
-//! stabilization windows). The loop ends when the store shuts down.
+//! The reconcile loop every controller runs on its own thread: a store watch, filtered to
+//! the kinds the controller maps to its keys, feeds a de-duplicating queue of object keys;
+//! keys also come due from a periodic resync and from the requeue-after a reconcile asks
+//! for (minReadySeconds, progress deadlines, stabilization windows). The loop ends when the
+//! store shuts down.
 
-use coracle_config::object::ResourceInfo;
-use coracle_store::{Filter, Store, StoreError, WatchEnd, WatchEvent};
+use coracle_config::object::Resource;
+use coracle_store::{Store, StoreError, WatchEnd, WatchEvent, WatchFilter};
 use coracle_watchdog::{Heartbeat, Watchdog};
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,14 +36,24 @@ pub type SyncResult = Result<Option<Duration>, StoreError>;
 
 /// One controller: which objects it owns and how it brings one of them to its desired state.
 pub trait Reconciler: Send + 'static {
-    /// The thread and log name.
+    /// The thread, heartbeat and log name.
     fn name(&self) -> &'static str;
-    /// The resource whose objects are the queue's keys (listed at start and on resync).
-    fn primary(&self) -> &'static ResourceInfo;
+    /// The changes `keys_for` may map to keys: its own kind and the kinds it maps back to
+    /// it. The store delivers nothing else to the loop, so no other write wakes it.
+    fn watches(&self) -> WatchFilter;
+    /// Every key there is, queued when the loop starts and at each resync (usually
+    /// [`keys_of`] the primary kind).
+    fn all_keys(&self, store: &Store) -> Vec<ObjectKey>;
     /// The keys a change concerns (the object itself, its owner, the owners that may adopt it).
     fn keys_for(&self, store: &Store, event: &WatchEvent) -> Vec<ObjectKey>;
     /// Reads the world for `key` and writes the difference; idempotent.
     fn reconcile(&mut self, key: &ObjectKey) -> SyncResult;
+}
+
+/// The key of every stored `T`: a controller's `all_keys` for its primary kind.
+pub fn keys_of<T: Resource>(store: &Store) -> Vec<ObjectKey> {
+    let objects = store.list_as::<T>(None, None);
+    objects.iter().map(|o| ObjectKey::new(&o.metadata().namespace, &o.metadata().name)).collect()
 }
 
 /// Retry delay after a conflict: someone else wrote first, the next pass reads their write.
@@ -54,25 +64,25 @@ const MAX_ERROR_RETRY: Duration = Duration::from_secs(60);
 /// How soon a failed watch is retried.
 const WATCH_RETRY: Duration = Duration::from_secs(1);
 
-/// The watchdog controller loops register with; set once by the daemon's main before it
-/// starts them (controllers are started from several places, each through [`spawn`]).
-static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+/// What the daemon hands every controller loop it starts, wired in its `main`.
+#[derive(Clone)]
+pub struct ControllerContext {
+    /// The store the loops read, watch and write.
+    pub store: Store,
+    /// Each loop beats a heartbeat of its own (named after the controller) on it, so a
+    /// wedged controller stops systemd's pings. None: no heartbeats.
+    pub watchdog: Option<Watchdog>,
+}
 
-/// Makes every reconcile loop started after this call beat a heartbeat of its own (named
-/// after the controller) on `watchdog`, so a wedged controller stops systemd's pings.
-pub fn register_heartbeats(watchdog: Watchdog) {
-    if WATCHDOG.set(watchdog).is_err() {
-        log::warn!("controllers: heartbeats were already registered with a watchdog; keeping the first");
+impl ControllerContext {
+    /// Loops over `store` that beat `watchdog`'s heartbeats when given one.
+    pub fn new(store: Store, watchdog: Option<Watchdog>) -> ControllerContext {
+        ControllerContext { store, watchdog }
     }
 }
 
 /// A loop's heartbeat and how often it must beat (it wakes for it even when idle).
-pub type LoopHeartbeat = Option<(Heartbeat, Duration)>;
-
-/// The heartbeat for a loop named `name`, when [`register_heartbeats`] was called.
-fn heartbeat(name: &str) -> LoopHeartbeat {
-    WATCHDOG.get().map(|w| (w.register(name), w.beat_every()))
-}
+type LoopHeartbeat = Option<(Heartbeat, Duration)>;
 
 /// Keys and when each is due; a key queued twice is reconciled once, at the earlier time.
 #[derive(Default)]
@@ -125,30 +135,15 @@ impl WorkQueue {
     }
 }
 
-/// Starts `reconciler` on its own thread, resyncing every object every `resync`; it beats
-/// a heartbeat when [`register_heartbeats`] was called first.
-pub fn spawn<R: Reconciler>(store: Store, reconciler: R, resync: Duration) -> JoinHandle<()> {
-    let beat = heartbeat(reconciler.name());
-    spawn_with_heartbeat(store, reconciler, resync, beat)
-}
-
-/// [`spawn`] with the loop's heartbeat given: it beats each time round the loop, idle or not.
-pub fn spawn_with_heartbeat<R: Reconciler>(
-    store: Store,
-    reconciler: R,
-    resync: Duration,
-    heartbeat: LoopHeartbeat,
-) -> JoinHandle<()> {
+/// Starts `reconciler` on its own thread, resyncing every key every `resync`; its loop
+/// beats a heartbeat on the context's watchdog, if any, each time round, idle or not.
+pub fn spawn<R: Reconciler>(ctx: &ControllerContext, reconciler: R, resync: Duration) -> JoinHandle<()> {
+    let heartbeat: LoopHeartbeat = ctx.watchdog.as_ref().map(|w| (w.register(reconciler.name()), w.beat_every()));
+    let store = ctx.store.clone();
     std::thread::Builder::new()
         .name(reconciler.name().to_string())
         .spawn(move || run(&store, reconciler, resync, heartbeat))
         .expect("spawning a controller thread")
-}
-
-/// Every key of the primary resource.
-fn all_keys(store: &Store, info: &'static ResourceInfo) -> Vec<ObjectKey> {
-    let filter = Filter { resource: Some(info), namespace: None };
-    store.list(&filter).0.iter().map(|o| ObjectKey::new(&o.metadata().namespace, &o.metadata().name)).collect()
 }
 
 /// Reconciles one key and queues what it asked for.
@@ -181,7 +176,7 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: Loop
     while !store.is_shut_down() {
         beat();
         // Watch first, then list: a change between the two is seen twice, never missed.
-        let watcher = match store.watch(Filter::default(), None) {
+        let watcher = match store.watch(r.watches(), None) {
             Ok(w) => w,
             Err(e) => {
                 log::warn!("{}: cannot watch the store: {e}", r.name());
@@ -195,7 +190,7 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: Loop
             beat();
             let now = Instant::now();
             if now >= next_resync {
-                for key in all_keys(store, r.primary()) {
+                for key in r.all_keys(store) {
                     queue.add(key, now);
                 }
                 next_resync = now + resync;
@@ -231,6 +226,12 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: Loop
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use coracle_config::core::{Event, Pod, Service};
+    use coracle_config::object::{Object, ALL};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::Arc;
 
     #[test]
     fn a_key_queued_twice_runs_once_at_the_earlier_time() {
@@ -273,8 +274,12 @@ mod tests {
             "wedging"
         }
 
-        fn primary(&self) -> &'static ResourceInfo {
-            &<coracle_config::core::Pod as coracle_config::object::Resource>::INFO
+        fn watches(&self) -> WatchFilter {
+            WatchFilter::kinds(&[&Pod::INFO])
+        }
+
+        fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+            keys_of::<Pod>(store)
         }
 
         fn keys_for(&self, _store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
@@ -311,9 +316,8 @@ mod tests {
             })
         };
         let (release, wait) = std::sync::mpsc::channel();
-        let beat = Some((dog.register("wedging"), dog.beat_every()));
-        let controller =
-            spawn_with_heartbeat(store.clone(), Wedging { release: wait }, Duration::from_secs(3600), beat);
+        let ctx = ControllerContext::new(store.clone(), Some(dog.clone()));
+        let controller = spawn(&ctx, Wedging { release: wait }, Duration::from_secs(3600));
         let _pings = dog.spawn().unwrap();
         for _ in 0..3 {
             assert_eq!(receive(&listener, Duration::from_secs(10)).as_deref(), Some("WATCHDOG=1"), "idle loop beats");
@@ -334,5 +338,95 @@ mod tests {
         beating.join().unwrap();
         store.shutdown().unwrap();
         controller.join().unwrap();
+    }
+
+    /// Counts the watch events delivered to it and reports each key it reconciles.
+    struct Counting {
+        watches: fn() -> WatchFilter,
+        delivered: Arc<AtomicUsize>,
+        reconciled: Sender<String>,
+    }
+
+    impl Reconciler for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+
+        fn watches(&self) -> WatchFilter {
+            (self.watches)()
+        }
+
+        fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+            keys_of::<Pod>(store)
+        }
+
+        fn keys_for(&self, _store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
+            self.delivered.fetch_add(1, Ordering::SeqCst);
+            let meta = event.object().metadata();
+            if event.object().is::<Pod>() {
+                vec![ObjectKey::new(&meta.namespace, &meta.name)]
+            } else {
+                Vec::new()
+            }
+        }
+
+        fn reconcile(&mut self, key: &ObjectKey) -> SyncResult {
+            let _ = self.reconciled.send(key.name.clone());
+            Ok(None)
+        }
+    }
+
+    fn named<T: coracle_config::object::Resource + Default>(name: &str) -> Object {
+        let mut o = T::default();
+        o.metadata_mut().name = name.into();
+        o.metadata_mut().namespace = "default".into();
+        o.into()
+    }
+
+    /// Starts a counting loop and waits until its watch is open (it has reconciled the
+    /// pod `ready`, which it lists only after watching).
+    fn counting(ctx: &ControllerContext, watches: fn() -> WatchFilter) -> (Arc<AtomicUsize>, Receiver, JoinHandle<()>) {
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let (reconciled, rx) = channel();
+        let c = Counting { watches, delivered: delivered.clone(), reconciled };
+        let handle = spawn(ctx, c, Duration::from_secs(3600));
+        wait_for(&rx, "ready");
+        (delivered, rx, handle)
+    }
+
+    type Receiver = std::sync::mpsc::Receiver<String>;
+
+    fn wait_for(rx: &Receiver, name: &str) {
+        while rx.recv_timeout(Duration::from_secs(20)).expect("the loop reconciled nothing") != name {}
+    }
+
+    #[test]
+    fn a_loop_is_not_woken_by_writes_of_kinds_it_does_not_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ctx = ControllerContext::new(store.clone(), None);
+        store.create(named::<Pod>("ready")).unwrap();
+        let (pods_seen, pods_done, pods_loop) = counting(&ctx, || WatchFilter::kinds(&[&Pod::INFO]));
+        let (all_seen, all_done, all_loop) = counting(&ctx, || WatchFilter::kinds(ALL));
+        let (pods_before, all_before) = (pods_seen.load(Ordering::SeqCst), all_seen.load(Ordering::SeqCst));
+        // Writes of other kinds: creations, updates and deletions.
+        for i in 0..20 {
+            let mut svc = (*store.create(named::<Service>(&format!("s{i}"))).unwrap()).clone();
+            svc.metadata_mut().labels.insert("changed".into(), "yes".into());
+            store.update(svc).unwrap();
+            store.create(named::<Event>(&format!("e{i}"))).unwrap();
+            store.delete(&Service::INFO, "default", &format!("s{i}"), &Default::default()).unwrap();
+        }
+        // Then one pod: once a loop has reconciled it, every earlier change it was sent has
+        // passed through keys_for (a watch delivers in resourceVersion order).
+        store.create(named::<Pod>("last")).unwrap();
+        wait_for(&pods_done, "last");
+        wait_for(&all_done, "last");
+        assert_eq!(pods_seen.load(Ordering::SeqCst) - pods_before, 1, "the pod loop woke only for the pod");
+        // The same writes do reach a loop that watches every kind.
+        assert_eq!(all_seen.load(Ordering::SeqCst) - all_before, 20 * 4 + 1);
+        store.shutdown().unwrap();
+        pods_loop.join().unwrap();
+        all_loop.join().unwrap();
     }
 }

@@ -7,7 +7,7 @@ use coracle_config::core::{Container, Event, Pod, PodStatus, PodTemplateSpec};
 use coracle_config::meta::{Condition, LabelSelector};
 use coracle_config::object::{Object, Resource};
 use coracle_store::events::Recorder;
-use coracle_store::{Filter, Store};
+use coracle_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -72,9 +72,8 @@ impl World {
         self.store.create(obj.into()).unwrap()
     }
 
-    fn list<T: Resource + TryFrom<Object>>(&self) -> Vec<T> {
-        let filter = Filter { resource: Some(&T::INFO), namespace: Some("default".into()) };
-        self.store.list(&filter).0.iter().filter_map(|o| T::try_from((**o).clone()).ok()).collect()
+    fn list<T: Resource>(&self) -> Vec<T> {
+        self.store.list_as::<T>(Some("default"), None).iter().map(|o| T::clone(o)).collect()
     }
 
     pub fn pods(&self) -> Vec<Pod> {
@@ -86,13 +85,11 @@ impl World {
     }
 
     pub fn deployment(&self, name: &str) -> Deployment {
-        let obj = self.store.get(&Deployment::INFO, "default", name).unwrap();
-        (*obj).clone().try_into().unwrap()
+        Deployment::clone(&self.store.get_as::<Deployment>("default", name).unwrap())
     }
 
     pub fn replica_set(&self, name: &str) -> ReplicaSet {
-        let obj = self.store.get(&ReplicaSet::INFO, "default", name).unwrap();
-        (*obj).clone().try_into().unwrap()
+        ReplicaSet::clone(&self.store.get_as::<ReplicaSet>("default", name).unwrap())
     }
 
     pub fn events(&self) -> Vec<Event> {

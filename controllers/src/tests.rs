@@ -5,9 +5,9 @@ use super::test_support::{deployment, mark_ready};
 use super::*;
 use coracle_config::apps::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Object;
 use coracle_config::IntOrString;
-use coracle_store::Filter;
+use coracle_store::{Store, Typed};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -30,7 +30,8 @@ impl Daemon {
         let store = Store::open(dir).unwrap();
         let recorder = Recorder::new(store.clone(), "controllers", "board");
         let settings = ControllerSettings { resync: Duration::from_secs(1), ..Default::default() };
-        let handles = spawn_controllers(store.clone(), recorder, Arc::new(NoSamples), &settings);
+        let ctx = ControllerContext::new(store.clone(), None);
+        let handles = spawn_controllers(&ctx, recorder, Arc::new(NoSamples), &settings);
         Daemon { store, handles }
     }
 
@@ -41,18 +42,16 @@ impl Daemon {
         }
     }
 
-    fn pods(&self) -> Vec<Pod> {
-        let filter = Filter { resource: Some(&Pod::INFO), namespace: None };
-        self.store.list(&filter).0.iter().filter_map(|o| Pod::try_from((**o).clone()).ok()).collect()
+    fn pods(&self) -> Vec<Typed<Pod>> {
+        self.store.list_as(None, None)
     }
 
-    fn sets(&self) -> Vec<ReplicaSet> {
-        let filter = Filter { resource: Some(&ReplicaSet::INFO), namespace: None };
-        self.store.list(&filter).0.iter().filter_map(|o| ReplicaSet::try_from((**o).clone()).ok()).collect()
+    fn sets(&self) -> Vec<Typed<ReplicaSet>> {
+        self.store.list_as(None, None)
     }
 
     fn deployment(&self) -> Deployment {
-        (*self.store.get(&Deployment::INFO, "default", "web").unwrap()).clone().try_into().unwrap()
+        (*self.store.get_as::<Deployment>("default", "web").unwrap()).clone()
     }
 
     /// Plays the kubelet (every pod becomes Ready) until `done` holds.

@@ -7,6 +7,7 @@ use coracle_config::object::{Object, Resource};
 use coracle_config::settings::DaemonSettings;
 use coracled::api::{ApiConfig, ApiContext, ApiServer};
 use coracled::cli::Cli;
+use coracled::controllers::ControllerContext;
 use coracled::manifests::ManifestFollower;
 use coracled::store::{Store, StoreError};
 use nix::sys::signal::{SigSet, Signal};
@@ -89,7 +90,11 @@ fn ensure_default_namespace(store: &Store) -> Result<(), String> {
 
 /// Services: ClusterIP allocation range, the local route that makes ClusterIPs host
 /// addresses, the endpoints controller, the pods' hosts-file refresher and the proxy.
-fn start_service_networking(settings: &DaemonSettings, store: &Store) -> Result<coracled::proxy::ProxyHandle, String> {
+fn start_service_networking(
+    settings: &DaemonSettings,
+    controllers: &ControllerContext,
+) -> Result<coracled::proxy::ProxyHandle, String> {
+    let store = &controllers.store;
     let cidr: coracled::net::cidr::Ipv4Cidr =
         settings.network.service_cidr.parse().map_err(|e| format!("network.service_cidr: {e}"))?;
     coracled::services::allocator::configure(cidr);
@@ -98,7 +103,7 @@ fn start_service_networking(settings: &DaemonSettings, store: &Store) -> Result<
     }
     let paths: std::sync::Arc<dyn coracled::net::SandboxPaths> =
         std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() });
-    let _endpoints = coracled::controllers::endpoints::spawn_endpoints_controller(store.clone());
+    let _endpoints = coracled::controllers::endpoints::spawn_endpoints_controller(controllers);
     let _hosts = coracled::services::hosts::spawn_hosts_refresher(store.clone(), paths.clone());
     let config = coracled::proxy::ProxyConfig {
         node_ip: coracled::net::service_route::node_address(),
@@ -111,9 +116,10 @@ fn start_service_networking(settings: &DaemonSettings, store: &Store) -> Result<
 /// The ReplicaSet, Deployment and HorizontalPodAutoscaler controllers.
 fn start_controllers(
     settings: &DaemonSettings,
-    store: &Store,
+    controllers: &ControllerContext,
     usage: std::sync::Arc<coracled::node::metrics::PodUsage>,
 ) -> Vec<std::thread::JoinHandle<()>> {
+    let store = &controllers.store;
     use coracled::controllers::{hpa, ControllerSettings};
     let a = &settings.autoscaler;
     let mut hpa_settings = hpa::HpaSettings {
@@ -126,7 +132,7 @@ fn start_controllers(
     hpa_settings.calculator.metric_window = usage.period();
     let recorder = coracled::events::Recorder::new(store.clone(), "controller-manager", &settings.node_name);
     let controller_settings = ControllerSettings { hpa: hpa_settings, ..Default::default() };
-    coracled::controllers::spawn_controllers(store.clone(), recorder, usage, &controller_settings)
+    coracled::controllers::spawn_controllers(controllers, recorder, usage, &controller_settings)
 }
 
 /// The node (kubelet) on the runtime the settings choose. A board where pods cannot run
@@ -190,8 +196,6 @@ fn run(cli: &Cli) -> Result<(), String> {
     // Under systemd (Type=notify): progress as STATUS=, READY=1 once the store is loaded and
     // the API serves, and watchdog pings only while the API answers and every loop beats.
     let watchdog = coracled::systemd::Watchdog::from_env().map_err(|e| format!("systemd watchdog settings: {e}"))?;
-    // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
-    coracled::controllers::runner::register_heartbeats(watchdog.clone());
     tell_systemd(coracled::systemd::status("opening the store"));
 
     // Before anything touches the network: a bridge owned by another daemon is fatal.
@@ -199,7 +203,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
-    let proxy = std::sync::Arc::new(start_service_networking(&settings, &store)?);
+    // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
+    let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
+    let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers)?);
     let images = std::sync::Arc::new(
         coracled::image::ImageStore::open(&settings.data_dir)
             .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
@@ -212,9 +218,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     // runs (from the API, a removed manifest or the garbage collector) can drop a running pod
     // from the store without its containers being stopped first.
     let node = start_node(&settings, &store, images.clone(), usage.clone(), proxy.clone(), &watchdog);
-    let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(store.clone());
+    let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(&controllers);
     let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
-    let _controllers = start_controllers(&settings, &store, usage.clone());
+    let _controllers = start_controllers(&settings, &controllers, usage.clone());
     let api = ApiServer::start(
         ApiContext::new(store.clone(), images.clone(), &settings.data_dir)
             .with_metrics(usage.clone())

@@ -21,7 +21,7 @@ pub mod termination;
 
 use backoff::BackoffPolicy;
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Resource;
 use coracle_config::settings::{DaemonSettings, NetworkMode};
 use coracle_net::PodNetwork;
 use coracle_runtime::cgroups::Cgroups;
@@ -209,18 +209,11 @@ struct Supervisor {
     tick: Duration,
 }
 
-fn pod_of(obj: &Object) -> Option<&Pod> {
-    match obj {
-        Object::Pod(p) => Some(p),
-        _ => None,
-    }
-}
-
 impl Supervisor {
     fn run(self) {
         let filter = Filter { resource: Some(&Pod::INFO), namespace: None };
         let (pods, rv) = self.ctx.store.list(&filter);
-        let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
+        let pods: Vec<Pod> = pods.iter().filter_map(|o| o.downcast_ref::<Pod>().cloned()).collect();
         let live: HashMap<String, HashSet<String>> = pods
             .iter()
             .map(|p| {
@@ -285,7 +278,7 @@ impl Supervisor {
     }
 
     fn dispatch(&self, event: WatchEvent) {
-        let Some(pod) = pod_of(event.object()).cloned() else { return };
+        let Some(pod) = event.object().downcast_ref::<Pod>().cloned() else { return };
         match event {
             WatchEvent::Deleted(_) => self.pool.remove(&pod.metadata.uid.clone(), pod),
             _ => self.pool.update(pod),
@@ -295,7 +288,7 @@ impl Supervisor {
     /// After a lost watch: every pod gets its current object; vanished pods are removed.
     fn resync(&self, filter: &Filter) {
         let (pods, _) = self.ctx.store.list(filter);
-        let pods: Vec<Pod> = pods.iter().filter_map(|o| pod_of(o).cloned()).collect();
+        let pods: Vec<Pod> = pods.iter().filter_map(|o| o.downcast_ref::<Pod>().cloned()).collect();
         let uids: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
         for uid in self.pool.uids() {
             if !uids.contains(uid.as_str()) {

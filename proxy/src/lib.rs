@@ -31,10 +31,10 @@ pub mod udp;
 pub mod upstream;
 pub mod worker;
 
-use coracle_config::core::{LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus};
-use coracle_config::object::Object;
+use coracle_config::core::{Endpoints, LoadBalancerIngress, LoadBalancerStatus, Pod, Service, ServiceStatus};
+use coracle_config::object::{Object, Resource};
 use coracle_net::SandboxPaths;
-use coracle_store::{Filter, Store, WatchEnd};
+use coracle_store::{Store, WatchEnd, WatchFilter};
 use endpoint_set::PortState;
 use plan::{PlanContext, PortId, PortPlan, Protocol};
 use reactor::Io;
@@ -149,21 +149,16 @@ struct Sync {
     listeners: HashMap<ListenKey, Listener>,
 }
 
-fn list<T: TryFrom<Object>>(store: &Store, plural: &str) -> Vec<T> {
-    let info = coracle_config::object::ALL.iter().copied().find(|i| i.plural == plural);
-    store
-        .list(&Filter { resource: info, namespace: None })
-        .0
-        .iter()
-        .filter_map(|o| T::try_from((**o).clone()).ok())
-        .collect()
+fn list<T: Resource>(store: &Store) -> Vec<T> {
+    store.list_as::<T>(None, None).iter().map(|o| T::clone(o)).collect()
 }
 
 impl Sync {
     fn run(&mut self) {
         log::info!("proxy: started (node address {})", self.config.node_ip);
         while !self.store.is_shut_down() && !self.stop.load(Ordering::Acquire) {
-            let watcher = match self.store.watch(Filter::default(), None) {
+            let kinds = WatchFilter::kinds(&[&Service::INFO, &Endpoints::INFO, &Pod::INFO]);
+            let watcher = match self.store.watch(kinds, None) {
                 Ok(w) => w,
                 Err(e) => {
                     log::warn!("proxy: cannot watch the store: {e}");
@@ -192,9 +187,9 @@ impl Sync {
     /// One reconcile: endpoint sets first (so a listener never starts on stale backends),
     /// then listeners, then LoadBalancer status.
     fn pass(&mut self) {
-        let services: Vec<Service> = list(&self.store, "services");
-        let pods: Vec<coracle_config::core::Pod> = list(&self.store, "pods");
-        let endpoints = list(&self.store, "endpoints");
+        let services: Vec<Service> = list(&self.store);
+        let pods: Vec<Pod> = list(&self.store);
+        let endpoints: Vec<Endpoints> = list(&self.store);
         let withdrawn = {
             let mut w = self.shared.withdrawn.lock().unwrap_or_else(|p| p.into_inner());
             // Forget withdrawn pods once gone from the store.

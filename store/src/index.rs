@@ -66,9 +66,9 @@ impl Index {
         (self.events.len() >= EVENT_LIMIT).then(|| self.events.front()).flatten()
     }
 
-    /// Objects the filter selects, ordered by resource, namespace and name.
-    pub fn select(&self, filter: &Filter) -> Vec<Arc<Object>> {
-        let selected = |e: &&Entry| filter.matches(&e.obj);
+    /// Objects the filter selects and `keep` accepts, ordered by resource, namespace and name.
+    pub fn select(&self, filter: &Filter, keep: impl Fn(&Object) -> bool) -> Vec<Arc<Object>> {
+        let selected = |e: &&Entry| filter.matches(&e.obj) && keep(&e.obj);
         match filter.resource {
             Some(info) => {
                 let start: Key = (info.plural, filter.namespace.clone().unwrap_or_default(), String::new());

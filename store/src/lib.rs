@@ -13,6 +13,7 @@ mod files;
 mod ids;
 mod index;
 mod status;
+mod typed;
 mod version;
 mod watch;
 
@@ -20,7 +21,8 @@ mod watch;
 mod tests;
 
 pub use deletion::{DEFAULT_POD_GRACE_SECONDS, FOREGROUND_FINALIZER};
-pub use watch::{WatchEnd, Watcher};
+pub use typed::Typed;
+pub use watch::{WatchEnd, WatchFilter, Watcher};
 
 use coracle_config::object::{Object, ResourceInfo};
 use deletion::DeletePlan;
@@ -93,6 +95,13 @@ pub struct Filter {
     pub resource: Option<&'static ResourceInfo>,
     /// None: every namespace.
     pub namespace: Option<String>,
+}
+
+impl Filter {
+    /// Every object of one kind.
+    pub fn kind(resource: &'static ResourceInfo) -> Filter {
+        Filter { resource: Some(resource), namespace: None }
+    }
 }
 
 #[derive(Debug)]
@@ -412,14 +421,19 @@ impl Store {
     /// Every object the filter selects, and the resourceVersion the list is consistent at.
     pub fn list(&self, filter: &Filter) -> (Vec<Arc<Object>>, u64) {
         let st = lock(&self.shared.state);
-        (st.index.select(filter), st.rv)
+        (st.index.select(filter, |_| true), st.rv)
+    }
+
+    /// The objects the filter selects for which `keep` holds.
+    fn list_where(&self, filter: &Filter, keep: impl Fn(&Object) -> bool) -> Vec<Arc<Object>> {
+        lock(&self.shared.state).index.select(filter, keep)
     }
 
     /// Deletes an object (see `DeleteOptions`); returns the object as it was removed or as
     /// it now stands marked for deletion.
     pub fn delete(
         &self,
-        resource: &ResourceInfo,
+        resource: &'static ResourceInfo,
         namespace: &str,
         name: &str,
         options: &DeleteOptions,
@@ -428,11 +442,7 @@ impl Store {
         let ns = if resource.namespaced { namespace } else { "" };
         let key: Key = (resource.plural, ns.to_string(), name.to_string());
         let Some((current, _)) = self.entry(&key) else {
-            let resource = coracle_config::object::ALL.iter().copied().find(|i| i.plural == resource.plural);
-            return Err(StoreError::NotFound {
-                resource: resource.expect("every resource is registered in ALL"),
-                name: name.to_string(),
-            });
+            return Err(StoreError::NotFound { resource, name: name.to_string() });
         };
         let meta = current.metadata();
         if let Some(uid) = options.precondition_uid.as_deref().filter(|u| *u != meta.uid) {
@@ -461,10 +471,13 @@ impl Store {
         }
     }
 
-    /// Subscribes to changes after `from` (None: from now). A `from` older than the kept
-    /// window is `Expired` (the API answers 410 Gone). `Some(0)` means "any version", as
-    /// in Kubernetes: an ADDED for every selected object first, then changes.
-    pub fn watch(&self, filter: Filter, from: Option<u64>) -> Result<Watcher, StoreError> {
+    /// Subscribes to changes after `from` (None: from now) of the objects `filter` selects
+    /// (a [`Filter`], or a [`WatchFilter`] of several): other changes never reach, nor wake,
+    /// the watcher. A `from` older than the kept window is `Expired` (the API answers 410
+    /// Gone). `Some(0)` means "any version", as in Kubernetes: an ADDED for every selected
+    /// object first, then changes.
+    pub fn watch(&self, filter: impl Into<WatchFilter>, from: Option<u64>) -> Result<Watcher, StoreError> {
+        let filter = filter.into();
         let mut st = lock(&self.shared.state);
         let State { index, rv, hub } = &mut *st;
         let current: Box<dyn Iterator<Item = Arc<Object>>> =

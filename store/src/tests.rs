@@ -278,6 +278,42 @@ fn watch_delivers_changes_in_order_from_a_version() {
     assert_eq!(current.iter().map(|(_, t, n)| format!("{t} {n}")).collect::<Vec<_>>(), ["ADDED d"]);
 }
 
+/// What the watcher has been sent so far: every write publishes before it returns, so
+/// whatever is not queued by now never will be.
+fn sent(w: &Watcher) -> Vec<String> {
+    std::iter::from_fn(|| w.next_timeout(Duration::ZERO))
+        .map(|(_, e)| format!("{} {}", e.type_name(), e.object().metadata().name))
+        .collect()
+}
+
+#[test]
+fn a_watch_is_sent_only_the_kinds_and_namespaces_it_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let start = store.resource_version();
+    let kinds = store.watch(WatchFilter::kinds(&[&Pod::INFO, &Deployment::INFO]), None).unwrap();
+    let team_pods =
+        store.watch(WatchFilter::any([Filter { resource: Some(&Pod::INFO), namespace: Some("team".into()) }]), None);
+    let team_pods = team_pods.unwrap();
+    let nothing = store.watch(WatchFilter::any([]), None).unwrap();
+    store.create(event("e")).unwrap();
+    store.create(deployment("d", 1)).unwrap();
+    store.create(pod("a")).unwrap();
+    let mut b = pod("b");
+    b.metadata_mut().namespace = "team".into();
+    store.create(b).unwrap();
+    store.update_status(with_phase(&pod("a"), "Running"), false).unwrap();
+    store.delete(&Event::INFO, "default", "e", &no_delete()).unwrap();
+    assert_eq!(sent(&kinds), ["ADDED d", "ADDED a", "ADDED b", "MODIFIED a"]);
+    assert_eq!(sent(&team_pods), ["ADDED b"]);
+    assert!(sent(&nothing).is_empty());
+    // A watch from a version replays the window through the same filter.
+    let events = store.watch(WatchFilter::kinds(&[&Event::INFO]), Some(start)).unwrap();
+    assert_eq!(sent(&events), ["ADDED e", "DELETED e"]);
+    let current = store.watch(WatchFilter::kinds(&[&Deployment::INFO, &Pod::INFO]), Some(0)).unwrap();
+    assert_eq!(sent(&current), ["ADDED d", "ADDED a", "ADDED b"]);
+}
+
 #[test]
 fn watch_from_before_the_window_is_expired() {
     let dir = tempfile::tempdir().unwrap();

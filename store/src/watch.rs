@@ -3,7 +3,7 @@
 //! blocks the store (it is cut off instead, as kube-apiserver does).
 
 use super::{Filter, StoreError, WatchEvent};
-use coracle_config::object::Object;
+use coracle_config::object::{Object, ResourceInfo};
 use heapless::Deque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -64,7 +64,7 @@ impl Watcher {
 }
 
 struct Subscriber {
-    filter: Filter,
+    filter: WatchFilter,
     tx: SyncSender<(u64, WatchEvent)>,
     end: Arc<AtomicU8>,
 }
@@ -83,6 +83,37 @@ impl Filter {
     pub fn matches(&self, obj: &Object) -> bool {
         self.resource.is_none_or(|r| r.kind == obj.info().kind && r.group == obj.info().group)
             && self.namespace.as_deref().is_none_or(|ns| ns == obj.metadata().namespace)
+    }
+}
+
+/// What a watch delivers: changes to the objects any one of its filters selects. The
+/// store drops every other change before it reaches the watcher's channel, so a watcher
+/// is never woken for a kind it did not ask for.
+#[derive(Clone, Debug)]
+pub struct WatchFilter {
+    any: Vec<Filter>,
+}
+
+impl WatchFilter {
+    /// Changes to objects of these kinds, in every namespace.
+    pub fn kinds(kinds: &[&'static ResourceInfo]) -> WatchFilter {
+        WatchFilter::any(kinds.iter().map(|&info| Filter { resource: Some(info), namespace: None }))
+    }
+
+    /// Changes to objects any of `filters` selects (none: nothing).
+    pub fn any(filters: impl IntoIterator<Item = Filter>) -> WatchFilter {
+        WatchFilter { any: filters.into_iter().collect() }
+    }
+
+    /// True when one of the filters selects `obj`.
+    pub fn matches(&self, obj: &Object) -> bool {
+        self.any.iter().any(|f| f.matches(obj))
+    }
+}
+
+impl From<Filter> for WatchFilter {
+    fn from(filter: Filter) -> WatchFilter {
+        WatchFilter { any: vec![filter] }
     }
 }
 
@@ -122,7 +153,7 @@ impl WatchHub {
     /// every change after v, or `Expired` when v is older than the window.
     pub fn subscribe(
         &mut self,
-        filter: Filter,
+        filter: WatchFilter,
         from: Option<u64>,
         current_rv: u64,
         current: impl Iterator<Item = Arc<Object>>,

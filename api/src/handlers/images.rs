@@ -5,9 +5,8 @@
 use super::Reply;
 use crate::errors::ApiError;
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
 use coracle_runtime::image::{ImageError, ImageStore};
-use coracle_store::{Filter, Store};
+use coracle_store::Store;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -70,10 +69,8 @@ pub fn import(images: &ImageStore, dir: &str, name: &str) -> Result<Reply, ApiEr
 
 /// The digests of every image a stored pod names.
 fn digests_in_use(store: &Store, images: &ImageStore) -> BTreeSet<String> {
-    let (pods, _) = store.list(&Filter { resource: Some(&Pod::INFO), namespace: None });
     let mut used = BTreeSet::new();
-    for pod in pods {
-        let Object::Pod(pod) = pod.as_ref() else { continue };
+    for pod in store.list_as::<Pod>(None, None) {
         for container in pod.spec.init_containers.iter().chain(&pod.spec.containers) {
             if let Ok(Some(image)) = images.resolve(&container.image) {
                 used.insert(image.digest);

@@ -11,7 +11,6 @@ use crate::errors::ApiError;
 use crate::request::LogQuery;
 use crate::routes::ResourcePath;
 use coracle_config::core::Pod;
-use coracle_config::object::Object;
 use coracle_store::Store;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -135,12 +134,9 @@ fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, ApiError> 
 
 /// Whether the container is still running in the stored pod (same uid).
 fn running(store: &Store, pod: &Pod, container: &str) -> bool {
-    let Some(current) =
-        store.get(&<Pod as coracle_config::object::Resource>::INFO, &pod.metadata.namespace, &pod.metadata.name)
-    else {
+    let Some(current) = store.get_as::<Pod>(&pod.metadata.namespace, &pod.metadata.name) else {
         return false;
     };
-    let Object::Pod(current) = current.as_ref() else { return false };
     if current.metadata.uid != pod.metadata.uid {
         return false;
     }
@@ -155,7 +151,7 @@ fn running(store: &Store, pod: &Pod, container: &str) -> bool {
 /// Serves a log request: the whole (selected) text, or a stream when following.
 pub fn log(store: &Store, logs_dir: &Path, path: &ResourcePath, query: &LogQuery) -> Result<Reply, ApiError> {
     let live = super::objects::live(store, path)?;
-    let Object::Pod(pod) = live.as_ref() else {
+    let Some(pod) = live.downcast_ref::<Pod>() else {
         return Err(ApiError::PathNotFound(format!("{}/log", path.resource.plural)));
     };
     let container = choose_container(pod, query.container.as_deref())?;

@@ -5,8 +5,7 @@ use crate::context::{MetricsSource, Usage};
 use crate::errors::ApiError;
 use crate::routes::MetricsPath;
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
-use coracle_store::{Filter, Store};
+use coracle_store::Store;
 use serde_json::{json, Value};
 
 const API_VERSION: &str = "metrics.k8s.io/v1beta1";
@@ -62,15 +61,11 @@ pub fn serve(store: &Store, source: Option<&dyn MetricsSource>, path: &MetricsPa
             None => Ok(json!({"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {}, "items": items})),
         };
     }
-    let (pods, _) = store.list(&Filter { resource: Some(&Pod::INFO), namespace: path.namespace.clone() });
-    let mut items: Vec<Value> = pods
+    let mut items: Vec<Value> = store
+        .list_as::<Pod>(path.namespace.as_deref(), None)
         .iter()
-        .filter_map(|o| match o.as_ref() {
-            Object::Pod(pod) if path.name.as_ref().is_none_or(|n| *n == pod.metadata.name) => {
-                source.and_then(|s| pod_metrics(pod, s))
-            }
-            _ => None,
-        })
+        .filter(|pod| path.name.as_ref().is_none_or(|n| *n == pod.metadata.name))
+        .filter_map(|pod| source.and_then(|s| pod_metrics(pod, s)))
         .collect();
     items.sort_by(|a, b| {
         let key = |v: &Value| (v["metadata"]["namespace"].to_string(), v["metadata"]["name"].to_string());
@@ -86,6 +81,7 @@ pub fn serve(store: &Store, source: Option<&dyn MetricsSource>, path: &MetricsPa
 mod tests {
     use super::*;
     use crate::context::ContainerUsage;
+    use coracle_config::object::Object;
 
     struct Fixed;
 

@@ -18,11 +18,12 @@ pub use hash::pod_template_hash;
 pub use rollback::equal_ignore_hash;
 
 use super::clock::Clock;
-use super::runner::{ObjectKey, Reconciler, SyncResult};
-use coracle_config::apps::Deployment;
-use coracle_config::object::{Object, Resource, ResourceInfo};
+use super::runner::{self, ObjectKey, Reconciler, SyncResult};
+use coracle_config::apps::{Deployment, ReplicaSet};
+use coracle_config::core::Pod;
+use coracle_config::object::{Object, Resource};
 use coracle_store::events::Recorder;
-use coracle_store::{Filter, Store, WatchEvent};
+use coracle_store::{Store, WatchEvent, WatchFilter};
 
 /// The revision a set (and its deployment) carries.
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -55,17 +56,11 @@ impl DeploymentController {
         namespace: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Vec<ObjectKey> {
-        let filter = Filter { resource: Some(self.primary()), namespace: Some(namespace.to_string()) };
         store
-            .list(&filter)
-            .0
+            .list_as::<Deployment>(Some(namespace), None)
             .iter()
-            .filter_map(|o| match &**o {
-                Object::Deployment(d) if !d.spec.selector.is_empty() && d.spec.selector.matches(labels) => {
-                    Some(ObjectKey::new(namespace, &d.metadata.name))
-                }
-                _ => None,
-            })
+            .filter(|d| !d.spec.selector.is_empty() && d.spec.selector.matches(labels))
+            .map(|d| ObjectKey::new(namespace, &d.metadata.name))
             .collect()
     }
 }
@@ -75,8 +70,12 @@ impl Reconciler for DeploymentController {
         "deployment-controller"
     }
 
-    fn primary(&self) -> &'static ResourceInfo {
-        coracle_config::object::ALL.iter().copied().find(|i| i.kind == Deployment::INFO.kind).expect("registered")
+    fn watches(&self) -> WatchFilter {
+        WatchFilter::kinds(&[&Deployment::INFO, &ReplicaSet::INFO, &Pod::INFO])
+    }
+
+    fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+        runner::keys_of::<Deployment>(store)
     }
 
     fn keys_for(&self, store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
@@ -95,9 +94,9 @@ impl Reconciler for DeploymentController {
                 let Some(rs_ref) = m.controller_ref().filter(|r| r.kind == "ReplicaSet") else {
                     return Vec::new();
                 };
-                let rs = store.get(&coracle_config::apps::ReplicaSet::INFO, &m.namespace, &rs_ref.name);
+                let rs = store.get_as::<ReplicaSet>(&m.namespace, &rs_ref.name);
                 rs.and_then(|rs| {
-                    let r = rs.metadata().controller_ref()?;
+                    let r = rs.metadata.controller_ref()?;
                     (r.kind == "Deployment").then(|| ObjectKey::new(&m.namespace, &r.name))
                 })
                 .into_iter()

@@ -5,8 +5,6 @@ use super::status::is_complete;
 use super::sync::{replicas_of, Rollout};
 use super::{history, progress};
 use coracle_config::core::Pod;
-use coracle_config::object::{Object, Resource};
-use coracle_store::Filter;
 
 pub(super) fn rollout(r: &mut Rollout) -> SyncResult {
     r.sync_revision(false)?;
@@ -42,12 +40,8 @@ fn old_pods_running(r: &Rollout) -> bool {
         return true;
     }
     let old_uids: Vec<&str> = old.iter().map(|rs| rs.metadata.uid.as_str()).collect();
-    let filter = Filter { resource: Some(&Pod::INFO), namespace: Some(r.d.metadata.namespace.clone()) };
-    r.c.store.list(&filter).0.iter().any(|o| match &**o {
-        Object::Pod(p) => {
-            p.metadata.controller_ref().is_some_and(|c| old_uids.contains(&c.uid.as_str()))
-                && !matches!(p.phase(), "Succeeded" | "Failed")
-        }
-        _ => false,
+    r.c.store.list_as::<Pod>(Some(&r.d.metadata.namespace), None).iter().any(|p| {
+        p.metadata.controller_ref().is_some_and(|c| old_uids.contains(&c.uid.as_str()))
+            && !matches!(p.phase(), "Succeeded" | "Failed")
     })
 }

@@ -11,9 +11,9 @@ use super::{
     history, progress, recreate, rolling, DeploymentController, DESIRED_REPLICAS, MAX_REPLICAS, POD_TEMPLATE_HASH,
 };
 use coracle_config::apps::{Deployment, DeploymentStatus, ReplicaSet};
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Object;
 use coracle_store::events::EventType;
-use coracle_store::{Filter, StoreError};
+use coracle_store::StoreError;
 use std::time::SystemTime;
 
 /// Sort key for "oldest first": creation second, then revision, then name.
@@ -63,21 +63,16 @@ impl Rollout<'_> {
         self.c.recorder.record(&Object::Deployment(self.d.clone()), type_, reason, message);
     }
 
-    fn replace_set(&mut self, stored: &Object) {
-        if let Object::ReplicaSet(rs) = stored {
-            match self.sets.iter_mut().find(|s| s.metadata.name == rs.metadata.name) {
-                Some(slot) => *slot = rs.clone(),
-                None => self.sets.push(rs.clone()),
-            }
+    fn replace_set(&mut self, rs: &ReplicaSet) {
+        match self.sets.iter_mut().find(|s| s.metadata.name == rs.metadata.name) {
+            Some(slot) => *slot = rs.clone(),
+            None => self.sets.push(rs.clone()),
         }
     }
 
     /// Writes the deployment's metadata (the revision annotation).
     fn write_deployment(&mut self) -> Result<(), StoreError> {
-        let stored = self.c.store.update(Object::Deployment(self.d.clone()))?;
-        if let Object::Deployment(d) = &*stored {
-            self.d = d.clone();
-        }
+        self.d = (*self.c.store.update_as(self.d.clone())?).clone();
         Ok(())
     }
 
@@ -89,10 +84,7 @@ impl Rollout<'_> {
         let persist = meaningful_change(self.d.status.as_ref(), &status);
         let mut next = self.d.clone();
         next.status = Some(status);
-        let stored = self.c.store.update_status(Object::Deployment(next), persist)?;
-        if let Object::Deployment(d) = &*stored {
-            self.d = d.clone();
-        }
+        self.d = (*self.c.store.update_status_as(next, persist)?).clone();
         Ok(())
     }
 
@@ -110,7 +102,7 @@ impl Rollout<'_> {
             return Ok(false);
         }
         next.spec.replicas = Some(size);
-        let stored = self.c.store.update(Object::ReplicaSet(next))?;
+        let stored = self.c.store.update_as(next)?;
         self.replace_set(&stored);
         if old == size {
             return Ok(false);
@@ -158,7 +150,7 @@ impl Rollout<'_> {
                 changed = true;
             }
             if changed {
-                let stored = self.c.store.update(Object::ReplicaSet(next))?;
+                let stored = self.c.store.update_as(next)?;
                 self.replace_set(&stored);
             }
             let revision = history::revision(self.new_rs().expect("still there"));
@@ -202,13 +194,14 @@ impl Rollout<'_> {
         rs.spec.replicas = Some(size);
         history::set_new_rs_annotations(&self.d, &mut rs, new_revision, false, surge);
         let name = rs.metadata.name.clone();
-        match self.c.store.create(Object::ReplicaSet(rs)) {
+        match self.c.store.create_as(rs) {
             Ok(stored) => self.replace_set(&stored),
             Err(e @ StoreError::AlreadyExists { .. }) => {
-                let existing = self.c.store.get(&ReplicaSet::INFO, &self.d.metadata.namespace, &name);
-                let ours_and_same = matches!(existing.as_deref(), Some(Object::ReplicaSet(rs))
-                    if rs.metadata.controller_ref().is_some_and(|r| r.uid == self.d.metadata.uid)
-                        && equal_ignore_hash(&rs.spec.template, &self.d.spec.template));
+                let existing = self.c.store.get_as::<ReplicaSet>(&self.d.metadata.namespace, &name);
+                let ours_and_same = existing.is_some_and(|rs| {
+                    rs.metadata.controller_ref().is_some_and(|r| r.uid == self.d.metadata.uid)
+                        && equal_ignore_hash(&rs.spec.template, &self.d.spec.template)
+                });
                 if !ours_and_same {
                     // Another set holds the name: move the hash with the collision count.
                     let mut status = self.d.status.clone().unwrap_or_default();
@@ -371,18 +364,12 @@ fn proportion(rs: &ReplicaSet, replicas: i32, surge: i32, previous_total: i32, t
 /// The sets `d` controls, after adopting orphans its selector matches and releasing
 /// sets that stopped matching.
 fn claim_sets(c: &DeploymentController, obj: &Object, d: &Deployment) -> Result<Vec<ReplicaSet>, StoreError> {
-    let filter = Filter { resource: Some(&ReplicaSet::INFO), namespace: Some(d.metadata.namespace.clone()) };
     let mut owned = Vec::new();
-    for candidate in c.store.list(&filter).0 {
-        let Object::ReplicaSet(rs) = &*candidate else { continue };
+    for rs in c.store.list_as::<ReplicaSet>(Some(&d.metadata.namespace), None) {
         match claim(&d.metadata, &d.spec.selector, &rs.metadata) {
-            Claim::Owned => owned.push(rs.clone()),
-            Claim::Adopt => {
-                if let Object::ReplicaSet(rs) = &*adopt(&c.store, &candidate, obj)? {
-                    owned.push(rs.clone());
-                }
-            }
-            Claim::Release => drop(release(&c.store, &candidate, &d.metadata.uid)?),
+            Claim::Owned => owned.push(ReplicaSet::clone(&rs)),
+            Claim::Adopt => owned.push((*adopt(&c.store, &*rs, obj)?).clone()),
+            Claim::Release => drop(release(&c.store, &*rs, &d.metadata.uid)?),
             Claim::Ignore => {}
         }
     }
@@ -390,12 +377,10 @@ fn claim_sets(c: &DeploymentController, obj: &Object, d: &Deployment) -> Result<
 }
 
 pub(super) fn sync_deployment(c: &DeploymentController, key: &ObjectKey) -> SyncResult {
-    let Some(obj) = c.store.get(&Deployment::INFO, &key.namespace, &key.name) else {
+    let Some(typed) = c.store.get_as::<Deployment>(&key.namespace, &key.name) else {
         return Ok(None);
     };
-    let Object::Deployment(d) = &*obj else {
-        return Ok(None);
-    };
+    let (obj, d) = (typed.object(), &*typed);
     let mut r = Rollout { c, now: c.clock.now(), d: d.clone(), sets: Vec::new(), new_name: None };
     if d.spec.selector.is_empty() {
         // Selecting everything would claim every set in the namespace.
@@ -409,7 +394,7 @@ pub(super) fn sync_deployment(c: &DeploymentController, key: &ObjectKey) -> Sync
         r.write_status(status)?;
         return Ok(None);
     }
-    r.sets = claim_sets(c, &obj, d)?;
+    r.sets = claim_sets(c, obj, d)?;
     if d.metadata.deletion_timestamp.is_some() {
         r.sync_revision(false)?;
         r.sync_status()?;

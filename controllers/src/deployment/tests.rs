@@ -24,21 +24,10 @@ impl Sim {
         Sim { w, rsc, dc }
     }
 
-    fn keys(&self, info: &'static ResourceInfo) -> Vec<ObjectKey> {
-        let filter = Filter { resource: Some(info), namespace: None };
-        self.w
-            .store
-            .list(&filter)
-            .0
-            .iter()
-            .map(|o| ObjectKey::new(&o.metadata().namespace, &o.metadata().name))
-            .collect()
-    }
-
     /// One deployment pass over every deployment; returns the largest requeue asked for.
     fn deployments_once(&mut self) -> Option<Duration> {
         let mut requeue = None;
-        for key in self.keys(self.dc.primary()) {
+        for key in self.dc.all_keys(&self.w.store) {
             requeue = requeue.max(self.dc.reconcile(&key).unwrap());
         }
         requeue
@@ -49,7 +38,7 @@ impl Sim {
         for _ in 0..100 {
             let before = self.w.store.resource_version();
             let requeue = self.deployments_once();
-            for key in self.keys(self.rsc.primary()) {
+            for key in self.rsc.all_keys(&self.w.store) {
                 self.rsc.reconcile(&key).unwrap();
             }
             if self.w.store.resource_version() == before {

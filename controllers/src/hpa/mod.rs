@@ -14,14 +14,14 @@ pub use behavior::{Rules, ScaleHistory, Select};
 pub use replica_calculator::{cpu_replicas, CalculatorSettings, CpuRecommendation, PodMetrics};
 
 use super::clock::Clock;
-use super::runner::{ObjectKey, Reconciler, SyncResult};
+use super::runner::{self, ObjectKey, Reconciler, SyncResult};
 use coracle_config::apps::{Deployment, ReplicaSet};
 use coracle_config::autoscaling::{HorizontalPodAutoscaler, HpaStatus};
 use coracle_config::core::Pod;
 use coracle_config::meta::LabelSelector;
 use coracle_config::object::{Object, Resource, ResourceInfo};
 use coracle_store::events::{EventType, Recorder};
-use coracle_store::{Filter, Store, StoreError, WatchEvent};
+use coracle_store::{Store, StoreError, Typed, WatchEvent, WatchFilter};
 use status::{set_condition, ABLE_TO_SCALE, SCALING_ACTIVE, SCALING_LIMITED};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,34 +88,27 @@ impl HpaController {
     fn target(&self, hpa: &HorizontalPodAutoscaler) -> Result<Target, String> {
         let r = &hpa.spec.scale_target_ref;
         let ns = &hpa.metadata.namespace;
-        let info: &ResourceInfo = match r.kind.as_str() {
-            "Deployment" => &Deployment::INFO,
-            "ReplicaSet" => &ReplicaSet::INFO,
-            other => return Err(format!("the kind {other:?} has no scale subresource")),
-        };
-        let object = self
-            .store
-            .get(info, ns, &r.name)
-            .ok_or_else(|| format!("{} {:?} not found", info.qualified_plural(), r.name))?;
-        let (replicas, selector) = match &*object {
-            Object::Deployment(d) => (d.spec.replicas.unwrap_or(1), d.spec.selector.clone()),
-            Object::ReplicaSet(rs) => (rs.spec.replicas.unwrap_or(1), rs.spec.selector.clone()),
-            _ => unreachable!("looked up as a deployment or replica set"),
-        };
-        Ok(Target { object, replicas, selector })
+        let not_found = |info: &ResourceInfo| format!("{} {:?} not found", info.qualified_plural(), r.name);
+        match r.kind.as_str() {
+            "Deployment" => {
+                let d = self.store.get_as::<Deployment>(ns, &r.name).ok_or_else(|| not_found(&Deployment::INFO))?;
+                let (replicas, selector) = (d.spec.replicas.unwrap_or(1), d.spec.selector.clone());
+                Ok(Target { object: d.into_object(), replicas, selector })
+            }
+            "ReplicaSet" => {
+                let rs = self.store.get_as::<ReplicaSet>(ns, &r.name).ok_or_else(|| not_found(&ReplicaSet::INFO))?;
+                let (replicas, selector) = (rs.spec.replicas.unwrap_or(1), rs.spec.selector.clone());
+                Ok(Target { object: rs.into_object(), replicas, selector })
+            }
+            other => Err(format!("the kind {other:?} has no scale subresource")),
+        }
     }
 
-    fn pods(&self, namespace: &str, selector: &LabelSelector) -> Vec<Pod> {
-        let filter = Filter { resource: Some(&Pod::INFO), namespace: Some(namespace.to_string()) };
-        self.store
-            .list(&filter)
-            .0
-            .iter()
-            .filter_map(|o| match &**o {
-                Object::Pod(p) if !selector.is_empty() && selector.matches(&p.metadata.labels) => Some(p.clone()),
-                _ => None,
-            })
-            .collect()
+    fn pods(&self, namespace: &str, selector: &LabelSelector) -> Vec<Typed<Pod>> {
+        if selector.is_empty() {
+            return Vec::new();
+        }
+        self.store.list_as(Some(namespace), Some(selector))
     }
 
     /// Stabilizes and limits a metric recommendation, setting AbleToScale and ScalingLimited.
@@ -192,13 +185,11 @@ impl HpaController {
     }
 
     fn sync(&mut self, key: &ObjectKey) -> SyncResult {
-        let Some(obj) = self.store.get(&HorizontalPodAutoscaler::INFO, &key.namespace, &key.name) else {
+        let Some(typed) = self.store.get_as::<HorizontalPodAutoscaler>(&key.namespace, &key.name) else {
             self.history.remove(key);
             return Ok(None);
         };
-        let Object::HorizontalPodAutoscaler(hpa) = &*obj else {
-            return Ok(None);
-        };
+        let (obj, hpa) = (typed.object(), &*typed);
         let requeue = Some(self.settings.sync_period);
         let now = self.clock.now();
         let mut st = hpa.status.clone().unwrap_or_default();
@@ -208,7 +199,7 @@ impl HpaController {
             Err(e) => {
                 let message = format!("the HPA controller was unable to get the target's current scale: {e}");
                 set_condition(&mut st, ABLE_TO_SCALE, false, "FailedGetScale", message, now);
-                self.recorder.record(&obj, EventType::Warning, "FailedGetScale", e);
+                self.recorder.record(obj, EventType::Warning, "FailedGetScale", e);
                 self.write_status(hpa, st)?;
                 return Ok(requeue);
             }
@@ -242,7 +233,7 @@ impl HpaController {
             let Some(goal) = hpa.cpu_target_utilization() else {
                 let message = "the HPA was unable to compute the replica count: only cpu resource utilization (percentage of request) metrics are supported";
                 set_condition(&mut st, SCALING_ACTIVE, false, "InvalidMetricSourceType", message, now);
-                self.recorder.record(&obj, EventType::Warning, "InvalidMetricSourceType", message);
+                self.recorder.record(obj, EventType::Warning, "InvalidMetricSourceType", message);
                 st.current_replicas = current;
                 st.desired_replicas = current;
                 self.write_status(hpa, st)?;
@@ -255,13 +246,13 @@ impl HpaController {
                         format!("the HPA was unable to compute the replica count: failed to get cpu utilization: {e}");
                     set_condition(&mut st, SCALING_ACTIVE, false, "FailedGetResourceMetric", message, now);
                     self.recorder.record(
-                        &obj,
+                        obj,
                         EventType::Warning,
                         "FailedGetResourceMetric",
                         format!("failed to get cpu utilization: {e}"),
                     );
                     let invalid = format!("invalid metrics (1 invalid out of 1), first error is: failed to get cpu resource metric value: failed to get cpu utilization: {e}");
-                    self.recorder.record(&obj, EventType::Warning, "FailedComputeMetricsReplicas", invalid);
+                    self.recorder.record(obj, EventType::Warning, "FailedComputeMetricsReplicas", invalid);
                     st.current_replicas = current;
                     st.desired_replicas = current;
                     st.current_metrics.clear();
@@ -294,7 +285,7 @@ impl HpaController {
                     now,
                 );
                 self.recorder.record(
-                    &obj,
+                    obj,
                     EventType::Warning,
                     "FailedRescale",
                     format!("New size: {desired}; reason: {reason}; error: {e}"),
@@ -316,7 +307,7 @@ impl HpaController {
                 now,
             );
             self.recorder.record(
-                &obj,
+                obj,
                 EventType::Normal,
                 "SuccessfulRescale",
                 format!("New size: {desired}; reason: {reason}"),
@@ -340,19 +331,19 @@ impl Reconciler for HpaController {
         "horizontal-pod-autoscaler"
     }
 
-    fn primary(&self) -> &'static ResourceInfo {
-        coracle_config::object::ALL
-            .iter()
-            .copied()
-            .find(|i| i.kind == HorizontalPodAutoscaler::INFO.kind)
-            .expect("registered")
+    fn watches(&self) -> WatchFilter {
+        // Targets and pods are read every sync period, as Kubernetes' autoscaler does.
+        WatchFilter::kinds(&[&HorizontalPodAutoscaler::INFO])
+    }
+
+    fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+        runner::keys_of::<HorizontalPodAutoscaler>(store)
     }
 
     fn keys_for(&self, _store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
-        // Targets and pods are read every sync period, as Kubernetes' autoscaler does.
-        match &**event.object() {
-            Object::HorizontalPodAutoscaler(h) => vec![ObjectKey::new(&h.metadata.namespace, &h.metadata.name)],
-            _ => Vec::new(),
+        match event.object().downcast_ref::<HorizontalPodAutoscaler>() {
+            Some(h) => vec![ObjectKey::new(&h.metadata.namespace, &h.metadata.name)],
+            None => Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! counted so that they never cause a scale in the wrong direction.
 
 use coracle_config::core::Pod;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
@@ -54,9 +55,9 @@ fn parse(t: Option<&str>) -> Option<SystemTime> {
     t.and_then(coracle_config::time::parse)
 }
 
-fn group(pods: &[Pod], metrics: &dyn PodMetrics, s: &CalculatorSettings, now: SystemTime) -> Groups {
+fn group<P: Borrow<Pod>>(pods: &[P], metrics: &dyn PodMetrics, s: &CalculatorSettings, now: SystemTime) -> Groups {
     let mut g = Groups { ready: 0, unready: BTreeSet::new(), missing: BTreeSet::new(), samples: BTreeMap::new() };
-    for pod in pods {
+    for pod in pods.iter().map(<P as Borrow<Pod>>::borrow) {
         let uid = pod.metadata.uid.clone();
         if pod.metadata.deletion_timestamp.is_some() || pod.phase() == "Failed" {
             continue;
@@ -95,9 +96,9 @@ fn group(pods: &[Pod], metrics: &dyn PodMetrics, s: &CalculatorSettings, now: Sy
 }
 
 /// Each pod's summed `requests.cpu`; an error names the first container without one.
-fn requests(pods: &[Pod]) -> Result<BTreeMap<String, i64>, String> {
+fn requests<P: Borrow<Pod>>(pods: &[P]) -> Result<BTreeMap<String, i64>, String> {
     let mut out = BTreeMap::new();
-    for pod in pods {
+    for pod in pods.iter().map(<P as Borrow<Pod>>::borrow) {
         let mut sum = 0;
         for c in &pod.spec.containers {
             match c.resources.requests.get("cpu") {
@@ -134,11 +135,11 @@ fn utilization_ratio(
 }
 
 /// The replica count CPU utilization asks for (`GetResourceReplicas`).
-pub fn cpu_replicas(
+pub fn cpu_replicas<P: Borrow<Pod>>(
     s: &CalculatorSettings,
     current: i32,
     target: i32,
-    pods: &[Pod],
+    pods: &[P],
     metrics: &dyn PodMetrics,
     now: SystemTime,
 ) -> Result<CpuRecommendation, String> {

@@ -48,7 +48,7 @@ fn setup(with_requests: bool) -> Setup {
         }
         p.spec.containers = vec![c];
         let stored = w.create(p);
-        w.mark_ready(&Pod::try_from((*stored).clone()).unwrap());
+        w.mark_ready(stored.downcast_ref::<Pod>().unwrap());
     }
     // Past the CPU initialization period, so every sample counts.
     w.time.advance(Duration::from_secs(600));
@@ -84,8 +84,8 @@ impl Setup {
     }
 
     fn status(&self) -> HpaStatus {
-        let obj = self.w.store.get(&HorizontalPodAutoscaler::INFO, "default", "web").unwrap();
-        HorizontalPodAutoscaler::try_from((*obj).clone()).unwrap().status.unwrap()
+        let hpa = self.w.store.get_as::<HorizontalPodAutoscaler>("default", "web").unwrap();
+        hpa.status.clone().unwrap()
     }
 
     fn condition(&self, type_: &str) -> Condition {

@@ -12,11 +12,12 @@ mod tests;
 pub use pod_ranking::deletion_order;
 
 use super::clock::Clock;
-use super::runner::{ObjectKey, Reconciler, SyncResult};
+use super::runner::{self, ObjectKey, Reconciler, SyncResult};
 use coracle_config::apps::ReplicaSet;
-use coracle_config::object::{Object, Resource, ResourceInfo};
+use coracle_config::core::Pod;
+use coracle_config::object::{Object, Resource};
 use coracle_store::events::Recorder;
-use coracle_store::{Filter, Store, WatchEvent};
+use coracle_store::{Store, WatchEvent, WatchFilter};
 
 /// At most this many pods are created or deleted in one pass (Kubernetes' burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
@@ -40,9 +41,12 @@ impl Reconciler for ReplicaSetController {
         "replicaset-controller"
     }
 
-    fn primary(&self) -> &'static ResourceInfo {
-        // The registry's 'static copy (a constant's address is not stable).
-        coracle_config::object::ALL.iter().copied().find(|i| i.kind == ReplicaSet::INFO.kind).expect("registered")
+    fn watches(&self) -> WatchFilter {
+        WatchFilter::kinds(&[&ReplicaSet::INFO, &Pod::INFO])
+    }
+
+    fn all_keys(&self, store: &Store) -> Vec<ObjectKey> {
+        runner::keys_of::<ReplicaSet>(store)
     }
 
     fn keys_for(&self, store: &Store, event: &WatchEvent) -> Vec<ObjectKey> {
@@ -54,22 +58,12 @@ impl Reconciler for ReplicaSetController {
                 Some(r) if r.kind == "ReplicaSet" => vec![ObjectKey::new(&m.namespace, &r.name)],
                 Some(_) => Vec::new(),
                 // An orphan may be adopted by any ReplicaSet whose selector matches it.
-                None if !matches!(event, WatchEvent::Deleted(_)) => {
-                    let filter = Filter { resource: Some(self.primary()), namespace: Some(m.namespace.clone()) };
-                    store
-                        .list(&filter)
-                        .0
-                        .iter()
-                        .filter_map(|o| match &**o {
-                            Object::ReplicaSet(rs)
-                                if !rs.spec.selector.is_empty() && rs.spec.selector.matches(&m.labels) =>
-                            {
-                                Some(ObjectKey::new(&rs.metadata.namespace, &rs.metadata.name))
-                            }
-                            _ => None,
-                        })
-                        .collect()
-                }
+                None if !matches!(event, WatchEvent::Deleted(_)) => store
+                    .list_as::<ReplicaSet>(Some(&m.namespace), None)
+                    .iter()
+                    .filter(|rs| !rs.spec.selector.is_empty() && rs.spec.selector.matches(&m.labels))
+                    .map(|rs| ObjectKey::new(&rs.metadata.namespace, &rs.metadata.name))
+                    .collect(),
                 None => Vec::new(),
             },
             _ => Vec::new(),

@@ -38,8 +38,8 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
 }
 
 /// The `n` pods to delete first.
-pub fn pods_to_delete(pods: &[Pod], n: usize) -> Vec<&Pod> {
-    let mut ranked: Vec<&Pod> = pods.iter().collect();
+pub fn pods_to_delete<P: std::borrow::Borrow<Pod>>(pods: &[P], n: usize) -> Vec<&Pod> {
+    let mut ranked: Vec<&Pod> = pods.iter().map(<P as std::borrow::Borrow<Pod>>::borrow).collect();
     ranked.sort_by(|a, b| deletion_order(a, b));
     ranked.truncate(n);
     ranked

@@ -8,42 +8,35 @@ use coracle_config::apps::ReplicaSet;
 use coracle_config::core::Pod;
 use coracle_config::object::{Object, Resource};
 use coracle_store::events::EventType;
-use coracle_store::{DeleteOptions, Filter, StoreError};
+use coracle_store::{DeleteOptions, StoreError, Typed};
 
 pub(super) fn sync(c: &ReplicaSetController, key: &ObjectKey) -> SyncResult {
-    let Some(obj) = c.store.get(&ReplicaSet::INFO, &key.namespace, &key.name) else {
+    let Some(rs) = c.store.get_as::<ReplicaSet>(&key.namespace, &key.name) else {
         return Ok(None);
     };
-    let Object::ReplicaSet(rs) = &*obj else {
-        return Ok(None);
-    };
-    let mut pods = claim_pods(c, &obj, rs)?;
-    if rs.metadata.deletion_timestamp.is_none() && manage_replicas(c, &obj, rs, &pods)? {
+    let obj = rs.object();
+    let mut pods = claim_pods(c, obj, &rs)?;
+    if rs.metadata.deletion_timestamp.is_none() && manage_replicas(c, obj, &rs, &pods)? {
         // Count what now exists, so the status written below is already current.
-        pods = claim_pods(c, &obj, rs)?;
+        pods = claim_pods(c, obj, &rs)?;
     }
     let now = c.clock.now();
-    status::write(&c.store, rs, status::calculate(rs, &pods, now))?;
-    Ok(status::next_availability(rs, &pods, now))
+    status::write(&c.store, &rs, status::calculate(&rs, &pods, now))?;
+    Ok(status::next_availability(&rs, &pods, now))
 }
 
 /// The active pods `rs` owns, after adopting matching orphans and releasing owned pods
 /// that stopped matching.
-fn claim_pods(c: &ReplicaSetController, obj: &Object, rs: &ReplicaSet) -> Result<Vec<Pod>, StoreError> {
-    let filter = Filter { resource: Some(&Pod::INFO), namespace: Some(rs.metadata.namespace.clone()) };
+fn claim_pods(c: &ReplicaSetController, obj: &Object, rs: &ReplicaSet) -> Result<Vec<Typed<Pod>>, StoreError> {
     let mut owned = Vec::new();
-    for candidate in c.store.list(&filter).0 {
-        let Object::Pod(pod) = &*candidate else { continue };
-        if !is_active(pod) {
+    for pod in c.store.list_as::<Pod>(Some(&rs.metadata.namespace), None) {
+        if !is_active(&pod) {
             continue;
         }
         match claim(&rs.metadata, &rs.spec.selector, &pod.metadata) {
-            Claim::Owned => owned.push(pod.clone()),
-            Claim::Adopt => match adopt(&c.store, &candidate, obj)?.as_ref() {
-                Object::Pod(p) => owned.push(p.clone()),
-                _ => unreachable!("a pod stays a pod"),
-            },
-            Claim::Release => drop(release(&c.store, &candidate, &rs.metadata.uid)?),
+            Claim::Owned => owned.push(pod),
+            Claim::Adopt => owned.push(adopt(&c.store, &*pod, obj)?),
+            Claim::Release => drop(release(&c.store, &*pod, &rs.metadata.uid)?),
             Claim::Ignore => {}
         }
     }
@@ -68,7 +61,12 @@ fn pod_from_template(obj: &Object, rs: &ReplicaSet) -> Object {
 
 /// Creates or deletes pods until `pods.len()` matches `spec.replicas`; true when anything
 /// was written.
-fn manage_replicas(c: &ReplicaSetController, obj: &Object, rs: &ReplicaSet, pods: &[Pod]) -> Result<bool, StoreError> {
+fn manage_replicas(
+    c: &ReplicaSetController,
+    obj: &Object,
+    rs: &ReplicaSet,
+    pods: &[Typed<Pod>],
+) -> Result<bool, StoreError> {
     let want = rs.spec.replicas.unwrap_or(1).max(0) as usize;
     let have = pods.len();
     if have < want {

@@ -6,9 +6,8 @@
 
 use crate::cidr::Ipv4Cidr;
 use coracle_config::core::{Service, ServicePort};
-use coracle_config::object::{Object, Resource};
 use coracle_config::validation::{FieldError, Path, NODE_PORT_RANGE};
-use coracle_store::{Filter, Store};
+use coracle_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, OnceLock};
@@ -49,10 +48,8 @@ struct Taken {
 }
 
 fn taken(store: &Store, except: (&str, &str)) -> Taken {
-    let filter = Filter { resource: Some(&Service::INFO), namespace: None };
     let mut t = Taken { ips: HashMap::new(), ports: HashMap::new() };
-    for obj in store.list(&filter).0 {
-        let Object::Service(s) = &*obj else { continue };
+    for s in store.list_as::<Service>(None, None) {
         let (ns, name) = (s.metadata.namespace.as_str(), s.metadata.name.as_str());
         if (ns, name) == except {
             continue;
@@ -308,6 +305,7 @@ pub fn release(svc: &Service) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coracle_config::object::Object;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

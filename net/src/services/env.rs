@@ -3,22 +3,13 @@
 //! starts (kubelet's `envvars.FromServices`).
 
 use coracle_config::core::Service;
-use coracle_config::object::{Object, Resource};
-use coracle_store::{Filter, Store};
+use coracle_store::Store;
 
 /// The variables for every Service with a ClusterIP in `namespace`, sorted by service name.
 /// The node adds them to each container unless the pod sets `enableServiceLinks: false`.
 pub fn service_env(store: &Store, namespace: &str) -> Vec<(String, String)> {
-    let filter = Filter { resource: Some(&Service::INFO), namespace: Some(namespace.to_string()) };
-    let mut services: Vec<Service> = store
-        .list(&filter)
-        .0
-        .iter()
-        .filter_map(|o| match &**o {
-            Object::Service(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
+    let mut services: Vec<Service> =
+        store.list_as::<Service>(Some(namespace), None).iter().map(|s| Service::clone(s)).collect();
     services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     env_for_services(&services)
 }
@@ -69,6 +60,7 @@ fn variable_name(name: &str) -> String {
 mod tests {
     use super::*;
     use coracle_config::core::ServicePort;
+    use coracle_config::object::Object;
 
     fn svc(name: &str, ip: Option<&str>, ports: &[(Option<&str>, i32, &str)]) -> Service {
         let mut s = Service::default();

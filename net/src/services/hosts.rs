@@ -5,9 +5,9 @@
 
 use crate::SandboxPaths;
 use coracle_config::core::{Pod, Service};
-use coracle_config::object::Object;
+use coracle_config::object::Resource;
 use coracle_runtime::sandbox::hosts_file;
-use coracle_store::{Filter, Store, WatchEnd, WatchEvent};
+use coracle_store::{Store, WatchEnd, WatchFilter};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -61,8 +61,8 @@ pub fn hosts_content(pod: &Pod, services: &[Service], host_hosts: &str) -> Strin
 
 /// Brings every running pod's hosts file up to date; returns how many were rewritten.
 pub fn refresh_all(store: &Store, paths: &dyn SandboxPaths) -> usize {
-    let services: Vec<Service> = list(store, "services");
-    let pods: Vec<Pod> = list(store, "pods");
+    let services: Vec<Service> = store.list_as::<Service>(None, None).iter().map(|s| Service::clone(s)).collect();
+    let pods = store.list_as::<Pod>(None, None);
     let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let mut written = 0;
     for pod in &pods {
@@ -81,22 +81,13 @@ pub fn refresh_all(store: &Store, paths: &dyn SandboxPaths) -> usize {
     written
 }
 
-fn list<T: TryFrom<Object>>(store: &Store, plural: &str) -> Vec<T> {
-    let info = coracle_config::object::ALL.iter().copied().find(|i| i.plural == plural);
-    let filter = Filter { resource: info, namespace: None };
-    store.list(&filter).0.iter().filter_map(|o| T::try_from((**o).clone()).ok()).collect()
-}
-
-fn concerns_hosts(event: &WatchEvent) -> bool {
-    matches!(&**event.object(), Object::Service(_) | Object::Pod(_))
-}
-
 /// Starts the refresher thread; it ends when the store shuts down.
 pub fn spawn_hosts_refresher(store: Store, paths: Arc<dyn SandboxPaths>) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("hosts-refresher".into())
         .spawn(move || loop {
-            let watcher = match store.watch(Filter::default(), None) {
+            // Hosts files name Services and pods; nothing else changes them.
+            let watcher = match store.watch(WatchFilter::kinds(&[&Service::INFO, &Pod::INFO]), None) {
                 Ok(w) => w,
                 Err(e) => {
                     if store.is_shut_down() {
@@ -109,7 +100,7 @@ pub fn spawn_hosts_refresher(store: Store, paths: Arc<dyn SandboxPaths>) -> Join
             };
             refresh_all(&store, paths.as_ref());
             loop {
-                let Some((_, event)) = watcher.next_timeout(RESYNC) else {
+                if watcher.next_timeout(RESYNC).is_none() {
                     match watcher.ended() {
                         Some(WatchEnd::ShutDown) => return,
                         Some(WatchEnd::TooSlow) => break,
@@ -118,14 +109,10 @@ pub fn spawn_hosts_refresher(store: Store, paths: Arc<dyn SandboxPaths>) -> Join
                             continue;
                         }
                     }
-                };
-                let mut wanted = concerns_hosts(&event);
-                while let Some((_, e)) = watcher.next_timeout(Duration::ZERO) {
-                    wanted |= concerns_hosts(&e);
                 }
-                if wanted {
-                    refresh_all(&store, paths.as_ref());
-                }
+                // One refresh for the whole burst.
+                while watcher.next_timeout(Duration::ZERO).is_some() {}
+                refresh_all(&store, paths.as_ref());
             }
         })
         .expect("spawning the hosts-refresher thread")
@@ -135,6 +122,7 @@ pub fn spawn_hosts_refresher(store: Store, paths: Arc<dyn SandboxPaths>) -> Join
 mod tests {
     use super::*;
     use coracle_config::core::PodStatus;
+    use coracle_config::object::Object;
     use std::path::PathBuf;
 
     fn svc(ns: &str, name: &str, ip: &str) -> Service {
@@ -190,10 +178,7 @@ mod tests {
         let files = dir.path().join("hosts");
         std::fs::create_dir(&files).unwrap();
         store.create(Object::Pod(pod("default", "a", Some("10.88.0.9")))).unwrap();
-        let stored = match &*store.list(&Filter::default()).0[0] {
-            Object::Pod(p) => p.clone(),
-            _ => unreachable!(),
-        };
+        let stored = store.list_as::<Pod>(None, None)[0].clone();
         let path = files.join(&stored.metadata.uid);
         std::fs::write(&path, "old\n").unwrap();
         let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());

@@ -17,7 +17,7 @@ use super::sandbox::PodSandbox;
 use super::{termination, NodeContext};
 use coracle_config::core::{Container, Pod, Service};
 use coracle_config::meta::ObjectReference;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Object;
 use coracle_store::events::EventType;
 use slots::Slots;
 use std::sync::Arc;
@@ -101,15 +101,7 @@ impl PodWorker {
 
     /// The Services in the store, for the pod's /etc/hosts.
     fn services(&self) -> Vec<Service> {
-        let filter = coracle_store::Filter { resource: Some(&Service::INFO), namespace: None };
-        let (objects, _) = self.ctx.store.list(&filter);
-        objects
-            .iter()
-            .filter_map(|o| match &**o {
-                Object::Service(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect()
+        self.ctx.store.list_as::<Service>(None, None).iter().map(|s| Service::clone(s)).collect()
     }
 
     /// The pod, with the field path of its container `name` (none for an unknown name).

@@ -5,7 +5,7 @@ use super::slots::Slot;
 use super::{all_containers, PodWorker};
 use crate::status;
 use coracle_config::core::{ContainerState, ContainerStatus, Pod, PodIp, PodStatus};
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::Object;
 use coracle_store::StoreError;
 
 impl Slot {
@@ -83,15 +83,13 @@ impl PodWorker {
     /// apply → Running does not wait on the disk.
     pub(super) fn write_status(&self, pod: &Pod) {
         let next = self.compute_status(pod);
-        let Some(Object::Pod(current)) =
-            self.ctx.store.get(&Pod::INFO, &pod.metadata.namespace, &pod.metadata.name).as_deref().cloned()
-        else {
+        let Some(current) = self.ctx.store.get_as::<Pod>(&pod.metadata.namespace, &pod.metadata.name) else {
             return;
         };
         if current.metadata.uid != self.uid || current.status.as_ref() == Some(&next) {
             return;
         }
-        let mut updated = current;
+        let mut updated = Pod::clone(&current);
         updated.status = Some(next);
         let published = self.ctx.store.update_status(Object::Pod(updated), false);
         // Unchanged since (resourceVersion precondition): nothing but the fsync is left to do.
