@@ -1,6 +1,8 @@
-//! What the API serves from: the object store, the image store, where the node writes
-//! container logs, and (when the node provides one) a source of resource usage figures.
+//! What the API serves from: the object store, the image store, the Services' address
+//! allocator, where the node writes container logs, and (when the node provides one) a
+//! source of resource usage figures.
 
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_runtime::image::ImageStore;
 use coracle_store::Store;
 use std::path::PathBuf;
@@ -13,6 +15,8 @@ pub use coracle_config::metrics::{ContainerUsage, MetricsSource, Usage};
 pub struct ApiContext {
     pub store: Store,
     pub images: Arc<ImageStore>,
+    /// ClusterIPs and node ports for every Service write (shared with the manifests folder).
+    pub services: Arc<ServiceAllocator>,
     /// `DATA/logs`: `<ns>_<pod>_<uid>/<container>/<n>.log` (see `handlers::logs`).
     pub logs_dir: PathBuf,
     pub metrics: Option<Arc<dyn MetricsSource>>,
@@ -22,10 +26,16 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// A context over `store` and `images`, reading logs under `data_dir/logs`, without
-    /// metrics (the metrics API then lists nothing).
-    pub fn new(store: Store, images: Arc<ImageStore>, data_dir: &std::path::Path) -> ApiContext {
-        ApiContext { store, images, logs_dir: data_dir.join("logs"), metrics: None, sandboxes: None }
+    /// A context over `store` and `images`, allocating Services' addresses with `services`
+    /// and reading logs under `data_dir/logs`, without metrics (the metrics API then lists
+    /// nothing).
+    pub fn new(
+        store: Store,
+        images: Arc<ImageStore>,
+        services: Arc<ServiceAllocator>,
+        data_dir: &std::path::Path,
+    ) -> ApiContext {
+        ApiContext { store, images, services, logs_dir: data_dir.join("logs"), metrics: None, sandboxes: None }
     }
 
     /// The same context with a metrics source.
