@@ -96,7 +96,7 @@ fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<Service
 }
 
 /// Services: the local route that makes ClusterIPs (from `cidr`) host addresses, the
-/// endpoints controller, the pods' hosts-file refresher and the proxy.
+/// endpoints and service controllers, the pods' hosts-file refresher and the proxy.
 fn start_service_networking(
     settings: &DaemonSettings,
     store: &Store,
@@ -109,6 +109,7 @@ fn start_service_networking(
         std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() });
     let node_ip = coracled::net::service_route::node_address();
     let _endpoints = coracled::controllers::endpoints::spawn_endpoints_controller(store.clone());
+    let _services = coracled::controllers::service::spawn_service_controller(store.clone(), node_ip);
     let _hosts = coracled::services::hosts::spawn_hosts_refresher(store.clone(), paths.clone());
     let config = coracled::proxy::ProxyConfig { node_ip, paths, limits: coracled::proxy::TcpLimits::default() };
     coracled::proxy::start(store.clone(), config)
