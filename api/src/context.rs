@@ -3,12 +3,20 @@
 //! source of resource usage figures.
 
 use coracle_net::services::allocator::ServiceAllocator;
+use coracle_proxy::netns_pool::NetnsPool;
 use coracle_runtime::image::ImageStore;
 use coracle_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use coracle_config::metrics::{ContainerUsage, MetricsSource, Usage};
+
+/// Where pods' network namespaces are, and who can make sockets inside them.
+#[derive(Clone)]
+pub struct Sandboxes {
+    pub paths: Arc<dyn coracle_net::SandboxPaths>,
+    pub helpers: Arc<NetnsPool>,
+}
 
 /// Everything a request handler may read or change.
 #[derive(Clone)]
@@ -20,9 +28,9 @@ pub struct ApiContext {
     /// `DATA/logs`: `<ns>_<pod>_<uid>/<container>/<n>.log` (see `handlers::logs`).
     pub logs_dir: PathBuf,
     pub metrics: Option<Arc<dyn MetricsSource>>,
-    /// Finds pods' network namespaces for port-forward; None: every pod is reached from the
-    /// host's namespace.
-    pub sandboxes: Option<Arc<dyn coracle_net::SandboxPaths>>,
+    /// Finds pods' network namespaces for port-forward, and the proxy's helpers that make
+    /// sockets inside them; None: every pod is reached from the host's namespace.
+    pub sandboxes: Option<Sandboxes>,
 }
 
 impl ApiContext {
@@ -44,9 +52,10 @@ impl ApiContext {
         self
     }
 
-    /// The same context finding pods' network namespaces through `sandboxes`.
-    pub fn with_sandboxes(mut self, sandboxes: Arc<dyn coracle_net::SandboxPaths>) -> ApiContext {
-        self.sandboxes = Some(sandboxes);
+    /// The same context finding pods' network namespaces through `paths` and making sockets
+    /// in them with `helpers`.
+    pub fn with_sandboxes(mut self, paths: Arc<dyn coracle_net::SandboxPaths>, helpers: Arc<NetnsPool>) -> ApiContext {
+        self.sandboxes = Some(Sandboxes { paths, helpers });
         self
     }
 }

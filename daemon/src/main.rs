@@ -227,7 +227,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     let api = ApiServer::start(
         ApiContext::new(store.clone(), images.clone(), services, &settings.data_dir)
             .with_metrics(usage.clone())
-            .with_sandboxes(std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() })),
+            .with_sandboxes(
+                std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() }),
+                proxy.netns(),
+            ),
         &ApiConfig {
             socket: settings.socket.clone(),
             socket_group: Some(settings.socket_group.clone()).filter(|g| !g.is_empty()),
