@@ -1,8 +1,9 @@
 //! Admission: the decode → default → validate pipeline every incoming object passes, whether
 //! it arrives in an API request body or from a file in the manifests directory. Services
 //! also get their ClusterIP and node ports here (`allocate`, `admit_update`), in the write
-//! call itself as Kubernetes does, so every write path (POST, PUT, PATCH, server-side apply,
-//! the manifests folder) shares one allocator.
+//! call itself as Kubernetes does, from the daemon's one [`ServiceAllocator`] that every
+//! write path (POST, PUT, PATCH, server-side apply, the manifests folder) is handed. Each
+//! returns a [`Reservation`] the caller settles with the store's answer to its write.
 
 use coracle_config::autoscaling::HorizontalPodAutoscalerV1;
 use coracle_config::core::Service;
@@ -10,7 +11,7 @@ use coracle_config::defaults;
 use coracle_config::manifest::{self, Parsed};
 use coracle_config::object::{Object, Resource, ResourceInfo};
 use coracle_config::validation::{self, FieldError};
-use coracle_net::services::allocator;
+use coracle_net::services::allocator::{Reservation, ServiceAllocator};
 use coracle_store::Store;
 use std::fmt;
 
@@ -77,36 +78,41 @@ pub fn admit_create(mut object: Object, default_namespace: &str) -> Result<Objec
 }
 
 /// Gives an admitted new object what the cluster allocates at create time: a Service's
-/// ClusterIP and node ports (taken or out-of-range requests are 422 naming the field).
-/// Call right before the store's create, and [`release`] right after it, whatever its outcome.
-pub fn allocate(store: &Store, object: &mut Object) -> Result<(), AdmissionError> {
-    let Object::Service(svc) = object else { return Ok(()) };
-    allocator::allocate(store, svc).map_err(|error| invalid_service(svc, error))
-}
-
-/// Drops the in-memory hold on what [`allocate`] or [`admit_update`] picked; call once the
-/// write reached the store (the stored Service now holds them: the stored objects are the
-/// allocation table, so a delete frees them) or did not (failed, or dry run).
-pub fn release(object: &Object) {
-    if let Object::Service(svc) = object {
-        allocator::release(svc);
-    }
+/// ClusterIP and node ports (taken or out-of-range requests are 422 naming the field). Call
+/// right before the store's create and settle the reservation with the create's result
+/// (`picks.settle(store.create(object))`); dropping it (a dry run) gives the picks back.
+pub fn allocate<'a>(
+    services: &'a ServiceAllocator,
+    store: &Store,
+    object: &mut Object,
+) -> Result<Reservation<'a>, AdmissionError> {
+    let Object::Service(svc) = object else { return Ok(services.nothing()) };
+    services.allocate(store, svc).map_err(|error| invalid_service(svc, error))
 }
 
 /// Prepares a replacement of `old`: namespace, defaults, a Service's allocations (what the
 /// user left unset is carried over from `old`, so re-applying a manifest without clusterIP
 /// is no change of an immutable field), then both the object's own rules and the update
-/// rules (immutable fields stay put).
-pub fn admit_update(store: &Store, old: &Object, mut object: Object) -> Result<Object, AdmissionError> {
+/// rules (immutable fields stay put). The reservation holds what was newly allocated; settle
+/// it with the store's update.
+pub fn admit_update<'a>(
+    services: &'a ServiceAllocator,
+    store: &Store,
+    old: &Object,
+    mut object: Object,
+) -> Result<(Object, Reservation<'a>), AdmissionError> {
     let namespace = old.metadata().namespace.clone();
     place_in_namespace(&mut object, &namespace);
     defaults::apply(&mut object);
-    if let (Object::Service(before), Object::Service(after)) = (old, &mut object) {
-        allocator::allocate_update(store, before, after).map_err(|error| invalid_service(after, error))?;
-    }
+    let picks = match (old, &mut object) {
+        (Object::Service(before), Object::Service(after)) => {
+            services.allocate_update(store, before, after).map_err(|error| invalid_service(after, error))?
+        }
+        _ => services.nothing(),
+    };
     validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
     validation::validate_update(old, &object).map_err(|errors| invalid(&object, errors))?;
-    Ok(object)
+    Ok((object, picks))
 }
 
 fn place_in_namespace(object: &mut Object, namespace: &str) {
@@ -166,32 +172,35 @@ mod tests {
         &s.spec
     }
 
+    fn services() -> ServiceAllocator {
+        ServiceAllocator::new("10.96.0.0/16".parse().unwrap())
+    }
+
     #[test]
     fn services_get_allocations_that_a_second_apply_keeps() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
+        let services = services();
         let mut web = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
-        allocate(&store, &mut web).unwrap();
-        let stored = store.create(web.clone()).unwrap();
-        release(&web);
+        let picks = allocate(&services, &store, &mut web).unwrap();
+        let stored = picks.settle(store.create(web.clone())).unwrap();
         let ip = spec(&stored).cluster_ip.clone().unwrap();
         assert!(ip.starts_with("10.96."), "{ip}");
         let node_port = spec(&stored).ports[0].node_port.unwrap();
         // The same manifest again, without clusterIP or nodePort: no "field is immutable".
         let again = service("web", serde_json::json!({"type": "NodePort", "ports": [{"port": 80}]}));
-        let updated = admit_update(&store, &stored, again).unwrap();
-        release(&updated);
+        let (updated, _picks) = admit_update(&services, &store, &stored, again).unwrap();
         assert_eq!(
             (spec(&updated).cluster_ip.clone(), spec(&updated).ports[0].node_port),
             (Some(ip.clone()), Some(node_port))
         );
         // Asking for what "web" holds is 422 naming the field.
         let mut clash = service("other", serde_json::json!({"clusterIP": ip, "ports": [{"port": 80}]}));
-        let e = allocate(&store, &mut clash).unwrap_err().to_string();
+        let e = allocate(&services, &store, &mut clash).unwrap_err().to_string();
         assert_eq!(e, format!("Service \"other\" is invalid: spec.clusterIP: Invalid value: \"{ip}\": provided IP is already allocated"));
         let mut taken =
             service("np", serde_json::json!({"type": "NodePort", "ports": [{"port": 81, "nodePort": node_port}]}));
-        let e = allocate(&store, &mut taken).unwrap_err().to_string();
+        let e = allocate(&services, &store, &mut taken).unwrap_err().to_string();
         assert!(
             e.contains(&format!(
                 "spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
@@ -200,7 +209,7 @@ mod tests {
         );
         // After the delete, the address is free again.
         store.delete(&Service::INFO, "default", "web", &coracle_store::DeleteOptions::default()).unwrap();
-        allocate(&store, &mut clash).unwrap();
+        let _picks = allocate(&services, &store, &mut clash).unwrap();
     }
 
     #[test]

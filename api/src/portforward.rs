@@ -98,9 +98,10 @@ pub fn open(ctx: &ApiContext, request: &Request) -> Result<Leg, ApiError> {
     if let Some((_, session)) = pairs.iter().find(|(k, _)| k == "session") {
         return Ok(Leg::Upload { pod: ctx.port_forwards.join(session, &(uid, port))? });
     }
-    let netns = ctx.sandboxes.as_ref().and_then(|s| s.netns_path(&uid));
+    let netns = ctx.sandboxes.as_ref().and_then(|s| s.paths.netns_path(&uid));
+    let helpers = ctx.sandboxes.as_ref().map(|s| &*s.helpers);
     let backend = Backend { addr: SocketAddr::from(([127, 0, 0, 1], port)), netns, pod_uid: uid.clone() };
-    let pod_conn = smol::block_on(coracle_proxy::upstream::connect_tcp(&backend, CONNECT_TIMEOUT))
+    let pod_conn = smol::block_on(coracle_proxy::upstream::connect_tcp(&backend, CONNECT_TIMEOUT, helpers))
         .and_then(|s| s.into_inner())
         .and_then(|s| s.set_nonblocking(false).map(|()| s))
         .map_err(|e| {

@@ -345,7 +345,9 @@ mod tests {
         let images = Arc::new(coracle_runtime::image::ImageStore::open(&data).unwrap());
         let socket = dir.join("api.sock");
         let config = ApiConfig { socket: socket.clone(), socket_group: None, listen: None, token: None };
-        (ApiServer::start(ApiContext::new(store, images, &data), &config).unwrap(), socket)
+        let services =
+            Arc::new(coracle_net::services::allocator::ServiceAllocator::new("10.96.0.0/16".parse().unwrap()));
+        (ApiServer::start(ApiContext::new(store, images, services, &data), &config).unwrap(), socket)
     }
 
     /// Sends `head`, then `body` piece by piece from a thread (until the server stops

@@ -9,6 +9,7 @@ pub mod ownership;
 pub mod pod_state;
 pub mod replicaset;
 pub mod runner;
+pub mod service;
 
 #[cfg(test)]
 mod test_support;

@@ -9,6 +9,7 @@ use coracled::api::{ApiConfig, ApiContext, ApiServer};
 use coracled::cli::Cli;
 use coracled::controllers::ControllerContext;
 use coracled::manifests::ManifestFollower;
+use coracled::services::allocator::ServiceAllocator;
 use coracled::store::{Store, StoreError};
 use nix::sys::signal::{SigSet, Signal};
 use std::time::Duration;
@@ -88,29 +89,32 @@ fn ensure_default_namespace(store: &Store) -> Result<(), String> {
     }
 }
 
-/// Services: ClusterIP allocation range, the local route that makes ClusterIPs host
-/// addresses, the endpoints controller, the pods' hosts-file refresher and the proxy.
+/// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports, handed to
+/// every write path: the API and the manifests folder.
+fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<ServiceAllocator>, String> {
+    let cidr = settings.network.service_cidr.parse().map_err(|e| format!("network.service_cidr: {e}"))?;
+    Ok(std::sync::Arc::new(ServiceAllocator::new(cidr)))
+}
+
+/// Services: the local route that makes ClusterIPs (from `cidr`) host addresses, the
+/// endpoints and service controllers, the pods' hosts-file refresher and the proxy.
 fn start_service_networking(
     settings: &DaemonSettings,
     controllers: &ControllerContext,
-) -> Result<coracled::proxy::ProxyHandle, String> {
+    cidr: coracled::net::cidr::Ipv4Cidr,
+) -> coracled::proxy::ProxyHandle {
     let store = &controllers.store;
-    let cidr: coracled::net::cidr::Ipv4Cidr =
-        settings.network.service_cidr.parse().map_err(|e| format!("network.service_cidr: {e}"))?;
-    coracled::services::allocator::configure(cidr);
     if let Err(e) = coracled::net::service_route::install(cidr) {
         log::warn!("ClusterIPs will not be reachable: {e}");
     }
     let paths: std::sync::Arc<dyn coracled::net::SandboxPaths> =
         std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() });
+    let node_ip = coracled::net::service_route::node_address();
     let _endpoints = coracled::controllers::endpoints::spawn_endpoints_controller(controllers);
+    let _services = coracled::controllers::service::spawn_service_controller(controllers, node_ip);
     let _hosts = coracled::services::hosts::spawn_hosts_refresher(store.clone(), paths.clone());
-    let config = coracled::proxy::ProxyConfig {
-        node_ip: coracled::net::service_route::node_address(),
-        paths,
-        limits: coracled::proxy::TcpLimits::default(),
-    };
-    Ok(coracled::proxy::start(store.clone(), config))
+    let config = coracled::proxy::ProxyConfig { node_ip, paths, limits: coracled::proxy::TcpLimits::default() };
+    coracled::proxy::start(store.clone(), config)
 }
 
 /// The ReplicaSet, Deployment and HorizontalPodAutoscaler controllers.
@@ -205,7 +209,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     ensure_default_namespace(&store)?;
     // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
     let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
-    let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers)?);
+    let services = service_allocator(&settings)?;
+    let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers, services.cidr()));
     let images = std::sync::Arc::new(
         coracled::image::ImageStore::open(&settings.data_dir)
             .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
@@ -219,12 +224,16 @@ fn run(cli: &Cli) -> Result<(), String> {
     // from the store without its containers being stopped first.
     let node = start_node(&settings, &store, images.clone(), usage.clone(), proxy.clone(), &watchdog);
     let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(&controllers);
-    let follower = ManifestFollower::start(store.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
+    let follower =
+        ManifestFollower::start(store.clone(), services.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
     let _controllers = start_controllers(&settings, &controllers, usage.clone());
     let api = ApiServer::start(
-        ApiContext::new(store.clone(), images.clone(), &settings.data_dir)
+        ApiContext::new(store.clone(), images.clone(), services, &settings.data_dir)
             .with_metrics(usage.clone())
-            .with_sandboxes(std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() })),
+            .with_sandboxes(
+                std::sync::Arc::new(coracled::net::SandboxDirs { run_dir: settings.run_dir.clone() }),
+                proxy.netns(),
+            ),
         &ApiConfig {
             socket: settings.socket.clone(),
             socket_group: Some(settings.socket_group.clone()).filter(|g| !g.is_empty()),

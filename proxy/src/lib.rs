@@ -8,8 +8,9 @@
 //! per worker (`SO_REUSEPORT`), and a connection lives on one worker from accept to close
 //! (the accepting one, or a lighter one when the kernel's spread is uneven), so a request
 //! costs its reads and writes and no cross-thread wake-up; a UDP address is served by one
-//! worker. A sync thread watches the store and reconciles listeners and endpoint sets
-//! (each an `Arc` swapped whole, so the hot path takes no lock). An endpoint leaves its set
+//! worker. A sync thread keeps a view of Services, Endpoints and Pods from a store watch
+//! ([`view`]) and reconciles listeners and endpoint sets from it after each burst of changes
+//! (each set an `Arc` swapped whole, so the hot path takes no lock). An endpoint leaves its set
 //! as soon as its pod is seen terminating or unready (the plan reads pods directly, not
 //! only Endpoints), or at once when the node calls [`ProxyHandle::withdraw_pod`] before
 //! sending SIGTERM.
@@ -18,24 +19,29 @@
 //!
 //! ClusterIPs are addresses of the host because the service CIDR is a local route (see
 //! `net`); loopback-only pods get each ClusterIP listener a second time inside their own
-//! namespace ([`netns_listen`]); LoadBalancer services get `status.loadBalancer.ingress[0].ip` = the node's
-//! address, as k3s's ServiceLB shows it.
+//! namespace ([`netns_listen`]), and their upstream sockets are made there too, both by
+//! the helpers of [`netns_pool`] so no worker ever leaves the host's namespace or blocks.
+//! LoadBalancer services are also served on the node's address; their
+//! `status.loadBalancer` is the service controller's to write (the proxy only reads).
 
 pub mod endpoint_set;
 pub mod netns_listen;
+pub mod netns_pool;
 pub mod plan;
 pub mod pump;
 pub mod reactor;
 pub mod tcp;
 pub mod udp;
 pub mod upstream;
+pub mod view;
 pub mod worker;
 
-use coracle_config::core::{Endpoints, LoadBalancerIngress, LoadBalancerStatus, Pod, Service, ServiceStatus};
-use coracle_config::object::{Object, Resource};
+use coracle_config::core::{Endpoints, Pod, Service};
+use coracle_config::object::Resource;
 use coracle_net::SandboxPaths;
 use coracle_store::{Store, WatchEnd, WatchFilter};
 use endpoint_set::PortState;
+use netns_pool::NetnsPool;
 use plan::{PlanContext, PortId, PortPlan, Protocol};
 use reactor::Io;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,6 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use view::View;
 use worker::{RemoteTask, Workers};
 
 pub use tcp::TcpLimits;
@@ -62,7 +69,7 @@ const RESYNC: Duration = Duration::from_secs(5);
 
 /// What the proxy needs to know about the node.
 pub struct ProxyConfig {
-    /// The node's primary address (LoadBalancer listeners and EXTERNAL-IP).
+    /// The node's primary address (LoadBalancer listeners).
     pub node_ip: IpAddr,
     /// Finds loopback-only pods' network namespaces.
     pub paths: Arc<dyn SandboxPaths>,
@@ -86,6 +93,7 @@ struct Shared {
 pub struct ProxyHandle {
     shared: Arc<Shared>,
     workers: Arc<Workers>,
+    netns: Arc<NetnsPool>,
     stop: Arc<AtomicBool>,
     sync: JoinHandle<()>,
 }
@@ -103,6 +111,12 @@ impl ProxyHandle {
         any
     }
 
+    /// The helpers that make sockets inside pods' network namespaces, for other users of
+    /// such sockets (the API's port-forward).
+    pub fn netns(&self) -> Arc<NetnsPool> {
+        self.netns.clone()
+    }
+
     /// Stops listening and ends open connections with the workers; the sync thread ends
     /// with the store (or within one resync period).
     pub fn shutdown(self) {
@@ -112,21 +126,26 @@ impl ProxyHandle {
     }
 }
 
-/// Starts the workers and the sync thread; both end when the store shuts down (or at
-/// [`ProxyHandle::shutdown`]). Panics only if the system refuses a thread, an epoll
-/// instance or an eventfd, none of which a daemon can run without.
+/// Starts the workers, the netns helpers and the sync thread; they end when the store
+/// shuts down (or at [`ProxyHandle::shutdown`]). Panics only if the system refuses a thread,
+/// an epoll instance, an eventfd or a look at this thread's network namespace, none of
+/// which a daemon can run without.
 pub fn start(store: Store, config: ProxyConfig) -> ProxyHandle {
     let workers = Arc::new(Workers::start(worker_count(), "proxy").expect("starting the proxy workers"));
+    let netns = Arc::new(NetnsPool::start(netns_pool::HELPERS).expect("starting the proxy's netns helpers"));
     let shared = Arc::new(Shared { ports: Mutex::new(HashMap::new()), withdrawn: Mutex::new(HashSet::new()) });
     let stop = Arc::new(AtomicBool::new(false));
-    let (sync_shared, sync_stop, sync_workers) = (shared.clone(), stop.clone(), workers.clone());
+    let (sync_shared, sync_stop, sync_workers, sync_netns) =
+        (shared.clone(), stop.clone(), workers.clone(), netns.clone());
     let sync = std::thread::Builder::new().name("proxy-sync".into()).spawn(move || {
         let mut sync = Sync {
             store,
             config,
             workers: sync_workers,
+            netns: sync_netns,
             shared: sync_shared,
             stop: sync_stop,
+            view: View::default(),
             listeners: HashMap::new(),
         };
         sync.run();
@@ -134,7 +153,7 @@ pub fn start(store: Store, config: ProxyConfig) -> ProxyHandle {
         sync.workers.shutdown();
     });
     let sync = sync.expect("spawning the proxy-sync thread");
-    ProxyHandle { shared, workers, stop, sync }
+    ProxyHandle { shared, workers, netns, stop, sync }
 }
 
 /// Where a listener is: the pod namespace (None: the host's), address and protocol.
@@ -144,21 +163,21 @@ struct Sync {
     store: Store,
     config: ProxyConfig,
     workers: Arc<Workers>,
+    netns: Arc<NetnsPool>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
+    /// The Services, Endpoints and Pods as the watch has brought them.
+    view: View,
     listeners: HashMap<ListenKey, Listener>,
-}
-
-fn list<T: Resource>(store: &Store) -> Vec<T> {
-    store.list_as::<T>(None, None).iter().map(|o| T::clone(o)).collect()
 }
 
 impl Sync {
     fn run(&mut self) {
         log::info!("proxy: started (node address {})", self.config.node_ip);
         while !self.store.is_shut_down() && !self.stop.load(Ordering::Acquire) {
+            // From "any version": an ADDED for every object first, so the view starts whole.
             let kinds = WatchFilter::kinds(&[&Service::INFO, &Endpoints::INFO, &Pod::INFO]);
-            let watcher = match self.store.watch(kinds, None) {
+            let watcher = match self.store.watch(kinds, Some(0)) {
                 Ok(w) => w,
                 Err(e) => {
                     log::warn!("proxy: cannot watch the store: {e}");
@@ -166,43 +185,54 @@ impl Sync {
                     continue;
                 }
             };
+            self.view = View::default();
+            while let Some((_, event)) = watcher.next_timeout(Duration::ZERO) {
+                self.view.apply(&event);
+            }
             self.pass();
             loop {
                 if self.stop.load(Ordering::Acquire) {
                     return;
                 }
-                match watcher.next_timeout(RESYNC) {
-                    Some(_) => while watcher.next_timeout(Duration::ZERO).is_some() {},
+                let changed = match watcher.next_timeout(RESYNC) {
+                    // Take the whole burst, then one pass.
+                    Some((_, event)) => {
+                        let mut changed = self.view.apply(&event);
+                        while let Some((_, event)) = watcher.next_timeout(Duration::ZERO) {
+                            changed |= self.view.apply(&event);
+                        }
+                        changed
+                    }
                     None => match watcher.ended() {
                         Some(WatchEnd::ShutDown) => return,
+                        // Cut off: start over from a whole view.
                         Some(WatchEnd::TooSlow) => break,
-                        None => {}
+                        // Quiet: a pass all the same, retrying listeners that could not bind.
+                        None => true,
                     },
+                };
+                if changed {
+                    self.pass();
                 }
-                self.pass();
             }
         }
     }
 
     /// One reconcile: endpoint sets first (so a listener never starts on stale backends),
-    /// then listeners, then LoadBalancer status.
+    /// then listeners.
     fn pass(&mut self) {
-        let services: Vec<Service> = list(&self.store);
-        let pods: Vec<Pod> = list(&self.store);
-        let endpoints: Vec<Endpoints> = list(&self.store);
         let withdrawn = {
             let mut w = self.shared.withdrawn.lock().unwrap_or_else(|p| p.into_inner());
             // Forget withdrawn pods once gone from the store.
-            let alive: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
+            let alive: HashSet<&str> = self.view.pods().map(|p| p.metadata.uid.as_str()).collect();
             w.retain(|uid| alive.contains(uid.as_str()));
             w.clone()
         };
         let ctx =
             PlanContext { node_ip: self.config.node_ip, paths: self.config.paths.as_ref(), withdrawn: &withdrawn };
-        let desired = plan::plan(&services, &endpoints, &pods, &ctx);
+        let desired = plan::plan(self.view.services(), self.view.endpoints(), self.view.pods(), &ctx);
         self.apply_endpoints(&desired);
         self.apply_listeners(&desired);
-        self.publish_load_balancers(&services);
     }
 
     fn apply_endpoints(&self, desired: &BTreeMap<PortId, PortPlan>) {
@@ -253,7 +283,7 @@ impl Sync {
             Protocol::Udp => 1,
         };
         let bound = match netns {
-            Some(ns) => netns_listen::bind_in(ns, *addr, *proto, shards)?,
+            Some(ns) => netns_listen::bind_in(&self.netns, ns, *addr, *proto, shards)?,
             None => netns_listen::bind(*addr, *proto, shards)?,
         };
         let limits = self.config.limits;
@@ -262,15 +292,15 @@ impl Sync {
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let state = state.clone();
+                let (state, netns) = (state.clone(), self.netns.clone());
                 self.workers.spawn_on(first + i, move || async move {
                     let failed = match socket {
                         netns_listen::Bound::Tcp(l) => match Io::new(l) {
-                            Ok(l) => return tcp::accept_loop(l, state, limits).await,
+                            Ok(l) => return tcp::accept_loop(l, state, limits, netns).await,
                             Err(e) => e,
                         },
                         netns_listen::Bound::Udp(s) => match Io::new(s) {
-                            Ok(s) => return udp::serve(s, state).await,
+                            Ok(s) => return udp::serve(s, state, netns).await,
                             Err(e) => e,
                         },
                     };
@@ -279,37 +309,16 @@ impl Sync {
             })
             .collect())
     }
-
-    /// `status.loadBalancer.ingress[0].ip` = the node's address for LoadBalancer services.
-    fn publish_load_balancers(&self, services: &[Service]) {
-        for svc in services.iter().filter(|s| plan::is_load_balancer(s)) {
-            let want = ServiceStatus {
-                load_balancer: LoadBalancerStatus {
-                    ingress: vec![LoadBalancerIngress {
-                        ip: Some(self.config.node_ip.to_string()),
-                        ip_mode: Some("VIP".into()),
-                        ..Default::default()
-                    }],
-                },
-            };
-            if svc.status.as_ref() == Some(&want) {
-                continue;
-            }
-            let mut next = svc.clone();
-            next.status = Some(want);
-            next.metadata.resource_version.clear();
-            if let Err(e) = self.store.update_status(Object::Service(next), true) {
-                log::warn!("proxy: publishing the address of {}/{}: {e}", svc.metadata.namespace, svc.metadata.name);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coracle_config::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, PodStatus, ServicePort};
+    use coracle_config::core::{
+        EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, PodStatus, Service, ServicePort,
+    };
     use coracle_config::meta::{Condition, ObjectReference};
+    use coracle_config::object::Object;
     use std::io::Read;
 
     fn free_port() -> u16 {

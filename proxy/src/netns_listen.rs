@@ -2,20 +2,20 @@
 //! `lo`, so it cannot reach the host's ClusterIP listeners; instead the proxy opens a second
 //! listener for each ClusterIP:port *in the pod's namespace*, with that ClusterIP made a
 //! local address there (`ip route replace local IP/32 dev lo table local`). A socket keeps
-//! the namespace it was created in, so only its creation happens on a throwaway thread that
-//! joined the namespace; accepting and proxying then run on the proxy's workers as usual.
+//! the namespace it was created in, so only its creation happens on a [`NetnsPool`] helper
+//! that joined the namespace; accepting and proxying then run on the proxy's workers as usual.
 //!
 //! The host's listeners are bound here too ([`bind`]): a TCP address gets one socket per
 //! worker, bound with `SO_REUSEPORT`, so the kernel spreads new connections over the
 //! workers and no two threads wait on one accept queue.
 
+use super::netns_pool::NetnsPool;
 use super::plan::Protocol;
-use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// A bound socket, TCP listening or UDP.
@@ -70,24 +70,25 @@ fn tcp_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
 }
 
 /// Binds `addr` (`proto`, `shards` as [`bind`]) inside the namespace at `netns`, making
-/// `addr`'s IP local there first; idempotent for the namespace's routes.
-pub fn bind_in(netns: &Path, addr: SocketAddr, proto: Protocol, shards: usize) -> io::Result<Vec<Bound>> {
-    let path: PathBuf = netns.to_path_buf();
-    std::thread::Builder::new()
-        .name("proxy-netns-listen".into())
-        .spawn(move || -> io::Result<Vec<Bound>> {
-            let ns = std::fs::File::open(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("opening netns {}: {e}", path.display())))?;
-            setns(&ns, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| io::Error::other(format!("joining netns {}: {e}", path.display())))?;
-            // Children inherit this thread's namespace, so `ip` acts inside the pod's.
+/// `addr`'s IP local there first; idempotent for the namespace's routes. Blocks until a
+/// helper of `helpers` has done it (called from the sync thread, never a worker).
+pub fn bind_in(
+    helpers: &NetnsPool,
+    netns: &Path,
+    addr: SocketAddr,
+    proto: Protocol,
+    shards: usize,
+) -> io::Result<Vec<Bound>> {
+    let place = netns.display().to_string();
+    helpers
+        .run(netns, move || {
+            // Children inherit the helper's namespace, so `ip` acts inside the pod's.
             ip(&["link", "set", "lo", "up"])?;
             let prefix = if addr.is_ipv4() { 32 } else { 128 };
             ip(&["route", "replace", "local", &format!("{}/{prefix}", addr.ip()), "dev", "lo", "table", "local"])?;
-            bind(addr, proto, shards).map_err(|e| io::Error::new(e.kind(), format!("{e} in {}", path.display())))
-        })?
-        .join()
-        .map_err(|_| io::Error::other("the netns listener thread panicked"))?
+            bind(addr, proto, shards).map_err(|e| io::Error::new(e.kind(), format!("{e} in {place}")))
+        })
+        .wait()
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
@@ -109,7 +110,9 @@ fn ip(args: &[&str]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sched::{setns, CloneFlags};
     use std::io::Read;
+    use std::path::PathBuf;
 
     /// A process in a fresh network namespace, killed on drop.
     struct Netns(std::process::Child);
@@ -147,11 +150,12 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let addr: SocketAddr = "10.96.201.9:8080".parse().unwrap();
-        let mut bound = bind_in(&ns.path(), addr, Protocol::Tcp, 1).unwrap();
+        let helpers = NetnsPool::start(1).unwrap();
+        let mut bound = bind_in(&helpers, &ns.path(), addr, Protocol::Tcp, 1).unwrap();
         let Some(Bound::Tcp(listener)) = bound.pop() else { panic!("one tcp listener") };
         listener.set_nonblocking(false).unwrap();
         // Again (a resync): the route is replaced, not refused.
-        drop(bind_in(&ns.path(), "10.96.201.9:8081".parse().unwrap(), Protocol::Udp, 1).unwrap());
+        drop(bind_in(&helpers, &ns.path(), "10.96.201.9:8081".parse().unwrap(), Protocol::Udp, 1).unwrap());
         let path = ns.path();
         let client = std::thread::spawn(move || {
             setns(std::fs::File::open(path).unwrap(), CloneFlags::CLONE_NEWNET).unwrap();

@@ -71,14 +71,15 @@ pub fn is_load_balancer(svc: &Service) -> bool {
 }
 
 /// The plan for every service port of `services`.
-pub fn plan(
-    services: &[Service],
-    endpoints: &[Endpoints],
-    pods: &[Pod],
+pub fn plan<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    endpoints: impl IntoIterator<Item = &'a Endpoints>,
+    pods: impl IntoIterator<Item = &'a Pod>,
     ctx: &PlanContext,
 ) -> BTreeMap<PortId, PortPlan> {
     let eps: HashMap<(&str, &str), &Endpoints> =
-        endpoints.iter().map(|e| ((e.metadata.namespace.as_str(), e.metadata.name.as_str()), e)).collect();
+        endpoints.into_iter().map(|e| ((e.metadata.namespace.as_str(), e.metadata.name.as_str()), e)).collect();
+    let pods: Vec<&Pod> = pods.into_iter().collect();
     // Pods that must not get new connections: terminating or not Ready.
     let unserving: HashSet<&str> = pods
         .iter()
@@ -86,7 +87,7 @@ pub fn plan(
         .map(|p| p.metadata.uid.as_str())
         .collect();
     let known: HashSet<&str> = pods.iter().map(|p| p.metadata.uid.as_str()).collect();
-    let loopback_pods = loopback_only_namespaces(pods, ctx);
+    let loopback_pods = loopback_only_namespaces(&pods, ctx);
     let mut out = BTreeMap::new();
     for svc in services {
         let cluster_ip: Option<IpAddr> = svc.spec.cluster_ip.as_deref().and_then(|ip| ip.parse().ok());
@@ -131,7 +132,7 @@ pub fn plan(
 
 /// The namespaces of running loopback-only pods (address 127.0.0.1 in a namespace of their
 /// own): the proxy listens on every ClusterIP inside them too.
-fn loopback_only_namespaces(pods: &[Pod], ctx: &PlanContext) -> Vec<PathBuf> {
+fn loopback_only_namespaces(pods: &[&Pod], ctx: &PlanContext) -> Vec<PathBuf> {
     pods.iter()
         .filter(|p| p.spec.host_network != Some(true) && !matches!(p.phase(), "Succeeded" | "Failed"))
         .filter(|p| {

@@ -2,6 +2,7 @@
 //! port's backends in order (sticky first, then round-robin) until one accepts, then relays.
 
 use super::endpoint_set::PortState;
+use super::netns_pool::NetnsPool;
 use super::reactor::{self, Direction, Io};
 use super::{pump, upstream, worker};
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
@@ -26,8 +27,9 @@ impl Default for TcpLimits {
     }
 }
 
-/// Accepts on `listener` forever, serving each connection in a task on the calling worker.
-pub async fn accept_loop(listener: Io<TcpListener>, state: Arc<PortState>, limits: TcpLimits) {
+/// Accepts on `listener` forever, serving each connection in a task on the calling worker
+/// (or a lighter one); sockets into pods' namespaces come from `netns`.
+pub async fn accept_loop(listener: Io<TcpListener>, state: Arc<PortState>, limits: TcpLimits, netns: Arc<NetnsPool>) {
     loop {
         let (client, peer) = match listener.with(Direction::Read, accept_nonblocking).await {
             Ok(c) => c,
@@ -45,11 +47,11 @@ pub async fn accept_loop(listener: Io<TcpListener>, state: Arc<PortState>, limit
             );
             continue;
         };
-        let state = state.clone();
+        let (state, netns) = (state.clone(), netns.clone());
         worker::spawn_balanced(move || async move {
             let _slot = slot;
             match Io::new(client) {
-                Ok(client) => serve(&state, client, peer, limits.connect_timeout).await,
+                Ok(client) => serve(&state, client, peer, limits.connect_timeout, &netns).await,
                 Err(e) => log::warn!("proxy {}: registering the connection from {peer}: {e}", state.name),
             }
         });
@@ -92,11 +94,17 @@ fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAd
 }
 
 /// Connects `client` to the first backend that accepts and relays until both sides end.
-pub async fn serve(state: &PortState, client: Io<TcpStream>, peer: SocketAddr, connect_timeout: Duration) {
+pub async fn serve(
+    state: &PortState,
+    client: Io<TcpStream>,
+    peer: SocketAddr,
+    connect_timeout: Duration,
+    netns: &NetnsPool,
+) {
     let (set, order) = state.candidates(peer.ip());
     for i in order {
         let backend = &set.backends[i];
-        match upstream::connect_tcp_local(backend, connect_timeout).await {
+        match upstream::connect_tcp_local(backend, connect_timeout, netns).await {
             Ok(up) => {
                 state.remember(peer.ip(), backend.addr);
                 if let Err(e) = pump::relay(&client, &up).await {
@@ -144,7 +152,10 @@ pub(crate) mod tests {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            worker::block_on(async move { accept_loop(Io::new(listener).unwrap(), state, TcpLimits::default()).await })
+            let netns = Arc::new(NetnsPool::start(1).unwrap());
+            worker::block_on(async move {
+                accept_loop(Io::new(listener).unwrap(), state, TcpLimits::default(), netns).await
+            })
         });
         addr
     }

@@ -3,6 +3,7 @@
 //! socket, until the session has been idle for the timeout.
 
 use super::endpoint_set::PortState;
+use super::netns_pool::NetnsPool;
 use super::reactor::{self, Direction, Io};
 use super::{upstream, worker};
 use std::cell::{Cell, RefCell};
@@ -27,8 +28,9 @@ struct Session {
 
 type Sessions = Rc<RefCell<HashMap<SocketAddr, Session>>>;
 
-/// Serves datagrams on `socket` forever, on the calling worker.
-pub async fn serve(socket: Io<UdpSocket>, state: Arc<PortState>) {
+/// Serves datagrams on `socket` forever, on the calling worker; sockets into pods'
+/// namespaces come from `netns`.
+pub async fn serve(socket: Io<UdpSocket>, state: Arc<PortState>, netns: Arc<NetnsPool>) {
     let socket = Rc::new(socket);
     let sessions: Sessions = Rc::new(RefCell::new(HashMap::new()));
     let mut buf = vec![0u8; DATAGRAM];
@@ -43,7 +45,7 @@ pub async fn serve(socket: Io<UdpSocket>, state: Arc<PortState>) {
         let existing = sessions.borrow().get(&client).map(|s| (s.upstream.clone(), s.last.clone()));
         let (up, last) = match existing {
             Some(x) => x,
-            None => match open_session(&socket, &sessions, &state, client) {
+            None => match open_session(&socket, &sessions, &state, client, &netns).await {
                 Some(x) => x,
                 None => continue,
             },
@@ -57,27 +59,30 @@ pub async fn serve(socket: Io<UdpSocket>, state: Arc<PortState>) {
 
 type SessionEnds = (Rc<Io<UdpSocket>>, Rc<Cell<Instant>>);
 
-fn open_session(
+async fn open_session(
     socket: &Rc<Io<UdpSocket>>,
     sessions: &Sessions,
     state: &Arc<PortState>,
     client: SocketAddr,
+    netns: &NetnsPool,
 ) -> Option<SessionEnds> {
     if sessions.borrow().len() >= MAX_SESSIONS {
         log::debug!("proxy {}: {MAX_SESSIONS} UDP sessions open; dropping a datagram from {client}", state.name);
         return None;
     }
     let (set, order) = state.candidates(client.ip());
-    let (backend, up) = order.iter().find_map(|&i| {
+    let mut connected = None;
+    for &i in &order {
         let b = &set.backends[i];
-        match upstream::connect_udp(b) {
-            Ok(up) => Some((b.addr, up)),
-            Err(e) => {
-                log::debug!("proxy {}: UDP socket to {}: {e}", state.name, b.addr);
-                None
+        match upstream::connect_udp(b, netns).await {
+            Ok(up) => {
+                connected = Some((b.addr, up));
+                break;
             }
+            Err(e) => log::debug!("proxy {}: UDP socket to {}: {e}", state.name, b.addr),
         }
-    })?;
+    }
+    let (backend, up) = connected?;
     state.remember(client.ip(), backend);
     let session = Session { upstream: Rc::new(up), last: Rc::new(Cell::new(Instant::now())) };
     let ends = (session.upstream.clone(), session.last.clone());
@@ -141,7 +146,10 @@ mod tests {
         let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
         listen.set_nonblocking(true).unwrap();
         let front = listen.local_addr().unwrap();
-        std::thread::spawn(move || worker::block_on(async move { serve(Io::new(listen).unwrap(), state).await }));
+        let netns = Arc::new(NetnsPool::start(1).unwrap());
+        std::thread::spawn(move || {
+            worker::block_on(async move { serve(Io::new(listen).unwrap(), state, netns).await })
+        });
         let mut tags = Vec::new();
         for _ in 0..2 {
             let c = UdpSocket::bind("127.0.0.1:0").unwrap();

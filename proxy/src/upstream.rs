@@ -1,38 +1,35 @@
 //! Upstream sockets: connected with a short timeout, in the host's network namespace or —
 //! for loopback-only pods — in the pod's (a socket keeps the namespace it was created in,
-//! so only its creation happens on a throwaway thread that has joined the namespace).
+//! so only its creation happens on a [`NetnsPool`] helper that joined the namespace).
 
 use super::endpoint_set::Backend;
+use super::netns_pool::NetnsPool;
 use super::reactor::{self, Direction, Io};
-use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use std::io;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Creates a non-blocking socket of `ty` for `addr`'s family, inside the namespace `netns`
-/// when given.
-fn socket_for(netns: Option<&Path>, addr: SocketAddr, ty: SockType) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-    let Some(netns) = netns else {
-        return socket(family, ty, flags, None)
-            .map_err(|e| io::Error::other(format!("creating a socket for {addr}: {e}")));
+fn family(addr: SocketAddr) -> AddressFamily {
+    if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+/// A non-blocking socket of `ty` for `backend`, made in its namespace by a helper of
+/// `netns` when it has one (awaited, so the calling worker serves its other connections
+/// meanwhile), here otherwise. Without helpers only the host's namespace is reachable.
+async fn socket_for(backend: &Backend, ty: SockType, netns: Option<&NetnsPool>) -> io::Result<OwnedFd> {
+    let made = match (&backend.netns, netns) {
+        (Some(ns), Some(helpers)) => helpers.socket(ns, family(backend.addr), ty).await,
+        (Some(ns), None) => Err(io::Error::other(format!("no helper can make a socket in {}", ns.display()))),
+        (None, _) => socket(family(backend.addr), ty, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+            .map_err(io::Error::from),
     };
-    let path: PathBuf = netns.to_path_buf();
-    std::thread::Builder::new()
-        .name("proxy-netns".into())
-        .spawn(move || -> io::Result<OwnedFd> {
-            let ns = std::fs::File::open(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("opening netns {}: {e}", path.display())))?;
-            setns(&ns, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| io::Error::other(format!("joining netns {}: {e}", path.display())))?;
-            socket(family, ty, flags, None).map_err(io::Error::from)
-        })?
-        .join()
-        .map_err(|_| io::Error::other("the netns socket thread panicked"))?
+    made.map_err(|e| io::Error::new(e.kind(), format!("creating a socket to {}: {e}", describe(backend))))
 }
 
 /// Where `backend` is, for messages.
@@ -51,10 +48,9 @@ fn describe(backend: &Backend) -> String {
 /// cannot spare, and bytes that went cold in the cache before anyone read them.
 const UPSTREAM_RCVBUF: usize = 256 * 1024;
 
-/// A TCP socket (TCP_NODELAY: requests are small messages; a bounded receive buffer) whose
-/// connect to `backend` has begun; true when it has already completed.
-fn start_connect(backend: &Backend) -> io::Result<(TcpStream, bool)> {
-    let fd = socket_for(backend.netns.as_deref(), backend.addr, SockType::Stream)?;
+/// Makes `fd` (a TCP socket: TCP_NODELAY, as requests are small messages; a bounded
+/// receive buffer) start its connect to `backend`; true when it has already completed.
+fn start_connect(fd: OwnedFd, backend: &Backend) -> io::Result<(TcpStream, bool)> {
     let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
     // Before connect, so the window scale offered in the SYN fits the buffer.
     let _ = setsockopt(&fd, sockopt::RcvBuf, &UPSTREAM_RCVBUF);
@@ -67,8 +63,8 @@ fn start_connect(backend: &Backend) -> io::Result<(TcpStream, bool)> {
 }
 
 /// Connects to `backend` within `timeout`, on the calling proxy worker.
-pub async fn connect_tcp_local(backend: &Backend, timeout: Duration) -> io::Result<Io<TcpStream>> {
-    let (stream, done) = start_connect(backend)?;
+pub async fn connect_tcp_local(backend: &Backend, timeout: Duration, netns: &NetnsPool) -> io::Result<Io<TcpStream>> {
+    let (stream, done) = start_connect(socket_for(backend, SockType::Stream, Some(netns)).await?, backend)?;
     // In progress: the first event says how the connect went.
     let stream = Io::with_readiness(stream, done)?;
     if !done {
@@ -86,9 +82,14 @@ pub async fn connect_tcp_local(backend: &Backend, timeout: Duration) -> io::Resu
 }
 
 /// Connects to `backend` within `timeout` from a thread outside the proxy workers (the
-/// API's port-forward): the same socket, waited for with smol's reactor.
-pub async fn connect_tcp(backend: &Backend, timeout: Duration) -> io::Result<smol::Async<TcpStream>> {
-    let (stream, done) = start_connect(backend)?;
+/// API's port-forward): the same socket, waited for with smol's reactor. `netns` None:
+/// the caller knows of no pod namespaces, and `backend` must be in the host's.
+pub async fn connect_tcp(
+    backend: &Backend,
+    timeout: Duration,
+    netns: Option<&NetnsPool>,
+) -> io::Result<smol::Async<TcpStream>> {
+    let (stream, done) = start_connect(socket_for(backend, SockType::Stream, netns).await?, backend)?;
     let stream = smol::Async::new(stream)?;
     if !done {
         let what = describe(backend);
@@ -110,8 +111,8 @@ pub async fn connect_tcp(backend: &Backend, timeout: Duration) -> io::Result<smo
 
 /// A UDP socket connected to `backend` (in its namespace when it has one), on the calling
 /// proxy worker.
-pub fn connect_udp(backend: &Backend) -> io::Result<Io<UdpSocket>> {
-    let socket = UdpSocket::from(socket_for(backend.netns.as_deref(), backend.addr, SockType::Datagram)?);
+pub async fn connect_udp(backend: &Backend, netns: &NetnsPool) -> io::Result<Io<UdpSocket>> {
+    let socket = UdpSocket::from(socket_for(backend, SockType::Datagram, Some(netns)).await?);
     socket.connect(backend.addr).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", describe(backend))))?;
     Io::new(socket)
 }
@@ -119,23 +120,29 @@ pub fn connect_udp(backend: &Backend) -> io::Result<Io<UdpSocket>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sched::CloneFlags;
+
+    fn helpers() -> NetnsPool {
+        NetnsPool::start(1).unwrap()
+    }
 
     #[test]
     fn connects_in_the_host_namespace_and_refusals_surface() {
+        let netns = helpers();
         crate::worker::block_on(async {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let b = Backend { addr, netns: None, pod_uid: String::new() };
-            connect_tcp_local(&b, Duration::from_secs(2)).await.unwrap();
+            connect_tcp_local(&b, Duration::from_secs(2), &netns).await.unwrap();
             drop(listener);
-            let e = connect_tcp_local(&b, Duration::from_secs(2)).await.unwrap_err();
+            let e = connect_tcp_local(&b, Duration::from_secs(2), &netns).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
         })
         .unwrap();
         // The same from a plain thread, as the API's port-forward connects.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let b = Backend { addr: listener.local_addr().unwrap(), netns: None, pod_uid: String::new() };
-        smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap();
+        smol::block_on(connect_tcp(&b, Duration::from_secs(2), None)).unwrap();
     }
 
     /// Autotuning would grow the buffer of a socket that reads megabytes quickly; the bound
@@ -152,7 +159,7 @@ mod tests {
                 s.write_all(&chunk).unwrap();
             }
         });
-        let stream = smol::block_on(connect_tcp(&b, Duration::from_secs(2))).unwrap().into_inner().unwrap();
+        let stream = smol::block_on(connect_tcp(&b, Duration::from_secs(2), None)).unwrap().into_inner().unwrap();
         stream.set_nonblocking(false).unwrap();
         let mut got = 0;
         let mut buf = vec![0u8; 1 << 20];
@@ -203,7 +210,13 @@ mod tests {
             netns: Some(ns_path.clone()),
             pod_uid: "p".into(),
         };
-        crate::worker::block_on(connect_tcp_local(&b, Duration::from_secs(2))).unwrap().unwrap();
+        let netns = helpers();
+        crate::worker::block_on(connect_tcp_local(&b, Duration::from_secs(2), &netns)).unwrap().unwrap();
+        // From outside the workers too (the port-forward), and a UDP socket there.
+        smol::block_on(connect_tcp(&b, Duration::from_secs(2), Some(&netns))).unwrap();
+        let e = smol::block_on(connect_tcp(&b, Duration::from_secs(2), None)).unwrap_err();
+        assert!(e.to_string().contains("no helper can make a socket in"), "{e}");
+        crate::worker::block_on(connect_udp(&b, &netns)).unwrap().unwrap();
         let _ = nix::mount::umount2(&ns_path, nix::mount::MntFlags::MNT_DETACH);
     }
 }

@@ -177,7 +177,8 @@ fn http_in_netns(netns: PathBuf, port: u16) -> String {
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("entering the pod's netns");
         // Running means the process started, not that it listens yet: a refused connection
         // is retried until the server is up (a loaded machine can take a while to get there).
-        let mut s = wait_for("the web server to listen", LONG, || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        let mut s =
+            wait_for("the web server to listen", LONG, || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);

@@ -45,6 +45,7 @@ impl Reply {
 /// Serves one request.
 pub fn handle(ctx: &ApiContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let store = &ctx.store;
+    let services = &*ctx.services;
     match request {
         ApiRequest::Health(_) => Ok(Reply::Text { code: 200, body: "ok".into() }),
         ApiRequest::Version => Ok(Reply::ok(discovery::version())),
@@ -54,15 +55,15 @@ pub fn handle(ctx: &ApiContext, request: ApiRequest) -> Result<Reply, ApiError> 
         ApiRequest::Watch { path, query } => Ok(Reply::Watch(WatchStream::open(store, &path, query))),
         ApiRequest::Get { path, .. } if path.subresource.is_some() => subresources::get(store, &path).map(Reply::ok),
         ApiRequest::Get { path, table } => objects::get(store, &path, table).map(Reply::ok),
-        ApiRequest::Create { path, body, options } => objects::create(store, &path, body, &options),
+        ApiRequest::Create { path, body, options } => objects::create(store, services, &path, body, &options),
         ApiRequest::Replace { path, body, options } if path.subresource.is_some() => {
-            subresources::replace(store, &path, body, &options)
+            subresources::replace(store, services, &path, body, &options)
         }
-        ApiRequest::Replace { path, body, options } => objects::replace(store, &path, body, &options),
+        ApiRequest::Replace { path, body, options } => objects::replace(store, services, &path, body, &options),
         ApiRequest::Patch { path, kind, body, options } if path.subresource.is_some() => {
-            subresources::patch(store, &path, kind, &body, &options)
+            subresources::patch(store, services, &path, kind, &body, &options)
         }
-        ApiRequest::Patch { path, kind, body, options } => patch::patch(store, &path, kind, &body, &options),
+        ApiRequest::Patch { path, kind, body, options } => patch::patch(store, services, &path, kind, &body, &options),
         ApiRequest::Delete { path, options } => objects::delete(store, &path, &options).map(Reply::ok),
         ApiRequest::DeleteCollection { path, query, options } => {
             objects::delete_collection(store, &path, &query, &options).map(Reply::ok)

@@ -8,6 +8,7 @@ use crate::routes::ResourcePath;
 use coracle_config::core::Namespace;
 use coracle_config::manifest::Parsed;
 use coracle_config::object::{Object, Resource};
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::{DeleteOptions, Filter, Store, StoreError};
 use serde_json::{json, Value};
 
@@ -152,7 +153,13 @@ fn require_namespace(store: &Store, namespace: &str) -> Result<(), ApiError> {
 }
 
 /// POST to a collection: 201 and the stored object (`dryRun`: as it would be stored).
-pub fn create(store: &Store, path: &ResourcePath, body: Value, options: &WriteOptions) -> Result<Reply, ApiError> {
+pub fn create(
+    store: &Store,
+    services: &ServiceAllocator,
+    path: &ResourcePath,
+    body: Value,
+    options: &WriteOptions,
+) -> Result<Reply, ApiError> {
     let parsed = decode_for(path, body, options)?;
     let mut object = admission::admit_create(parsed.object, namespace_of(path))?;
     require_namespace(store, &object.metadata().namespace)?;
@@ -160,25 +167,13 @@ pub fn create(store: &Store, path: &ResourcePath, body: Value, options: &WriteOp
         let name = object.metadata().name.clone();
         return Err(StoreError::AlreadyExists { resource: path.resource, name }.into());
     }
-    admission::allocate(store, &mut object)?;
+    let picks = admission::allocate(services, store, &mut object)?;
     if options.dry_run {
-        admission::release(&object);
+        // Nothing is stored: dropping the reservation gives the picks back.
         return Ok(Reply::Json { code: 201, body: present(&object, path), warnings: parsed.warnings });
     }
-    let stored = create_allocated(store, object)?;
+    let stored = picks.settle(store.create(object))?;
     Ok(Reply::Json { code: 201, body: present(&stored, path), warnings: parsed.warnings })
-}
-
-/// Stores an object that [`admission::allocate`] has filled, then drops the in-memory hold
-/// on its picks: once stored the Service itself holds them, and a failed create gives them
-/// back at once rather than when the reservation expires.
-pub fn create_allocated(store: &Store, object: Object) -> Result<std::sync::Arc<Object>, ApiError> {
-    let picks = matches!(object, Object::Service(_)).then(|| object.clone());
-    let result = store.create(object);
-    if let Some(picks) = &picks {
-        admission::release(picks);
-    }
-    Ok(result?)
 }
 
 /// Names the body after the URL when it names nothing; a different name is 400.
@@ -200,14 +195,15 @@ pub fn check_name(object: &mut Object, path: &ResourcePath) -> Result<(), ApiErr
 /// answers with it); a stale resourceVersion is 409.
 pub fn store_update(
     store: &Store,
+    services: &ServiceAllocator,
     path: &ResourcePath,
     old: &Object,
     object: Object,
     options: &WriteOptions,
 ) -> Result<Value, ApiError> {
-    let object = admission::admit_update(store, old, object)?;
+    let (object, picks) = admission::admit_update(services, store, old, object)?;
     if options.dry_run {
-        admission::release(&object);
+        // Nothing is stored: the reservation, dropped on return, gives the picks back.
         let (want, have) = (&object.metadata().resource_version, &old.metadata().resource_version);
         if !want.is_empty() && want != have {
             return Err(StoreError::Conflict {
@@ -220,20 +216,21 @@ pub fn store_update(
         }
         return Ok(present(&object, path));
     }
-    let picks = matches!(object, Object::Service(_)).then(|| object.clone());
-    let result = store.update(object);
-    if let Some(picks) = &picks {
-        admission::release(picks);
-    }
-    Ok(present(result?.as_ref(), path))
+    Ok(present(picks.settle(store.update(object))?.as_ref(), path))
 }
 
 /// PUT to an object: 200 and the stored object; a stale resourceVersion is 409.
-pub fn replace(store: &Store, path: &ResourcePath, body: Value, options: &WriteOptions) -> Result<Reply, ApiError> {
+pub fn replace(
+    store: &Store,
+    services: &ServiceAllocator,
+    path: &ResourcePath,
+    body: Value,
+    options: &WriteOptions,
+) -> Result<Reply, ApiError> {
     let mut parsed = decode_for(path, body, options)?;
     check_name(&mut parsed.object, path)?;
     let old = live(store, path)?;
-    let body = store_update(store, path, &old, parsed.object, options)?;
+    let body = store_update(store, services, path, &old, parsed.object, options)?;
     Ok(Reply::Json { code: 200, body, warnings: parsed.warnings })
 }
 

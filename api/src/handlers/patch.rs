@@ -9,6 +9,7 @@ use crate::errors::ApiError;
 use crate::patch::{self, PatchType};
 use crate::request::WriteOptions;
 use crate::routes::ResourcePath;
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::{Store, StoreError};
 use serde_json::Value;
 
@@ -32,6 +33,7 @@ pub fn patched(kind: PatchType, original: &Value, body: &Value) -> Result<Value,
 /// PATCH `path` (an object, not a subresource).
 pub fn patch(
     store: &Store,
+    services: &ServiceAllocator,
     path: &ResourcePath,
     kind: PatchType,
     body: &Value,
@@ -43,13 +45,13 @@ pub fn patch(
         attempt += 1;
         let live = match objects::live(store, path) {
             Ok(live) => live,
-            Err(_) if kind == PatchType::Apply => return apply_create(store, path, body.clone(), options),
+            Err(_) if kind == PatchType::Apply => return apply_create(store, services, path, body.clone(), options),
             Err(e) => return Err(e),
         };
         let document = patched(kind, &present(&live, path), body)?;
         let mut parsed = objects::decode_for(path, document, options)?;
         objects::check_name(&mut parsed.object, path)?;
-        match objects::store_update(store, path, &live, parsed.object, options) {
+        match objects::store_update(store, services, path, &live, parsed.object, options) {
             Err(ApiError::Store(StoreError::Conflict { .. })) if !pinned && attempt < CONFLICT_RETRIES => continue,
             Err(e) => return Err(e),
             Ok(stored) => return Ok(Reply::Json { code: 200, body: stored, warnings: parsed.warnings }),
@@ -60,6 +62,7 @@ pub fn patch(
 /// Server-side apply of an absent object: the manifest, named by the URL, created (201).
 fn apply_create(
     store: &Store,
+    services: &ServiceAllocator,
     path: &ResourcePath,
     mut body: Value,
     options: &WriteOptions,
@@ -74,12 +77,12 @@ fn apply_create(
     objects::check_name(&mut parsed.object, path)?;
     let namespace = path.namespace.clone().unwrap_or_default();
     let mut object = admission::admit_create(parsed.object, &namespace)?;
-    admission::allocate(store, &mut object)?;
+    let picks = admission::allocate(services, store, &mut object)?;
     let stored = if options.dry_run {
-        admission::release(&object);
+        // Nothing is stored: dropping the reservation gives the picks back.
         present(&object, path)
     } else {
-        present(objects::create_allocated(store, object)?.as_ref(), path)
+        present(picks.settle(store.create(object))?.as_ref(), path)
     };
     Ok(Reply::Json { code: 201, body: stored, warnings: parsed.warnings })
 }

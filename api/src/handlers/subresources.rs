@@ -10,6 +10,7 @@ use crate::request::WriteOptions;
 use crate::routes::ResourcePath;
 use coracle_config::meta::LabelSelector;
 use coracle_config::object::Object;
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::{Store, StoreError};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -24,12 +25,18 @@ pub fn get(store: &Store, path: &ResourcePath) -> Result<Value, ApiError> {
 }
 
 /// PUT of `{name}/status` or `{name}/scale`.
-pub fn replace(store: &Store, path: &ResourcePath, body: Value, options: &WriteOptions) -> Result<Reply, ApiError> {
+pub fn replace(
+    store: &Store,
+    services: &ServiceAllocator,
+    path: &ResourcePath,
+    body: Value,
+    options: &WriteOptions,
+) -> Result<Reply, ApiError> {
     match path.subresource.as_deref() {
         Some("scale") => {
             let pinned =
                 body.pointer("/metadata/resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty());
-            retry_unpinned(pinned, || write_scale(store, path, &objects::live(store, path)?, &body, options))
+            retry_unpinned(pinned, || write_scale(store, services, path, &objects::live(store, path)?, &body, options))
         }
         _ => write_status(store, path, body, options),
     }
@@ -52,6 +59,7 @@ fn retry_unpinned(pinned: bool, mut write: impl FnMut() -> Result<Reply, ApiErro
 /// document (the whole object for status, the `Scale` for scale).
 pub fn patch(
     store: &Store,
+    services: &ServiceAllocator,
     path: &ResourcePath,
     kind: PatchType,
     body: &Value,
@@ -70,7 +78,7 @@ pub fn patch(
                         meta.remove("resourceVersion");
                     }
                 }
-                write_scale(store, path, &live, &document, options)
+                write_scale(store, services, path, &live, &document, options)
             })
         }
         _ => {
@@ -134,6 +142,7 @@ pub fn scale_of(object: &Arc<Object>) -> Result<Value, ApiError> {
 
 fn write_scale(
     store: &Store,
+    services: &ServiceAllocator,
     path: &ResourcePath,
     live: &Arc<Object>,
     scale: &Value,
@@ -165,7 +174,7 @@ fn write_scale(
     }
     let object = Object::from_json(path.resource, value)
         .map_err(|e| ApiError::BadRequest(format!("scaling {} {name}: {e}", path.resource.kind)))?;
-    objects::store_update(store, path, live, object, options)?;
+    objects::store_update(store, services, path, live, object, options)?;
     let updated = if options.dry_run {
         let mut preview = scale_of(live)?;
         preview["spec"]["replicas"] = json!(replicas);

@@ -5,6 +5,7 @@ use crate::admission;
 use coracle_config::core::Namespace;
 use coracle_config::manifest;
 use coracle_config::object::{Object, Resource, ResourceInfo};
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::{DeleteOptions, Filter, Store};
 use std::collections::BTreeSet;
 
@@ -66,18 +67,15 @@ fn ensure_namespace(store: &Store, namespace: &str, file_name: &str) -> Result<(
 
 /// Creates or updates one object; an update replaces whatever is stored (no resourceVersion
 /// precondition: the file is the source of truth). Unchanged objects are not rewritten.
-fn upsert(store: &Store, object: Object, file_name: &str) -> Result<(), String> {
+fn upsert(store: &Store, services: &ServiceAllocator, object: Object, file_name: &str) -> Result<(), String> {
     let info = object.info();
     let (namespace, name) = (object.metadata().namespace.clone(), object.metadata().name.clone());
     ensure_namespace(store, &namespace, file_name)?;
     match store.get(info, &namespace, &name) {
         None => {
             let mut object = object;
-            admission::allocate(store, &mut object).map_err(|e| e.to_string())?;
-            let picks = object.clone();
-            let created = store.create(object);
-            admission::release(&picks);
-            created.map_err(|e| format!("creating {} {}: {e}", info.kind, name))?;
+            let picks = admission::allocate(services, store, &mut object).map_err(|e| e.to_string())?;
+            picks.settle(store.create(object)).map_err(|e| format!("creating {} {}: {e}", info.kind, name))?;
             log::info!("manifests: {file_name}: created {} {namespace}/{name}", info.kind);
         }
         Some(existing) => {
@@ -87,12 +85,11 @@ fn upsert(store: &Store, object: Object, file_name: &str) -> Result<(), String> 
                     info.kind
                 );
             }
-            let mut object = admission::admit_update(store, &existing, object).map_err(|e| e.to_string())?;
+            let (mut object, picks) =
+                admission::admit_update(services, store, &existing, object).map_err(|e| e.to_string())?;
             object.metadata_mut().resource_version.clear();
-            let picks = object.clone();
-            let updated = store.update(object);
-            admission::release(&picks);
-            let stored = updated.map_err(|e| format!("updating {} {name}: {e}", info.kind))?;
+            let stored =
+                picks.settle(store.update(object)).map_err(|e| format!("updating {} {name}: {e}", info.kind))?;
             if stored.metadata().resource_version != existing.metadata().resource_version {
                 log::info!("manifests: {file_name}: updated {} {namespace}/{name}", info.kind);
             }
@@ -127,12 +124,12 @@ pub fn delete_leftovers(store: &Store, file_name: &str, keep: &BTreeSet<ObjectKe
 
 /// Applies a file's text: every object created or updated, leftovers deleted. A file that
 /// fails to load leaves the store untouched.
-pub fn apply(store: &Store, file_name: &str, text: &str) -> Result<(), String> {
+pub fn apply(store: &Store, services: &ServiceAllocator, file_name: &str, text: &str) -> Result<(), String> {
     let objects = load(file_name, text)?;
     let keep: BTreeSet<ObjectKey> = objects.iter().map(key_of).collect();
     let mut failures = Vec::new();
     for object in objects {
-        if let Err(e) = upsert(store, object, file_name) {
+        if let Err(e) = upsert(store, services, object, file_name) {
             failures.push(e);
         }
     }

@@ -8,6 +8,7 @@ pub mod scan;
 
 pub use apply::FILE_ANNOTATION;
 
+use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::Store;
 use scan::Fingerprint;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ use std::time::Duration;
 /// One directory's state between passes.
 pub struct Follower {
     store: Store,
+    services: Arc<ServiceAllocator>,
     dir: PathBuf,
     /// The fingerprint of each file as last seen (applied, or refused as bad).
     seen: BTreeMap<String, Fingerprint>,
@@ -27,9 +29,10 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// A follower of `dir` that has not looked yet.
-    pub fn new(store: Store, dir: PathBuf) -> Follower {
-        Follower { store, dir, seen: BTreeMap::new(), first_pass_done: false }
+    /// A follower of `dir` that has not looked yet; Services get their addresses from
+    /// `services`, as through the API.
+    pub fn new(store: Store, services: Arc<ServiceAllocator>, dir: PathBuf) -> Follower {
+        Follower { store, services, dir, seen: BTreeMap::new(), first_pass_done: false }
     }
 
     /// One pass: applies new and changed files, deletes the objects of removed ones. The
@@ -50,7 +53,7 @@ impl Follower {
             let path = self.dir.join(name);
             let result = std::fs::read_to_string(&path)
                 .map_err(|e| format!("reading {}: {e}", path.display()))
-                .and_then(|text| apply::apply(&self.store, name, &text));
+                .and_then(|text| apply::apply(&self.store, &self.services, name, &text));
             if let Err(e) = result {
                 log::warn!("manifests: {}: {e}; objects from this file are left as they were", path.display());
             }
@@ -81,8 +84,8 @@ pub struct ManifestFollower {
 
 impl ManifestFollower {
     /// Applies the directory now, then follows it every `interval` on a thread.
-    pub fn start(store: Store, dir: PathBuf, interval: Duration) -> ManifestFollower {
-        let mut follower = Follower::new(store, dir);
+    pub fn start(store: Store, services: Arc<ServiceAllocator>, dir: PathBuf, interval: Duration) -> ManifestFollower {
+        let mut follower = Follower::new(store, services, dir);
         log::info!("manifests: applying {}", follower.dir.display());
         follower.sync();
         let stop = Arc::new(AtomicBool::new(false));
@@ -124,12 +127,16 @@ mod tests {
         Some(obj.to_json()["spec"]["ports"][0]["port"].as_i64().expect("a port"))
     }
 
+    fn services() -> Arc<ServiceAllocator> {
+        Arc::new(ServiceAllocator::new("10.96.0.0/16".parse().unwrap()))
+    }
+
     #[test]
     fn files_added_changed_broken_and_removed() {
         let data = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(data.path()).unwrap();
-        let mut follower = Follower::new(store.clone(), dir.path().to_path_buf());
+        let mut follower = Follower::new(store.clone(), services(), dir.path().to_path_buf());
         let file = dir.path().join("app.yaml");
 
         std::fs::write(&file, format!("{}---\n{}", service("a", 80), service("b", 81))).unwrap();
@@ -157,10 +164,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(data.path()).unwrap();
         std::fs::write(dir.path().join("gone.yaml"), service("old", 80)).unwrap();
-        Follower::new(store.clone(), dir.path().to_path_buf()).sync();
+        Follower::new(store.clone(), services(), dir.path().to_path_buf()).sync();
         assert_eq!(port(&store, "old"), Some(80));
         std::fs::remove_file(dir.path().join("gone.yaml")).unwrap();
-        Follower::new(store.clone(), dir.path().to_path_buf()).sync();
+        Follower::new(store.clone(), services(), dir.path().to_path_buf()).sync();
         assert_eq!(port(&store, "old"), None);
     }
 }
