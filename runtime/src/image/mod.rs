@@ -30,6 +30,12 @@ mod store;
 mod unpack;
 
 #[cfg(test)]
+mod bomb_tests;
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{effective_command, ImageConfig};
