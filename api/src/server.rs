@@ -9,6 +9,7 @@ use super::portforward;
 use super::request::{self, HttpParts, MAX_BODY};
 use super::socket_group::{self, SocketAccess};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,7 +199,10 @@ fn upload_image(context: &ApiContext, request: &mut Request) -> Result<Reply, Ap
              application/octet-stream)"
         )));
     }
-    handlers::images::load(&context.images, request.as_reader())
+    let length = request.body_length();
+    // A duplicate, so the body can be borrowed for reading while the socket is polled.
+    let socket = request.socket().and_then(|s| s.try_clone_to_owned().ok());
+    handlers::images::load(&context.images, request.as_reader(), length, socket.as_ref().map(|s| s.as_fd()))
 }
 
 fn serve(context: &ApiContext, mut request: Request, token: Option<&str>) {

@@ -32,6 +32,7 @@ pub struct DaemonSettings {
     pub backoff: BackoffSettings,
     pub logs: LogSettings,
     pub network: NetworkSettings,
+    pub images: ImageSettings,
     /// This node's name in pod status and events; the host name by default.
     pub node_name: String,
     /// The cgroup, beneath the daemon's own, that holds every pod's cgroup.
@@ -103,6 +104,46 @@ pub struct LogSettings {
     pub max_files: u32,
 }
 
+/// What one image load may unpack, so a hostile archive (a gzip or zstd bomb) stops at a
+/// budget instead of filling the board's flash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageSettings {
+    /// The share (1–100) of the free space, and of the free inodes, of the filesystem holding
+    /// the image store, measured when a load starts, that the load may fill.
+    #[serde(deserialize_with = "percent")]
+    pub free_space_percent: u8,
+    /// An absolute cap on one image's uncompressed layers together; none by default.
+    pub max_image_bytes: Option<u64>,
+    /// An absolute cap on one uncompressed layer; none by default.
+    pub max_layer_bytes: Option<u64>,
+    /// How many times its compressed size a layer (or a compressed archive) may expand to,
+    /// checked once it has produced 64 MiB; 0 turns the check off.
+    pub max_compression_ratio: u32,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        // Layers compress 2–10 times; 100 leaves room for sparse files and still stops a
+        // bomb (deflate reaches 1032, zstd far more) after its first 64 MiB.
+        ImageSettings {
+            free_space_percent: 80,
+            max_image_bytes: None,
+            max_layer_bytes: None,
+            max_compression_ratio: 100,
+        }
+    }
+}
+
+/// A whole percentage from 1 to 100.
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let n = u64::deserialize(d)?;
+    u8::try_from(n)
+        .ok()
+        .filter(|p| (1..=100).contains(p))
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a percentage from 1 to 100")))
+}
+
 /// Pod networking.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -141,6 +182,7 @@ impl Default for DaemonSettings {
             backoff: BackoffSettings::default(),
             logs: LogSettings::default(),
             network: NetworkSettings::default(),
+            images: ImageSettings::default(),
             node_name: host_name(),
             cgroup_subpath: "coracle".into(),
             autoscaler: AutoscalerSettings::default(),
@@ -303,6 +345,8 @@ impl DaemonSettings {
                 "BACKOFF_CAP_SECONDS" => self.backoff.cap_seconds = number()?,
                 "BACKOFF_RESET_SECONDS" => self.backoff.reset_seconds = number()?,
                 "LOG_MAX_SIZE_BYTES" => self.logs.max_size_bytes = number()?,
+                "IMAGE_MAX_LAYER_BYTES" => self.images.max_layer_bytes = Some(number()?).filter(|&n| n > 0),
+                "IMAGE_MAX_IMAGE_BYTES" => self.images.max_image_bytes = Some(number()?).filter(|&n| n > 0),
                 "LOG_MAX_FILES" => {
                     self.logs.max_files = u32::try_from(number()?).map_err(|_| bad("expected a whole number"))?
                 }
@@ -340,6 +384,15 @@ mod tests {
         assert_eq!(s.network.service_cidr, "10.96.0.0/16");
         assert_eq!(s.network.bridge, "coracle0");
         assert_eq!(s.network.cni_bin_dirs, [PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")]);
+        assert_eq!(
+            s.images,
+            ImageSettings {
+                free_space_percent: 80,
+                max_image_bytes: None,
+                max_layer_bytes: None,
+                max_compression_ratio: 100
+            }
+        );
         assert!(!s.node_name.is_empty());
     }
 
@@ -351,6 +404,17 @@ mod tests {
         assert_eq!(s.runtime.oci_binary, "runc");
         assert_eq!(s.network.mode, NetworkMode::Host);
         assert_eq!((s.backoff.base_seconds, s.backoff.cap_seconds), (10, 60));
+        let s = DaemonSettings::from_yaml("images: {max_layer_bytes: 1048576, max_compression_ratio: 0}\n").unwrap();
+        assert_eq!((s.images.max_layer_bytes, s.images.max_image_bytes), (Some(1 << 20), None));
+        assert_eq!((s.images.max_compression_ratio, s.images.free_space_percent), (0, 80));
+        for bad in ["0", "101", "300", "-1"] {
+            let e = DaemonSettings::from_yaml(&format!("images: {{free_space_percent: {bad}}}\n")).unwrap_err().message;
+            assert!(e.starts_with("images.free_space_percent: "), "{bad}: {e}");
+        }
+        assert_eq!(
+            DaemonSettings::from_yaml("images: {free_space_percent: 100}\n").unwrap().images.free_space_percent,
+            100
+        );
     }
 
     #[test]
@@ -403,6 +467,8 @@ mod tests {
             ("CORACLE_RUNTIME", "oci"),
             ("CORACLE_NETWORK", "none"),
             ("CORACLE_BACKOFF_CAP_SECONDS", "30"),
+            ("CORACLE_IMAGE_MAX_LAYER_BYTES", "4096"),
+            ("CORACLE_IMAGE_MAX_IMAGE_BYTES", "0"),
             ("PATH", "/bin"),
         ]))
         .unwrap();
@@ -414,6 +480,7 @@ mod tests {
         assert_eq!(s.token_file.as_deref(), Some(Path::new("/tmp/t")));
         assert_eq!(s.run_dir, Path::new("/tmp/r"));
         assert_eq!((s.runtime.kind, s.network.mode, s.backoff.cap_seconds), (RuntimeKind::Oci, NetworkMode::None, 30));
+        assert_eq!((s.images.max_layer_bytes, s.images.max_image_bytes), (Some(4096), None), "0: no cap");
 
         let e = s.apply_env(vars(&[("CORACLE_RUNTIME", "docker")])).unwrap_err().message;
         assert_eq!(e, "CORACLE_RUNTIME=\"docker\": expected builtin or oci");

@@ -185,6 +185,25 @@ fn start_node(
     Some(coracled::node::Node::start_with(store.clone(), settings, runtime, images, cgroups, options))
 }
 
+/// Creates the data directory 0700 or makes it so, as the packaged units do for the
+/// default one: objects, pod volumes, logs and image layers (with their set-id files) are
+/// the daemon's alone, whatever directory `data_dir` names.
+fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("creating the data directory {}: {e}", dir.display()))?;
+    let mode = std::fs::metadata(dir).map_err(|e| format!("inspecting {}: {e}", dir.display()))?.permissions().mode();
+    if mode & 0o7777 != 0o700 {
+        log::info!("data directory {}: mode {:o} made 700", dir.display(), mode & 0o7777);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("making {} private: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let settings = settings(cli)?;
     let token = read_token(&settings)?;
@@ -204,6 +223,7 @@ fn run(cli: &Cli) -> Result<(), String> {
 
     // Before anything touches the network: a bridge owned by another daemon is fatal.
     coracled::net::bridge_claim::check(&settings.network)?;
+    private_data_dir(&settings.data_dir)?;
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
@@ -212,7 +232,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let services = service_allocator(&settings)?;
     let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers, services.cidr()));
     let images = std::sync::Arc::new(
-        coracled::image::ImageStore::open(&settings.data_dir)
+        coracled::image::ImageStore::open_with(&settings.data_dir, &settings.images)
             .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
     );
     let usage = std::sync::Arc::new(coracled::node::metrics::PodUsage::with_period(

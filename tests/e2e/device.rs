@@ -247,9 +247,11 @@ fn shipped_config_parses_and_shows_the_real_defaults() {
         .collect();
     let mut shown = DaemonSettings::from_yaml(&uncommented.join("\n"))
         .unwrap_or_else(|e| panic!("cross/config.yaml with every key uncommented: {}", e.message));
-    // These three are examples: their defaults are "off" and the hostname.
+    // These are examples: their defaults are "off", "no cap" and the hostname.
     assert_eq!(shown.listen.take().as_deref(), Some("0.0.0.0:6443"));
     assert!(shown.token_file.take().is_some());
+    assert_eq!(shown.images.max_image_bytes.take(), Some(4 << 30));
+    assert_eq!(shown.images.max_layer_bytes.take(), Some(2 << 30));
     shown.node_name.clone_from(&defaults.node_name);
     assert_eq!(shown, defaults, "every value shown in cross/config.yaml is the real default");
 }

@@ -18,7 +18,7 @@ pub const APPLETS: &[&str] = &[
 /// The PATH test images set in their config.
 pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// A fixed mtime, so the same tree always gives the same layer digest.
-const MTIME: u64 = 1_700_000_000;
+pub const MTIME: u64 = 1_700_000_000;
 
 /// The host's static busybox (`apt-get install busybox-static` provides it).
 pub fn busybox_binary() -> PathBuf {

@@ -1,9 +1,12 @@
 //! Test harness: start coracled on a temp dir, talk to it over its unix socket (raw HTTP,
 //! curl, or the `coracle` ctl), kill and restart it.
 
+pub mod bombs;
+pub mod hostile;
 pub mod http;
 pub mod images;
 pub mod output;
+pub mod rawtar;
 
 pub use http::{HttpResponse, WatchStream};
 pub use output::{fails, ok, ok_stderr, stderr, stdout};

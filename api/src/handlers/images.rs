@@ -1,6 +1,10 @@
 //! The images API (`/apis/images.coracle.io/v1/images`) behind `coracle image …`: list,
 //! load an archive streamed from the request body, import a root filesystem directory, and
 //! remove (refused while a pod uses the image).
+//!
+//! A load whose client goes away stops and leaves nothing behind: the body ending before
+//! its length (or its last chunk) says so while it is read, and the connection's socket,
+//! polled while layers unpack afterwards, says so once the client has closed it.
 
 use super::Reply;
 use crate::errors::ApiError;
@@ -8,8 +12,10 @@ use coracle_config::core::Pod;
 use coracle_runtime::image::{ImageError, ImageStore};
 use coracle_store::Store;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 
 /// The API group-version, as the documents name it.
@@ -23,6 +29,9 @@ fn image_error(error: ImageError) -> ApiError {
             message: format!("images.images.coracle.io \"{reference}\" not found"),
         },
         ImageError::InUse { .. } => ApiError::Status { code: 409, reason: "Conflict", message: error.to_string() },
+        ImageError::TooLarge { .. } => {
+            ApiError::Status { code: 413, reason: "RequestEntityTooLarge", message: error.to_string() }
+        }
         ImageError::Io { .. } => ApiError::Internal(error.to_string()),
         _ => ApiError::BadRequest(error.to_string()),
     }
@@ -51,9 +60,76 @@ fn loaded(references: Vec<String>) -> Reply {
     }
 }
 
-/// `POST …/images` with an archive body (tar, gzip, zstd): loaded as it streams in.
-pub fn load(images: &ImageStore, body: impl Read) -> Result<Reply, ApiError> {
-    images.load_reader(body).map(loaded).map_err(image_error)
+/// `POST …/images` with an archive body (tar, gzip, zstd) of `length` bytes (None when
+/// chunked), loaded as it streams in from the connection `socket`.
+pub fn load(
+    images: &ImageStore,
+    body: impl Read,
+    length: Option<usize>,
+    socket: Option<BorrowedFd<'_>>,
+) -> Result<Reply, ApiError> {
+    let cut_short = Cell::new(false);
+    let upload = Upload { body, expected: length.map(|n| n as u64), received: 0, cut_short: &cut_short, socket };
+    let abandoned = || cut_short.get() || socket.is_some_and(client_gone);
+    let result = images.load_upload(upload, &abandoned);
+    if let Err(ImageError::Abandoned { .. }) = &result {
+        log::warn!("image load abandoned by its client: stopped, nothing stored");
+    }
+    result.map(loaded).map_err(image_error)
+}
+
+/// The request body, whose early end (before its Content-Length, or a chunked body cut
+/// off by a closed connection) is an error and marks the upload as cut short rather than
+/// looking like the end of the archive.
+struct Upload<'a, R> {
+    body: R,
+    expected: Option<u64>,
+    received: u64,
+    cut_short: &'a Cell<bool>,
+    socket: Option<BorrowedFd<'a>>,
+}
+
+impl<R: Read> Read for Upload<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.body.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if self.socket.is_some_and(client_gone) {
+                    self.cut_short.set(true);
+                }
+                return Err(e);
+            }
+        };
+        self.received = self.received.saturating_add(n as u64);
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        match self.expected {
+            Some(length) if self.received < length => {
+                self.cut_short.set(true);
+                let message = format!("the client closed the connection after {} of {length} bytes", self.received);
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
+            }
+            // A chunked body also ends early, silently, when the connection does.
+            None if self.socket.is_some_and(client_gone) => {
+                self.cut_short.set(true);
+                let message = "the client closed the connection during the upload";
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, message))
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// Whether the client of the connection on `socket` has gone: it closed the connection (or
+/// its sending side: as Go's net/http, a server takes that as the client leaving).
+fn client_gone(socket: BorrowedFd<'_>) -> bool {
+    // By hand: nix knows no POLLRDHUP (Linux's "the peer closed its end") and reads revents
+    // holding it as nothing at all.
+    let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll(2) on one pollfd we own, for a descriptor `socket` keeps open; no wait.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// `POST …/images?import=<dir>&name=<ref>`: a root filesystem directory as an image.

@@ -2,6 +2,7 @@
 
 use super::error::ImageError;
 use sha2::{Digest as _, Sha256};
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -65,12 +66,13 @@ impl fmt::Display for Digest {
 pub struct HashingReader<'h, R> {
     inner: R,
     hasher: &'h mut Sha256,
-    count: &'h mut u64,
+    count: &'h Cell<u64>,
 }
 
 impl<'h, R: Read> HashingReader<'h, R> {
-    /// Wraps `inner`; the caller finalizes `hasher` once the reader is dropped.
-    pub fn new(inner: R, hasher: &'h mut Sha256, count: &'h mut u64) -> Self {
+    /// Wraps `inner`; the caller finalizes `hasher` once the reader is dropped. `count` is
+    /// shared so a meter further up can compare it while bytes flow.
+    pub fn new(inner: R, hasher: &'h mut Sha256, count: &'h Cell<u64>) -> Self {
         HashingReader { inner, hasher, count }
     }
 }
@@ -79,7 +81,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        *self.count += n as u64;
+        self.count.set(self.count.get().saturating_add(n as u64));
         Ok(n)
     }
 }
@@ -109,10 +111,10 @@ mod tests {
     fn hashing_reader_matches_digest_of_whole_input() {
         let data = b"hello layers".repeat(1000);
         let mut hasher = Sha256::new();
-        let mut count = 0;
+        let count = Cell::new(0);
         let mut out = Vec::new();
-        HashingReader::new(&data[..], &mut hasher, &mut count).read_to_end(&mut out).unwrap();
-        assert_eq!(count, data.len() as u64);
+        HashingReader::new(&data[..], &mut hasher, &count).read_to_end(&mut out).unwrap();
+        assert_eq!(count.get(), data.len() as u64);
         assert_eq!(Digest::from_hasher(hasher), Digest::of(&data));
         let err = Digest::of(b"a").verify(&Digest::of(b"b"), "layer x").unwrap_err().to_string();
         assert!(err.starts_with("layer x: digest mismatch: expected sha256:"), "{err}");

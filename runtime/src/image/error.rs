@@ -13,6 +13,11 @@ pub enum ImageError {
     DigestMismatch { what: String, expected: String, actual: String },
     /// The input is malformed or unsupported (archive layout, JSON, reference, tar entry).
     Invalid { context: String, reason: String },
+    /// The input unpacks beyond its budget (a compression bomb, or an image too large for
+    /// the settings or the free space).
+    TooLarge { context: String, reason: String },
+    /// Whoever asked for the load went away before it finished; nothing was stored.
+    Abandoned { context: String },
     /// No image answers to this reference.
     NotFound { reference: String },
     /// The image is used by a pod and cannot be removed.
@@ -42,6 +47,10 @@ impl ImageError {
             ImageError::Invalid { context, reason } => {
                 ImageError::Invalid { context: format!("{outer}: {context}"), reason }
             }
+            ImageError::TooLarge { context, reason } => {
+                ImageError::TooLarge { context: format!("{outer}: {context}"), reason }
+            }
+            ImageError::Abandoned { context } => ImageError::Abandoned { context: format!("{outer}: {context}") },
             other => other,
         }
     }
@@ -55,6 +64,10 @@ impl fmt::Display for ImageError {
                 write!(f, "{what}: digest mismatch: expected {expected}, got {actual}")
             }
             ImageError::Invalid { context, reason } => write!(f, "{context}: {reason}"),
+            ImageError::TooLarge { context, reason } => write!(f, "{context}: {reason}"),
+            ImageError::Abandoned { context } => {
+                write!(f, "{context}: the client went away before the load finished; nothing was stored")
+            }
             ImageError::NotFound { reference } => write!(f, "image {reference:?} not found"),
             ImageError::InUse { reference, digest } => {
                 write!(f, "image {reference} ({digest}) is in use by a pod")

@@ -85,18 +85,13 @@ impl Copier {
         } else if ft.is_symlink() {
             let target = fs::read_link(from).map_err(|e| ImageError::io("reading link", from, e))?;
             std::os::unix::fs::symlink(target, to).map_err(|e| ImageError::io("creating symlink", to, e))?;
+        } else if ft.is_fifo() {
+            mknod(to, SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)
+                .map_err(|e| ImageError::io("creating fifo", to, e.into()))?;
         } else {
-            let kind = if ft.is_char_device() {
-                SFlag::S_IFCHR
-            } else if ft.is_block_device() {
-                SFlag::S_IFBLK
-            } else if ft.is_fifo() {
-                SFlag::S_IFIFO
-            } else {
-                return Ok(()); // sockets are not image content
-            };
-            mknod(to, kind, Mode::from_bits_truncate(0o600), meta.rdev())
-                .map_err(|e| ImageError::io("creating device node", to, e.into()))?;
+            // Sockets are not image content; device nodes are not made from images (layers
+            // hold none but whiteouts, handled above).
+            return Ok(());
         }
         copy_metadata(to, meta, self.privileged)
     }

@@ -2,11 +2,15 @@
 //! root filesystem directories, verifies every digest, unpacks layers in overlayfs' format,
 //! and answers the runtime's "which layers and what command" for an image reference.
 //!
-//! On disk (DATA/images): `blobs/sha256/<hex>` manifests and configs (compressed layer blobs
-//! are dropped once unpacked: flash is small), `layers/<diff-id hex>/` unpacked layers,
+//! On disk (DATA/images, 0700): `blobs/sha256/<hex>` manifests and configs (compressed layer
+//! blobs are dropped once unpacked: flash is small), `layers/<diff-id hex>/` unpacked layers,
 //! `index.json` names → manifest digests, `tmp/` staging.
+//!
+//! Archives are not trusted: entry paths are confined, device nodes are not created, and a
+//! load stops at its budget (settings `images.*`) or when its client goes away.
 
 mod archive;
+mod budget;
 mod compression;
 mod config;
 mod digest;
@@ -16,6 +20,7 @@ mod fsutil;
 mod index;
 mod layer;
 mod overlay;
+mod private;
 mod reference;
 mod rootfs;
 mod safe_path;
@@ -24,6 +29,12 @@ mod spec;
 mod store;
 mod unpack;
 
+#[cfg(test)]
+mod bomb_tests;
+#[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
+mod property_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,18 +1,24 @@
 //! The content-addressed image store under DATA/images: blobs by digest, unpacked layers by
 //! diff id, and index.json naming them. Loads stage everything in DATA/images/tmp and
 //! commit with renames, so a crash never leaves a half layer that looks complete.
+//!
+//! The store's root is forced to 0700 and must be the daemon's own, whatever the data
+//! directory's mode: layers keep set-id files, which only the containers may reach.
 
 use super::archive::extract_archive;
+use super::budget::Budget;
 use super::config::ImageConfig;
 use super::digest::Digest;
 use super::error::ImageError;
 use super::fsutil::{fsync_dir, remove_tree, tree_size, write_atomic};
 use super::index::{ImageRecord, IndexFile};
 use super::layer::stream_layer;
+use super::private::{private_root, remove_device_nodes_once};
 use super::reference::Reference;
 use super::rootfs::write_rootfs_tar;
 use super::source::{read_source, SourceImage};
 use super::spec::{self, ConfigFile, Descriptor, Manifest};
+use coracle_config::settings::ImageSettings;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -64,6 +70,7 @@ pub struct Removal {
 pub struct ImageStore {
     root: PathBuf,
     privileged: bool,
+    limits: ImageSettings,
     index: Mutex<IndexFile>,
     seq: AtomicU64,
 }
@@ -89,10 +96,17 @@ struct Prepared {
 }
 
 impl ImageStore {
-    /// Opens (creating if needed) the store in `data_dir/images`, dropping leftovers of
-    /// interrupted loads and layers no image refers to.
+    /// Opens (creating if needed) the store in `data_dir/images` with the default limits.
     pub fn open(data_dir: &Path) -> Result<ImageStore, ImageError> {
+        ImageStore::open_with(data_dir, &ImageSettings::default())
+    }
+
+    /// Opens (creating if needed) the store in `data_dir/images`, its root private (0700,
+    /// ours), dropping leftovers of interrupted loads and layers no image refers to. Loads
+    /// are held to `limits`.
+    pub fn open_with(data_dir: &Path, limits: &ImageSettings) -> Result<ImageStore, ImageError> {
         let root = data_dir.join("images");
+        private_root(data_dir, &root)?;
         for dir in [root.join("blobs/sha256"), root.join("layers"), root.join("tmp")] {
             fs::create_dir_all(&dir).map_err(|e| ImageError::io("creating", &dir, e))?;
         }
@@ -101,9 +115,11 @@ impl ImageStore {
             remove_tree(&entry.path()).map_err(|e| ImageError::io("removing leftover", &entry.path(), e))?;
         }
         let index = IndexFile::load(&root.join("index.json"))?;
+        remove_device_nodes_once(&root)?;
         let store = ImageStore {
             root,
             privileged: nix::unistd::geteuid().is_root(),
+            limits: limits.clone(),
             index: Mutex::new(index),
             seq: AtomicU64::new(0),
         };
@@ -118,19 +134,49 @@ impl ImageStore {
         let meta = fs::metadata(path).map_err(|e| ImageError::io("opening image", path, e))?;
         if meta.is_dir() {
             let staging = self.staging()?;
-            return self.load_dir(path, &staging).map_err(|e| e.within(&path.display().to_string()));
+            let mut budget = Budget::new(&self.root, &self.limits, &never)?;
+            return self.load_dir(path, &staging, &mut budget).map_err(|e| e.within(&path.display().to_string()));
         }
         let file = File::open(path).map_err(|e| ImageError::io("opening image", path, e))?;
         self.load_reader(file).map_err(|e| e.within(&path.display().to_string()))
     }
 
-    /// Loads an image archive from a stream (e.g. a request body).
+    /// Loads an image archive from a stream.
     pub fn load_reader(&self, input: impl Read) -> Result<Vec<String>, ImageError> {
+        self.load_upload(input, &never)
+    }
+
+    /// Loads an image archive from a request body; `abandoned` says whether the client has
+    /// gone away (the upload cut short, the connection closed). Once it has, the load stops
+    /// where it is and everything staged is removed: a partial image is never stored.
+    pub fn load_upload(&self, input: impl Read, abandoned: &dyn Fn() -> bool) -> Result<Vec<String>, ImageError> {
         let staging = self.staging()?;
+        let mut budget = Budget::new(&self.root, &self.limits, abandoned)?;
+        match self.load_staged(input, &staging, &mut budget) {
+            // Whatever failed once the client had gone (a cut archive, most likely), the
+            // client is what went wrong.
+            Err(e) if !matches!(e, ImageError::Abandoned { .. }) && budget.abandoned() => {
+                log::info!("image upload stopped after its client went away: {e}");
+                Err(ImageError::Abandoned { context: "image upload".into() })
+            }
+            result => result,
+        }
+    }
+
+    /// Stages the archive `input` and loads what it holds.
+    fn load_staged(
+        &self,
+        input: impl Read,
+        staging: &Staging,
+        budget: &mut Budget<'_>,
+    ) -> Result<Vec<String>, ImageError> {
         let src = staging.0.join("archive");
         fs::create_dir(&src).map_err(|e| ImageError::io("creating", &src, e))?;
-        extract_archive(input, &src)?;
-        self.load_dir(&src, &staging)
+        // The connection is not watched while the body is read: the body ending early says
+        // it, and a client may close its sending side once the body is through.
+        let extracted = extract_archive(input, &src, &budget.archive(), &never)?;
+        budget.charge(extracted.bytes, extracted.entries, false, true);
+        self.load_dir(&src, staging, budget)
     }
 
     /// Makes a single-layer image named `reference` from the root filesystem in `dir`.
@@ -148,7 +194,9 @@ impl ImageStore {
         let (reader, writer) = io::pipe().map_err(|e| ImageError::io("creating pipe for", dir, e))?;
         let src = dir.to_path_buf();
         let tar_writer = std::thread::spawn(move || write_rootfs_tar(&src, writer));
-        let streamed = stream_layer(reader, Some(&unpacking), self.privileged);
+        let budget = Budget::new(&self.root, &self.limits, &never);
+        let streamed =
+            budget.and_then(|b| stream_layer(reader, Some(&unpacking), self.privileged, &b.layer_written(), &never));
         let written = tar_writer.join().unwrap_or_else(|_| Err(io::Error::other("tar writer panicked")));
         let digests = match (written, streamed) {
             (Err(e), _) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -158,6 +206,7 @@ impl ImageStore {
             (Err(e), Ok(_)) => return Err(ImageError::io("reading rootfs", dir, e)),
             (Ok(()), Ok(d)) => d,
         };
+        log_skipped_devices(&format!("import of {}", dir.display()), &digests.unpacked.devices_skipped);
         let diff_id = digests.diff_id;
         let staged = staging.0.join("layers").join(diff_id.hex());
         fs::rename(&unpacking, &staged).map_err(|e| ImageError::io("renaming", &unpacking, e))?;
@@ -182,7 +231,7 @@ impl ImageStore {
             manifest: (Digest::of(&manifest), manifest),
             config: (config_digest, config),
             layers: vec![diff_id.clone()],
-            size: digests.size,
+            size: digests.unpacked.bytes,
         };
         let mut staged_layers = HashMap::new();
         staged_layers.insert(diff_id, staged);
@@ -310,8 +359,9 @@ impl ImageStore {
         Ok(removed)
     }
 
-    /// Verifies and unpacks everything `src` holds into `staging`, then commits it.
-    fn load_dir(&self, src: &Path, staging: &Staging) -> Result<Vec<String>, ImageError> {
+    /// Verifies and unpacks everything `src` holds into `staging` within `budget`, then
+    /// commits it unless the client has gone.
+    fn load_dir(&self, src: &Path, staging: &Staging, budget: &mut Budget<'_>) -> Result<Vec<String>, ImageError> {
         let images = read_source(src)?;
         if images.is_empty() {
             return Err(ImageError::invalid(src.display().to_string(), "contains no images"));
@@ -324,6 +374,7 @@ impl ImageStore {
         for image in images {
             let SourceImage { names, manifest, manifest_digest, config, config_digest, layers } = image;
             let what = names.first().cloned().unwrap_or_else(|| manifest_digest.to_string());
+            budget.next_image();
             let mut diff_ids = Vec::new();
             for layer in layers {
                 let shown = layer.blob_digest.as_ref().unwrap_or(&layer.diff_id);
@@ -333,16 +384,22 @@ impl ImageStore {
                 if !known {
                     fs::create_dir(&dest).map_err(|e| ImageError::io("creating", &dest, e))?;
                 }
+                budget.check_client(&context)?;
                 let file = File::open(&layer.path).map_err(|e| ImageError::io("opening", &layer.path, e))?;
-                let got = stream_layer(file, (!known).then_some(dest.as_path()), self.privileged)
-                    .map_err(|e| e.within(&context))?;
+                let allowance = if known { budget.layer() } else { budget.layer_written() };
+                let got = stream_layer(file, (!known).then_some(dest.as_path()), self.privileged, &allowance, &|| {
+                    budget.abandoned()
+                })
+                .map_err(|e| e.within(&context))?;
+                budget.charge(got.uncompressed, got.unpacked.entries, true, !known);
                 if let Some(expected) = &layer.blob_digest {
                     expected.verify(&got.blob, &context)?;
                 }
                 layer.diff_id.verify(&got.diff_id, &format!("{context} (uncompressed)"))?;
+                log_skipped_devices(&context, &got.unpacked.devices_skipped);
                 if !known {
                     staged.insert(layer.diff_id.clone(), dest);
-                    sizes.insert(layer.diff_id.clone(), got.size);
+                    sizes.insert(layer.diff_id.clone(), got.unpacked.bytes);
                 }
                 diff_ids.push(layer.diff_id);
             }
@@ -356,6 +413,7 @@ impl ImageStore {
                 size,
             });
         }
+        budget.check_client("image upload")?;
         self.commit(staging, staged, prepared)
     }
 
@@ -444,6 +502,25 @@ impl ImageStore {
     fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
+}
+
+/// The client of a load that has none to lose.
+fn never() -> bool {
+    false
+}
+
+/// One line per layer whose device nodes were not created, naming a few.
+fn log_skipped_devices(what: &str, skipped: &[PathBuf]) {
+    if skipped.is_empty() {
+        return;
+    }
+    let some: Vec<String> = skipped.iter().take(4).map(|p| format!("/{}", p.display())).collect();
+    let more = if skipped.len() > some.len() { ", …" } else { "" };
+    log::info!(
+        "{what}: {} device node(s) not created ({}{more}): the runtime provides /dev, an image cannot",
+        skipped.len(),
+        some.join(", ")
+    );
 }
 
 /// The manifest digest `reference` names and its canonical spelling.

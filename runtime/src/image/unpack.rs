@@ -1,10 +1,18 @@
 //! Unpacking one layer tar into a directory in overlayfs' format: OCI whiteouts become
 //! overlay whiteouts, and symlinks, hardlinks, modes, ownership, mtimes and xattrs are kept.
+//!
+//! A layer is not trusted: character and block devices in it are not created (as Docker,
+//! containerd and podman do when they unpack in a user namespace), because a node made on
+//! the host is usable on the host by whoever reaches it; a container gets its devices from
+//! the runtime's /dev, never from its image. FIFOs are harmless and kept. Set-id bits are
+//! kept (running as root) because the store's root is 0700: nothing under it is reachable
+//! by another user of the host.
 
+use super::budget::{Bound, EntryCount};
 use super::error::ImageError;
 use super::overlay::{self, OPAQUE_MARKER, WHITEOUT_PREFIX};
 use super::safe_path::{prepare_parents, relative_entry_path};
-use nix::sys::stat::{makedev, mknod, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
@@ -21,26 +29,60 @@ struct DirMeta {
     mtime: u64,
 }
 
-/// Unpacks the tar stream `input` into the (empty) directory `dest`; returns the bytes of
-/// regular files written. With `privileged`, ownership, devices and xattrs are restored too.
-pub fn unpack_layer(input: impl Read, dest: &Path, privileged: bool) -> Result<u64, ImageError> {
+/// What unpacking a layer wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Bytes of regular files.
+    pub bytes: u64,
+    /// Tar entries (each at most one inode).
+    pub entries: u64,
+    /// Paths of the device nodes not created.
+    pub devices_skipped: Vec<PathBuf>,
+}
+
+/// What one entry added.
+enum Outcome {
+    Wrote(u64),
+    DeviceSkipped,
+}
+
+/// Unpacks the tar stream `input` into the (empty) directory `dest`, refusing more entries
+/// than `max_entries` allows. With `privileged`, ownership, set-id bits and xattrs are
+/// restored too.
+pub fn unpack_layer(
+    input: impl Read,
+    dest: &Path,
+    privileged: bool,
+    max_entries: &Bound,
+) -> Result<Unpacked, ImageError> {
     let mut archive = tar::Archive::new(input);
     let mut dirs = Vec::new();
-    let mut size = 0;
+    let mut done = Unpacked::default();
+    let mut count = EntryCount::new(max_entries);
     let entries = archive.entries().map_err(|e| ImageError::io("reading tar", dest, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| ImageError::io("reading tar entry for", dest, e))?;
         let raw = entry.path().map_err(|e| ImageError::io("reading tar entry path for", dest, e))?.into_owned();
+        count.add("tar stream")?;
         let rel = relative_entry_path(&raw)?;
-        size += unpack_entry(&mut entry, &rel, dest, privileged, &mut dirs)
-            .map_err(|e| e.within(&format!("tar entry {}", raw.display())))?;
+        if links_to_skipped_device(&entry, &done.devices_skipped) {
+            done.devices_skipped.push(rel);
+            continue;
+        }
+        match unpack_entry(&mut entry, &rel, dest, privileged, &mut dirs)
+            .map_err(|e| e.within(&format!("tar entry {}", raw.display())))?
+        {
+            Outcome::Wrote(n) => done.bytes = done.bytes.saturating_add(n),
+            Outcome::DeviceSkipped => done.devices_skipped.push(rel),
+        }
     }
+    done.entries = count.seen;
     // Deepest first, so a read-only directory is sealed only after its children are written.
     dirs.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
     for d in &dirs {
         finish_metadata(&d.path, d.mode, d.uid, d.gid, d.mtime, privileged, false)?;
     }
-    Ok(size)
+    Ok(done)
 }
 
 fn unpack_entry<R: Read>(
@@ -49,7 +91,7 @@ fn unpack_entry<R: Read>(
     dest: &Path,
     privileged: bool,
     dirs: &mut Vec<DirMeta>,
-) -> Result<u64, ImageError> {
+) -> Result<Outcome, ImageError> {
     let header = entry.header();
     let kind = header.entry_type();
     let mode = header.mode().unwrap_or(0o644);
@@ -59,23 +101,30 @@ fn unpack_entry<R: Read>(
         if kind.is_dir() {
             dirs.push(DirMeta { path: dest.to_path_buf(), mode, uid, gid, mtime });
         }
-        return Ok(0);
+        return Ok(Outcome::Wrote(0));
     }
     prepare_parents(dest, rel)?;
     let target = dest.join(rel);
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name == OPAQUE_MARKER {
         let dir = target.parent().unwrap_or(dest);
-        return overlay::mark_opaque(dir).map(|()| 0).map_err(|e| ImageError::io("marking opaque", dir, e));
+        return overlay::mark_opaque(dir)
+            .map(|()| Outcome::Wrote(0))
+            .map_err(|e| ImageError::io("marking opaque", dir, e));
     }
     if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
         if hidden.starts_with(".wh.") {
-            return Ok(0); // aufs bookkeeping (.wh..wh.plnk and friends): not content
+            return Ok(Outcome::Wrote(0)); // aufs bookkeeping (.wh..wh.plnk and friends): not content
+        }
+        // `.wh..` would delete the directory itself, `.wh...` its parent: outside the entry's
+        // own directory, maybe outside the layer.
+        if matches!(hidden, "" | "." | "..") {
+            return Err(ImageError::invalid("whiteout", format!("{hidden:?} names no entry of its directory")));
         }
         let victim = target.with_file_name(hidden);
         remove_existing(&victim)?;
         return overlay::make_whiteout(&victim)
-            .map(|()| 0)
+            .map(|()| Outcome::Wrote(0))
             .map_err(|e| ImageError::io("creating whiteout", &victim, e));
     }
     let io_err = |what: &str| {
@@ -95,7 +144,7 @@ fn unpack_entry<R: Read>(
                 Err(_) => fs::create_dir(&target).map_err(io_err("creating directory"))?,
             }
             dirs.push(DirMeta { path: target, mode, uid, gid, mtime });
-            return Ok(0);
+            return Ok(Outcome::Wrote(0));
         }
         EntryType::Regular | EntryType::Continuous => {
             remove_existing(&target)?;
@@ -117,39 +166,45 @@ fn unpack_entry<R: Read>(
             let link = entry.link_name().map_err(io_err("reading link target of"))?.unwrap_or_default();
             let link_rel = relative_entry_path(&link)?;
             prepare_parents(dest, &link_rel)?;
+            if fs::symlink_metadata(dest.join(&link_rel)).is_err() {
+                return Err(ImageError::invalid(
+                    format!("hard link to {}", link_rel.display()),
+                    "no earlier entry of the layer has that name",
+                ));
+            }
             remove_existing(&target)?;
             fs::hard_link(dest.join(&link_rel), &target)
                 .map_err(|e| ImageError::io(&format!("hard-linking to {} as", link_rel.display()), &target, e))?;
-            return Ok(0); // the link shares its target's metadata, already applied
+            return Ok(Outcome::Wrote(0)); // the link shares its target's metadata, already applied
         }
-        EntryType::Char | EntryType::Block | EntryType::Fifo => {
-            let sflag = match kind {
-                EntryType::Char => SFlag::S_IFCHR,
-                EntryType::Block => SFlag::S_IFBLK,
-                _ => SFlag::S_IFIFO,
-            };
-            let dev = makedev(
-                u64::from(entry.header().device_major().ok().flatten().unwrap_or(0)),
-                u64::from(entry.header().device_minor().ok().flatten().unwrap_or(0)),
-            );
+        EntryType::Char | EntryType::Block => {
+            // Whatever was there before is replaced by nothing, as the entry would have.
             remove_existing(&target)?;
-            match mknod(&target, sflag, Mode::from_bits_truncate(0o600), dev) {
-                Ok(()) => {}
-                Err(nix::errno::Errno::EPERM) if !privileged => {
-                    log::warn!("layer entry {}: device node skipped: not privileged", rel.display());
-                    return Ok(0);
-                }
-                Err(e) => return Err(io_err("creating device node")(e.into())),
-            }
+            return Ok(Outcome::DeviceSkipped);
+        }
+        EntryType::Fifo => {
+            remove_existing(&target)?;
+            mknod(&target, SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0)
+                .map_err(|e| io_err("creating fifo")(e.into()))?;
         }
         // Global PAX headers and other bookkeeping entries carry no file.
-        _ => return Ok(0),
+        _ => return Ok(Outcome::Wrote(0)),
     }
     if privileged {
         apply_xattrs(entry, &target)?;
     }
     finish_metadata(&target, mode, uid, gid, mtime, privileged, kind == EntryType::Symlink)?;
-    Ok(written)
+    Ok(Outcome::Wrote(written))
+}
+
+/// Whether `entry` is a hard link to a device node this layer did not create (a second
+/// name for it, which is not created either).
+fn links_to_skipped_device<R: Read>(entry: &tar::Entry<'_, R>, skipped: &[PathBuf]) -> bool {
+    if entry.header().entry_type() != EntryType::Link || skipped.is_empty() {
+        return false;
+    }
+    let Ok(Some(link)) = entry.link_name() else { return false };
+    relative_entry_path(&link).is_ok_and(|l| skipped.contains(&l))
 }
 
 /// Removes whatever is at `path` (a file, link or directory tree), if anything.

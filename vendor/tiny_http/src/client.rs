@@ -38,6 +38,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // Coracle: the connection's socket, handed to each request (see `Request::socket`)
+    #[cfg(unix)]
+    socket: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// Error that can happen when reading a request.
@@ -58,6 +62,8 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        #[cfg(unix)]
+        let socket = read_socket.socket().map(std::sync::Arc::new);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -69,6 +75,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            #[cfg(unix)]
+            socket,
         }
     }
 
@@ -180,6 +188,8 @@ impl ClientConnection {
                 }
             }
         })?;
+        #[cfg(unix)]
+        let request = request.with_socket(self.socket.clone());
 
         // return the request
         Ok(request)

@@ -74,6 +74,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // Coracle: the connection's socket (see `socket`)
+    #[cfg(unix)]
+    socket: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -238,6 +242,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        #[cfg(unix)]
+        socket: None,
     })
 }
 
@@ -472,6 +478,21 @@ impl Request {
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
         self
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn with_socket(mut self, socket: Option<std::sync::Arc<std::os::fd::OwnedFd>>) -> Self {
+        self.socket = socket;
+        self
+    }
+
+    /// Coracle: the socket of the connection this request came on (None through TLS and for
+    /// test requests), for a handler to poll(2) whether the client is still there while it
+    /// works on a long request. Never read from or write to it: the request does.
+    #[cfg(unix)]
+    pub fn socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.socket.as_deref().map(|s| s.as_fd())
     }
 }
 

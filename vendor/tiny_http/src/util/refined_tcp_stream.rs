@@ -121,6 +121,17 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// Coracle: a duplicate of the plain connection's socket (None through TLS).
+    #[cfg(unix)]
+    pub(crate) fn socket(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        match &self.stream {
+            Stream::Http(connection) => connection.as_fd().try_clone_to_owned().ok(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
