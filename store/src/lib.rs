@@ -8,6 +8,7 @@
 //! a change before it is durable.
 
 mod deletion;
+mod error;
 pub mod events;
 mod files;
 mod ids;
@@ -21,15 +22,15 @@ mod watch;
 mod tests;
 
 pub use deletion::{DEFAULT_POD_GRACE_SECONDS, FOREGROUND_FINALIZER};
+pub use error::StoreError;
 pub use typed::Typed;
-pub use watch::{WatchEnd, WatchFilter, Watcher};
+pub use watch::{Filter, WatchEnd, WatchEvent, WatchFilter, Watcher};
 
 use coracle_config::object::{Object, ResourceInfo};
 use deletion::DeletePlan;
 use files::Layout;
 use index::{is_memory_only, key_of, Entry, Index, Key};
 use nix::fcntl::{Flock, FlockArg};
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,102 +63,6 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
 }
-
-/// What changed, in the order the store applied it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum WatchEvent {
-    Added(Arc<Object>),
-    Modified(Arc<Object>),
-    Deleted(Arc<Object>),
-}
-
-impl WatchEvent {
-    pub fn object(&self) -> &Arc<Object> {
-        match self {
-            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
-        }
-    }
-
-    /// `ADDED`, `MODIFIED` or `DELETED`, as a watch stream spells it.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            WatchEvent::Added(_) => "ADDED",
-            WatchEvent::Modified(_) => "MODIFIED",
-            WatchEvent::Deleted(_) => "DELETED",
-        }
-    }
-}
-
-/// Which objects a watcher or list wants.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// None: every resource type.
-    pub resource: Option<&'static ResourceInfo>,
-    /// None: every namespace.
-    pub namespace: Option<String>,
-}
-
-impl Filter {
-    /// Every object of one kind.
-    pub fn kind(resource: &'static ResourceInfo) -> Filter {
-        Filter { resource: Some(resource), namespace: None }
-    }
-}
-
-#[derive(Debug)]
-pub enum StoreError {
-    NotFound {
-        resource: &'static ResourceInfo,
-        name: String,
-    },
-    AlreadyExists {
-        resource: &'static ResourceInfo,
-        name: String,
-    },
-    /// The update carried a stale resourceVersion, or a precondition failed.
-    Conflict {
-        resource: &'static ResourceInfo,
-        name: String,
-        message: String,
-    },
-    /// A watch asked for a resourceVersion older than the window kept in memory.
-    Expired {
-        requested: u64,
-        oldest: u64,
-    },
-    /// The request is malformed in a way only the store can see (e.g. neither name nor
-    /// generateName).
-    Invalid {
-        message: String,
-    },
-    Io {
-        context: String,
-        error: std::io::Error,
-    },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::NotFound { resource, name } => {
-                write!(f, "{} {name:?} not found", resource.qualified_plural())
-            }
-            StoreError::AlreadyExists { resource, name } => {
-                write!(f, "{} {name:?} already exists", resource.qualified_plural())
-            }
-            StoreError::Conflict { resource, name, message } => {
-                write!(f, "Operation cannot be fulfilled on {} {name:?}: {message}", resource.qualified_plural())
-            }
-            StoreError::Expired { requested, oldest } => {
-                write!(f, "too old resource version: {requested} ({oldest})")
-            }
-            StoreError::Invalid { message } => f.write_str(message),
-            StoreError::Io { context, error } => write!(f, "{context}: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Cheap to clone; every clone is the same store.
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! an older resourceVersion, and one bounded channel per watcher so a slow reader never
 //! blocks the store (it is cut off instead, as kube-apiserver does).
 
-use super::{Filter, StoreError, WatchEvent};
+use super::StoreError;
 use coracle_config::object::{Object, ResourceInfo};
 use heapless::Deque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -17,6 +17,47 @@ pub(crate) const HISTORY: usize = 256;
 
 /// Events a watcher may have pending before it counts as too slow and is cut off.
 pub(crate) const WATCHER_BUFFER: usize = 256;
+
+/// What changed, in the order the store applied it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WatchEvent {
+    Added(Arc<Object>),
+    Modified(Arc<Object>),
+    Deleted(Arc<Object>),
+}
+
+impl WatchEvent {
+    pub fn object(&self) -> &Arc<Object> {
+        match self {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
+        }
+    }
+
+    /// `ADDED`, `MODIFIED` or `DELETED`, as a watch stream spells it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+        }
+    }
+}
+
+/// Which objects a watcher or list wants.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// None: every resource type.
+    pub resource: Option<&'static ResourceInfo>,
+    /// None: every namespace.
+    pub namespace: Option<String>,
+}
+
+impl Filter {
+    /// Every object of one kind.
+    pub fn kind(resource: &'static ResourceInfo) -> Filter {
+        Filter { resource: Some(resource), namespace: None }
+    }
+}
 
 /// Why a watch stream ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
