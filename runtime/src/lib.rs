@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod container_runtime;
 pub mod cri_log;
+pub mod devices;
 pub mod image;
 pub mod init;
 pub mod launcher;
