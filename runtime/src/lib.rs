@@ -17,6 +17,7 @@ pub mod oci;
 pub mod placement;
 pub mod run_dir;
 pub mod sandbox;
+pub mod seccomp;
 pub mod secure_join;
 pub mod shim;
 pub mod spec;
