@@ -3,6 +3,7 @@
 //! then supervises it exactly as it does a container it cloned itself.
 
 use super::super::container_runtime::StartError;
+use super::super::devices;
 use super::super::mounts;
 use super::super::shim;
 use super::super::spec::ContainerSpec;
@@ -103,6 +104,10 @@ fn create_then_start(
         .map(Pid::from_raw)
         .ok_or_else(|| undo(StartError::run(format!("{}: no container pid written", pid_file.display())), None))?;
     if launch.move_into_cgroups {
+        // runc confined the devices of the cgroup it made; the node's get the same rules.
+        if let Err(e) = devices::enforce(&spec.confinement.devices, &spec.cgroup_dirs) {
+            return Err(undo(StartError::run(e), Some(pid)));
+        }
         for dir in &spec.cgroup_dirs {
             let procs = dir.join("cgroup.procs");
             if let Err(e) = std::fs::write(&procs, pid.as_raw().to_string()) {
