@@ -3,7 +3,7 @@
 //! binary (it runs inside busybox pods), so it uses only std and the C library's wrappers.
 //!
 //!   escape keyctl | perf | userns-mount | setns | reboot | ptrace PID
-//!          mount proc|tmpfs|cgroup2 | open PATH | write PATH VALUE | mkdir PATH
+//!          mount proc|tmpfs|cgroup2 | open PATH | write PATH VALUE | mkdir PATH | cgroup-mkdir
 
 use std::ffi::CString;
 use std::io::Write;
@@ -121,6 +121,27 @@ fn main() {
             let written =
                 std::fs::OpenOptions::new().write(true).open(arg(1)).and_then(|mut f| f.write_all(arg(2).as_bytes()));
             report(&format!("write {}", arg(1)), written)
+        }
+        "cgroup-mkdir" => {
+            // A new cgroup in every cgroup filesystem mounted in here (mountinfo's fifth field
+            // is the mount point, the field after " - " the type).
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let points: Vec<&str> = mountinfo
+                .lines()
+                .filter(|l| l.split_once(" - ").is_some_and(|(_, r)| r.starts_with("cgroup ") || r.starts_with("cgroup2 ")))
+                .filter_map(|l| l.split(' ').nth(4))
+                .collect();
+            if points.is_empty() {
+                println!("cgroup-mkdir: no cgroup filesystem mounted");
+            }
+            for point in points {
+                let made = std::fs::create_dir(format!("{point}/escape"));
+                if made.is_ok() {
+                    // A privileged pod may: leave nothing behind in the host's tree.
+                    let _ = std::fs::remove_dir(format!("{point}/escape"));
+                }
+                report(&format!("cgroup-mkdir {point}"), made);
+            }
         }
         "mkdir" => report(&format!("mkdir {}", arg(1)), std::fs::create_dir(arg(1))),
         other => {
