@@ -73,6 +73,9 @@ pub struct RuntimeSettings {
     pub kind: RuntimeKind,
     /// The OCI runtime binary for `kind: oci` (`runc`, `crun`, `youki`), looked up in PATH.
     pub oci_binary: String,
+    /// Where `seccompProfile: {type: Localhost, localhostProfile: REL}` reads `REL` from
+    /// (kubelet's `<root-dir>/seccomp`); profiles are JSON in Docker's format.
+    pub seccomp_profile_root: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -192,7 +195,11 @@ impl Default for DaemonSettings {
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
-        RuntimeSettings { kind: RuntimeKind::Builtin, oci_binary: "runc".into() }
+        RuntimeSettings {
+            kind: RuntimeKind::Builtin,
+            oci_binary: "runc".into(),
+            seccomp_profile_root: "/etc/coracle/seccomp".into(),
+        }
     }
 }
 
@@ -376,7 +383,8 @@ mod tests {
         assert_eq!(s.run_dir, Path::new("/run/coracle"));
         assert_eq!(s.manifests_dir, Path::new("/etc/coracle/manifests"));
         assert_eq!((s.listen.as_deref(), s.token_file.as_deref()), (None, None));
-        assert_eq!(s.runtime, RuntimeSettings { kind: RuntimeKind::Builtin, oci_binary: "runc".into() });
+        assert_eq!((s.runtime.kind, s.runtime.oci_binary.as_str()), (RuntimeKind::Builtin, "runc"));
+        assert_eq!(s.runtime.seccomp_profile_root, Path::new("/etc/coracle/seccomp"));
         assert_eq!((s.backoff.base_seconds, s.backoff.cap_seconds, s.backoff.reset_seconds), (10, 300, 600));
         assert_eq!((s.logs.max_size_bytes, s.logs.max_files), (1 << 20, 3));
         assert_eq!(s.network.mode, NetworkMode::Cni);

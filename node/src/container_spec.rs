@@ -3,8 +3,12 @@
 
 use super::{env_expansion, layout};
 use coracle_config::core::{Container, EnvVar, Pod};
+use coracle_runtime::devices::DeviceRule;
 use coracle_runtime::image::{effective_command, Image};
-use coracle_runtime::{users, CapabilityChanges, ContainerSpec, MountKind, MountSpec, Rootfs, Sandbox, UserSpec};
+use coracle_runtime::seccomp::{Profile, Seccomp};
+use coracle_runtime::{
+    users, CapabilityChanges, Confinement, ContainerSpec, MountKind, MountSpec, Rootfs, Sandbox, UserSpec,
+};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 
@@ -36,6 +40,8 @@ pub struct SpecInputs<'a> {
     /// The node's memory in bytes, for the container's `oom_score_adj`; `None` leaves the
     /// daemon's own score to the container.
     pub node_memory: Option<u64>,
+    /// Where `Localhost` seccomp profiles are read from (`runtime.seccomp_profile_root`).
+    pub seccomp_profile_root: &'a Path,
 }
 
 /// A spec that cannot be built: the reason is `CreateContainerConfigError` (the pod asks for
@@ -77,10 +83,22 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
     let mut mounts = inputs.sandbox.standard_mounts();
     mounts.extend(volume_mounts(pod, container, inputs.data_dir)?);
     let security = container.security_context.as_ref();
-    let capabilities = security
+    let privileged = security.and_then(|s| s.privileged) == Some(true);
+    let mut capabilities = security
         .and_then(|s| s.capabilities.as_ref())
         .map(|c| CapabilityChanges { add: c.add.clone(), drop: c.drop.clone() })
         .unwrap_or_default();
+    let confinement = if privileged {
+        // Every capability, every device, no seccomp, /proc and /sys as the host's: as Kubernetes.
+        capabilities.add.push("ALL".into());
+        Confinement::privileged()
+    } else {
+        Confinement {
+            devices: DeviceRule::runc_defaults(),
+            seccomp: seccomp(pod, container, inputs.seccomp_profile_root)?,
+            privileged: false,
+        }
+    };
     let dir = layout::container_dir(inputs.data_dir, uid, &container.name);
     let ns = if pod.metadata.namespace.is_empty() { "default" } else { &pod.metadata.namespace };
     Ok(ContainerSpec {
@@ -100,12 +118,36 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         mounts,
         capabilities,
         no_new_privileges: security.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        confinement,
         cgroup_dirs: inputs.cgroup_dirs.clone(),
         oom_score_adj: inputs.node_memory.map(|m| super::oom_score::oom_score_adj(pod, container, m)),
         log_path: layout::log_path(inputs.data_dir, ns, &pod.metadata.name, uid, &container.name),
         log_max_size: inputs.log_max_size,
         log_max_files: inputs.log_max_files,
     })
+}
+
+/// The container's seccomp profile: its own `seccompProfile`, else the pod's, else
+/// `RuntimeDefault` (Coracle confines by default; Kubernetes' default is Unconfined).
+fn seccomp(pod: &Pod, container: &Container, root: &Path) -> Result<Seccomp, SpecError> {
+    let own = container.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref());
+    let pods = pod.spec.security_context.as_ref().and_then(|s| s.seccomp_profile.as_ref());
+    let Some(profile) = own.or(pods) else { return Ok(Seccomp::RuntimeDefault) };
+    match (profile.type_.as_str(), profile.localhost_profile.as_deref()) {
+        ("RuntimeDefault", _) => Ok(Seccomp::RuntimeDefault),
+        ("Unconfined", _) => Ok(Seccomp::Unconfined),
+        ("Localhost", Some(rel)) if Path::new(rel).components().all(|c| matches!(c, Component::Normal(_))) => {
+            // As containerd words a profile it cannot load (CreateContainerError).
+            Profile::load(&root.join(rel)).map(Seccomp::Profile).map_err(|e| SpecError {
+                reason: "CreateContainerError",
+                message: format!("failed to generate seccomp spec opts: {e}"),
+            })
+        }
+        (kind, rel) => Err(config_error(format!(
+            "container {}: seccompProfile type {kind:?} with localhostProfile {rel:?} cannot be applied",
+            container.name
+        ))),
+    }
 }
 
 /// `(name, value)` pairs, in order.
@@ -187,14 +229,18 @@ fn field_value(pod: &Pod, path: &str, inputs: &SpecInputs) -> Option<String> {
 /// securityContext (container over pod) over the image's `User`.
 fn user(pod: &Pod, container: &Container, image: &Image) -> Result<UserSpec, SpecError> {
     let image_user = image.config.user.clone().unwrap_or_else(|| "0".into());
-    let mut user = users::resolve(&image.layers, &image_user).map_err(|e| SpecError {
-        reason: "CreateContainerError",
-        message: format!("image user {image_user:?}: {e}"),
-    })?;
     let pod_sc = pod.spec.security_context.as_ref();
     let sc = container.security_context.as_ref();
     let run_as_user = sc.and_then(|s| s.run_as_user).or(pod_sc.and_then(|s| s.run_as_user));
     let run_as_group = sc.and_then(|s| s.run_as_group).or(pod_sc.and_then(|s| s.run_as_group));
+    let non_root = sc.and_then(|s| s.run_as_non_root).or(pod_sc.and_then(|s| s.run_as_non_root));
+    if non_root == Some(true) {
+        verify_run_as_non_root(pod, container, run_as_user, &image_user)?;
+    }
+    let mut user = users::resolve(&image.layers, &image_user).map_err(|e| SpecError {
+        reason: "CreateContainerError",
+        message: format!("image user {image_user:?}: {e}"),
+    })?;
     let id = |field: &str, v: i64| {
         u32::try_from(v).map_err(|_| config_error(format!("securityContext.{field} {v}: must be 0..4294967295")))
     };
@@ -203,13 +249,6 @@ fn user(pod: &Pod, container: &Container, image: &Image) -> Result<UserSpec, Spe
     }
     if let Some(gid) = run_as_group {
         user.gid = id("runAsGroup", gid)?;
-    }
-    let non_root = sc.and_then(|s| s.run_as_non_root).or(pod_sc.and_then(|s| s.run_as_non_root));
-    if non_root == Some(true) && user.uid == 0 {
-        return Err(config_error(format!(
-            "container {}: runAsNonRoot is set and the image runs as root",
-            container.name
-        )));
     }
     if let Some(pod_sc) = pod_sc {
         for g in pod_sc.supplemental_groups.iter().chain(pod_sc.fs_group.as_ref()) {
@@ -220,6 +259,32 @@ fn user(pod: &Pod, container: &Container, image: &Image) -> Result<UserSpec, Spe
         }
     }
     Ok(user)
+}
+
+/// kubelet's verifyRunAsNonRoot, with its messages: a `runAsUser` of 0, an image user that is
+/// root (an empty or `0` user), or one given by name (which kubelet cannot check) is refused.
+fn verify_run_as_non_root(
+    pod: &Pod,
+    container: &Container,
+    run_as_user: Option<i64>,
+    image_user: &str,
+) -> Result<(), SpecError> {
+    let m = &pod.metadata;
+    let ns = if m.namespace.is_empty() { "default" } else { &m.namespace };
+    let pod_name = format!("{}_{}({})", m.name, ns, m.uid);
+    let refuse = |what: String| Err(config_error(format!("{what} (pod: {pod_name:?}, container: {})", container.name)));
+    if let Some(requested) = run_as_user {
+        return if requested == 0 { refuse("container's runAsUser breaks non-root policy".into()) } else { Ok(()) };
+    }
+    let name = image_user.split(':').next().unwrap_or_default();
+    match name.parse::<u32>() {
+        Ok(0) => refuse("container has runAsNonRoot and image will run as root".into()),
+        Ok(_) => Ok(()),
+        Err(_) if name.is_empty() => refuse("container has runAsNonRoot and image will run as root".into()),
+        Err(_) => refuse(format!(
+            "container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root"
+        )),
+    }
 }
 
 /// emptyDir and hostPath binds for the container's volumeMounts.
@@ -325,6 +390,7 @@ mod tests {
             log_max_files: 1,
             service_env: &[],
             node_memory: Some(1 << 30),
+            seccomp_profile_root: Path::new("/nonexistent/seccomp"),
         }
     }
 
@@ -457,5 +523,96 @@ mod tests {
         let spec = build(&pod, &c, &inputs(data.path(), &image, &sandbox)).unwrap();
         assert_eq!((spec.user.uid, spec.user.gid), (1000, 0));
         assert_eq!(spec.user.additional_gids, vec![5]);
+    }
+
+    fn with_security(sc: serde_json::Value) -> Container {
+        let mut c = Container { name: "app".into(), ..Default::default() };
+        c.security_context = Some(serde_json::from_value(sc).unwrap());
+        c
+    }
+
+    #[test]
+    fn containers_are_confined_by_default_and_privileged_lifts_it_all() {
+        let data = tempfile::tempdir().unwrap();
+        let (pod, image, sandbox) = fixture();
+        let plain = build(
+            &pod,
+            &Container { name: "app".into(), ..Default::default() },
+            &inputs(data.path(), &image, &sandbox),
+        )
+        .unwrap();
+        assert_eq!(plain.confinement, Confinement::default());
+        assert_eq!(plain.confinement.seccomp, Seccomp::RuntimeDefault);
+        let c = with_security(
+            serde_json::json!({"privileged": true, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}),
+        );
+        let privileged = build(&pod, &c, &inputs(data.path(), &image, &sandbox)).unwrap();
+        assert_eq!(privileged.confinement, Confinement::privileged());
+        assert!(privileged.capabilities.add.contains(&"ALL".to_string()), "every capability, whatever is dropped");
+    }
+
+    #[test]
+    fn the_containers_seccomp_profile_wins_over_the_pods_and_localhost_reads_the_profile_root() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut pod, image, sandbox) = fixture();
+        pod.spec.security_context =
+            Some(serde_json::from_value(serde_json::json!({"seccompProfile": {"type": "Unconfined"}})).unwrap());
+        let c = Container { name: "app".into(), ..Default::default() };
+        assert_eq!(
+            build(&pod, &c, &inputs(data.path(), &image, &sandbox)).unwrap().confinement.seccomp,
+            Seccomp::Unconfined
+        );
+        let own = with_security(
+            serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/deny-mkdir.json"}}),
+        );
+        std::fs::create_dir_all(data.path().join("profiles")).unwrap();
+        let text =
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        std::fs::write(data.path().join("profiles/deny-mkdir.json"), text).unwrap();
+        let mut with_root = inputs(data.path(), &image, &sandbox);
+        with_root.seccomp_profile_root = data.path();
+        let spec = build(&pod, &own, &with_root).unwrap();
+        assert_eq!(spec.confinement.seccomp, Seccomp::Profile(Profile::parse(text.as_bytes()).unwrap()));
+        let missing = with_security(
+            serde_json::json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "nope.json"}}),
+        );
+        let err = build(&pod, &missing, &with_root).unwrap_err();
+        assert_eq!(err.reason, "CreateContainerError");
+        assert!(
+            err.message.starts_with("failed to generate seccomp spec opts: cannot load seccomp profile"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("nope.json"), "{}", err.message);
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_with_kubelets_messages() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut pod, mut image, sandbox) = fixture();
+        pod.metadata.uid = "u-1".into();
+        let refused = |c: &Container, image: &Image| build(&pod, c, &inputs(data.path(), image, &sandbox)).unwrap_err();
+        let err = refused(&with_security(serde_json::json!({"runAsNonRoot": true})), &image);
+        assert_eq!(err.reason, "CreateContainerConfigError");
+        assert_eq!(
+            err.message,
+            "container has runAsNonRoot and image will run as root (pod: \"web_prod(u-1)\", container: app)"
+        );
+        let err = refused(&with_security(serde_json::json!({"runAsNonRoot": true, "runAsUser": 0})), &image);
+        assert_eq!(
+            err.message,
+            "container's runAsUser breaks non-root policy (pod: \"web_prod(u-1)\", container: app)"
+        );
+        let ok = with_security(serde_json::json!({"runAsNonRoot": true, "runAsUser": 1000}));
+        assert_eq!(build(&pod, &ok, &inputs(data.path(), &image, &sandbox)).unwrap().user.uid, 1000);
+        image.config.user = Some("nobody".into());
+        let err = refused(&with_security(serde_json::json!({"runAsNonRoot": true})), &image);
+        assert!(
+            err.message.starts_with(
+                "container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root"
+            ),
+            "{}",
+            err.message
+        );
     }
 }

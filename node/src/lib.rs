@@ -66,6 +66,8 @@ pub struct NodeContext {
     pub network_mode: NetworkMode,
     /// The node's memory in bytes (containers' `oom_score_adj`); None when unreadable.
     pub node_memory: Option<u64>,
+    /// Where `Localhost` seccomp profiles live (`runtime.seccomp_profile_root`).
+    pub seccomp_profile_root: PathBuf,
 }
 
 /// A hook run with a pod's uid before SIGTERM reaches the pod (or its preStop hooks run):
@@ -146,6 +148,7 @@ impl Node {
             pids_max: options.pids_max,
             before_stop: options.before_stop,
             network_mode: settings.network.mode,
+            seccomp_profile_root: settings.runtime.seccomp_profile_root.clone(),
             node_memory: oom_score::node_memory()
                 .map_err(|e| log::warn!("node: containers keep the daemon's oom_score_adj: {e}"))
                 .ok(),

@@ -56,6 +56,7 @@ on_both_backends!(
     exec_runs_confined_exactly_as_the_container,
     exec_reports_missing_programs_timeouts_and_stopped_containers,
     exec_joins_the_containers_cgroups,
+    a_confined_container_gets_the_whitelist_seccomp_and_its_own_cgroup_root,
 );
 
 /// A busybox image layer: the static binary, its applets as symlinks, users and a web root.
@@ -145,6 +146,9 @@ impl Fixture {
             mounts: self.sandbox.standard_mounts(),
             capabilities: CapabilityChanges::default(),
             no_new_privileges: true,
+            // These tests place the container in no devices cgroup, or in test-made ones, so
+            // the whitelist (which has its own tests below) could not be enforced.
+            confinement: Confinement { devices: crate::devices::DeviceRule::everything(), ..Confinement::default() },
             cgroup_dirs: vec![],
             oom_score_adj: None,
             log_path: self.base.join("logs").join(id).join("0.log"),
@@ -407,12 +411,14 @@ fn the_init_joins_its_cgroups_before_exec(backend: Backend) {
         eprintln!("skipping {name} ({backend:?}): cannot create {}", cgroup.display());
         return;
     }
-    let mut spec = f.spec("cg", &["cat", "/proc/self/cgroup"]);
+    let mut spec = f.spec("cg", &["sleep", "600"]);
     spec.cgroup_dirs = vec![cgroup.clone()];
-    f.start(&spec);
-    assert_eq!(exit_code(&wait_exited(&*f.runtime, "cg")), (0, None));
-    let log = f.log(&spec);
-    assert!(log.lines().any(|l| l.contains(":memory:") && l.ends_with(&leaf)), "{log}");
+    let handle = f.start(&spec);
+    // The container's own view is its cgroup namespace's root: the host's shows where it is.
+    let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", handle.pid)).unwrap();
+    assert!(host_view.lines().any(|l| l.contains(":memory:") && l.ends_with(&leaf)), "{host_view}");
+    f.runtime.signal("cg", nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exited(&*f.runtime, "cg");
     f.runtime.remove("cg").unwrap();
     let _ = std::fs::remove_dir(&cgroup);
 }
@@ -443,13 +449,17 @@ fn cgroups_that_share_no_single_path_are_joined_too(backend: Backend) {
     for dir in &dirs {
         std::fs::create_dir_all(dir).unwrap();
     }
-    let mut spec = f.spec("cg2", &["cat", "/proc/self/cgroup"]);
+    let mut spec = f.spec("cg2", &["sleep", "600"]);
     spec.cgroup_dirs = dirs.clone();
-    f.start(&spec);
-    assert_eq!(exit_code(&wait_exited(&*f.runtime, "cg2")), (0, None));
-    let log = f.log(&spec);
-    assert!(log.lines().any(|l| l.contains(":memory:") && l.ends_with(&format!("coracle-mem-{tag}"))), "{log}");
-    assert!(log.lines().any(|l| l.contains(":pids:") && l.ends_with(&format!("coracle-pids-{tag}"))), "{log}");
+    let handle = f.start(&spec);
+    let host_view = std::fs::read_to_string(format!("/proc/{}/cgroup", handle.pid)).unwrap();
+    let joined = |controller: &str, leaf: String| {
+        host_view.lines().any(|l| l.contains(&format!(":{controller}:")) && l.ends_with(&leaf))
+    };
+    assert!(joined("memory", format!("coracle-mem-{tag}")), "{host_view}");
+    assert!(joined("pids", format!("coracle-pids-{tag}")), "{host_view}");
+    f.runtime.signal("cg2", nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exited(&*f.runtime, "cg2");
     f.runtime.remove("cg2").unwrap();
     for dir in &dirs {
         let _ = std::fs::remove_dir(dir);
@@ -630,4 +640,54 @@ fn exec_joins_the_containers_cgroups(backend: Backend) {
     wait_exited(&*f.runtime, "cg");
     f.runtime.remove("cg").unwrap();
     let _ = std::fs::remove_dir(&cgroup);
+}
+
+/// What the confinement test's container reports: seccomp mode, capabilities, its cgroups, a
+/// block node it made, unshare, /dev/null.
+const CONFINEMENT_PROBE: &str = "grep -E '^(Seccomp|CapEff):' /proc/self/status; cat /proc/self/cgroup; \
+    mknod /tmp/blk b 7 0 && echo mknod-ok; head -c 1 /tmp/blk >/dev/null 2>/tmp/err || cat /tmp/err; \
+    unshare -m true 2>&1 || echo unshare-refused; head -c 0 /dev/null && echo null-ok";
+
+fn a_confined_container_gets_the_whitelist_seccomp_and_its_own_cgroup_root(backend: Backend) {
+    let name = "a_confined_container_gets_the_whitelist_seccomp_and_its_own_cgroup_root";
+    let Some(f) = fixture(backend, "pod-confined", name) else { return };
+    let Some(devices) = own_v1_dir("devices") else {
+        eprintln!("skipping {name} ({backend:?}): no v1 devices hierarchy");
+        return;
+    };
+    let tag = format!("{backend:?}-{}", std::process::id()).to_lowercase();
+    let mut dirs = Vec::new();
+    for (id, confinement, caps) in [
+        ("confined", Confinement::default(), CapabilityChanges::default()),
+        ("privileged", Confinement::privileged(), CapabilityChanges { add: vec!["ALL".into()], drop: vec![] }),
+    ] {
+        let dir = devices.join(format!("coracle-{id}-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dirs.push(dir.clone());
+        let mut spec = f.spec(id, &["sh", "-c", CONFINEMENT_PROBE]);
+        spec.confinement = confinement;
+        spec.capabilities = caps;
+        spec.cgroup_dirs = vec![dir];
+        f.start(&spec);
+        assert_eq!(exit_code(&wait_exited(&*f.runtime, id)), (0, None), "{}", f.log(&spec));
+        let log = f.log(&spec);
+        let lines: Vec<&str> = log.lines().filter_map(|l| l.split_once(" F ").map(|(_, text)| text)).collect();
+        let cgroups: Vec<&&str> =
+            lines.iter().filter(|l| l.split(':').count() == 3 && l.starts_with(char::is_numeric)).collect();
+        assert!(!cgroups.is_empty() && cgroups.iter().all(|l| l.ends_with(":/")), "no host path: {log}");
+        assert!(lines.contains(&"mknod-ok") && lines.contains(&"null-ok"), "{log}");
+        if id == "confined" {
+            assert!(lines.contains(&"Seccomp:\t2"), "{log}");
+            assert!(lines.contains(&"CapEff:\t00000000a80425fb"), "{log}");
+            assert!(lines.iter().any(|l| l.contains("/tmp/blk") && l.contains("Operation not permitted")), "{log}");
+            assert!(lines.contains(&"unshare-refused"), "{log}");
+        } else {
+            assert!(lines.contains(&"Seccomp:\t0"), "{log}");
+            assert!(!log.contains("Operation not permitted") && !lines.contains(&"unshare-refused"), "{log}");
+        }
+        f.runtime.remove(id).unwrap();
+    }
+    for dir in &dirs {
+        let _ = std::fs::remove_dir(dir);
+    }
 }

@@ -114,13 +114,39 @@ fn parse_list(names: &[String], field: &str, last: u32) -> Result<(u64, bool), S
 }
 
 /// Docker's default set, minus `drop`, plus `add` (`ALL` supported on both sides; add wins).
+/// `ALL` added (and `privileged: true`) means every capability this process may hand on, as
+/// containerd gives: a daemon run without some capability cannot grant it.
 pub fn effective_set(changes: &CapabilityChanges, last: u32) -> Result<CapSet, String> {
+    effective_set_within(changes, last, own_bounding_set())
+}
+
+/// [`effective_set`] with `ALL` meaning `available`.
+pub fn effective_set_within(changes: &CapabilityChanges, last: u32, available: u64) -> Result<CapSet, String> {
     let defaults: u64 = DEFAULT.iter().filter_map(|n| number(n)).fold(0, |m, n| m | (1 << n));
     let (add, add_all) = parse_list(&changes.add, "add", last)?;
     let (drop, drop_all) = parse_list(&changes.drop, "drop", last)?;
     let mut set = if drop_all { 0 } else { defaults & !drop };
-    set |= if add_all { all(last) } else { add };
+    set |= if add_all { all(last) & available } else { add };
     Ok(CapSet(set & all(last)))
+}
+
+/// This process's bounding set (`CapBnd` in /proc/self/status); every capability if unreadable.
+fn own_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// The `CAP_`-prefixed names in `set`, in kernel order (as the OCI spec and seccomp
+/// profiles write them).
+pub fn prefixed_names(set: CapSet, last: u32) -> Vec<String> {
+    (0..=last.min(63))
+        .filter(|n| set.0 & (1 << n) != 0)
+        .filter_map(|n| name(n).map(|name| format!("CAP_{name}")))
+        .collect()
 }
 
 #[repr(C)]
@@ -215,8 +241,10 @@ mod tests {
         assert_eq!(set.0 & 1, 0);
         let only = effective_set(&changes(&["NET_BIND_SERVICE"], &["ALL"]), 40).unwrap();
         assert_eq!(only.0, 1 << 10);
-        let every = effective_set(&changes(&["ALL"], &[]), 40).unwrap();
+        let every = effective_set_within(&changes(&["ALL"], &[]), 40, u64::MAX).unwrap();
         assert_eq!(every.0, (1 << 41) - 1);
+        let held = effective_set_within(&changes(&["ALL"], &[]), 40, !(1 << 24)).unwrap();
+        assert_eq!(held.0, ((1 << 41) - 1) & !(1 << 24), "ALL is what this process holds");
         let err = effective_set(&changes(&["NET_FLY"], &[]), 40).unwrap_err();
         assert!(err.contains("capabilities.add") && err.contains("NET_FLY"), "{err}");
     }

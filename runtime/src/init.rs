@@ -4,8 +4,10 @@
 
 use super::capabilities;
 use super::cgroups;
+use super::devices;
 use super::mounts;
 use super::placement;
+use super::seccomp;
 use super::spec::ContainerSpec;
 use nix::sched::{setns, CloneFlags};
 use std::ffi::CString;
@@ -86,8 +88,13 @@ fn setup_and_exec(
     stdout_write: &OwnedFd,
     stderr_write: &OwnedFd,
 ) -> Result<std::convert::Infallible, (FailedStage, String)> {
+    // Compiled before anything changes, so a bad profile fails the start early.
+    let filters = seccomp_filters(spec).map_err(setup)?;
     // First, so that everything the container does from here on is charged to and limited by its pod.
     cgroups::join_current(&spec.cgroup_dirs).map_err(|e| setup(e.to_string()))?;
+    devices::enforce(&spec.confinement.devices, &spec.cgroup_dirs).map_err(setup)?;
+    // Its own cgroup becomes the root of every hierarchy it sees: no host path in /proc/self/cgroup.
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| setup(format!("unshare cgroup namespace: {e}")))?;
     if let Some(score) = spec.oom_score_adj {
         placement::set_oom_score_adj(score).map_err(setup)?;
     }
@@ -95,17 +102,35 @@ fn setup_and_exec(
     join_namespace(Some(&spec.sandbox.ipcns_path), CloneFlags::CLONE_NEWIPC).map_err(setup)?;
     mounts::prepare_root(spec, root).map_err(setup)?;
     mounts::pivot_into(root).map_err(setup)?;
-    mounts::protect_kernel_paths().map_err(setup)?;
+    if !spec.confinement.privileged {
+        mounts::protect_kernel_paths().map_err(setup)?;
+    }
     if spec.readonly_rootfs {
         mounts::make_root_readonly().map_err(setup)?;
     }
     nix::unistd::sethostname(&spec.hostname).map_err(|e| setup(format!("sethostname {:?}: {e}", spec.hostname)))?;
     wire_stdio(stdout_write, stderr_write).map_err(setup)?;
+    // Without no_new_privs a filter needs CAP_SYS_ADMIN, which only the init has: install it
+    // before the capabilities go (what follows is allowed by any sane profile). With
+    // no_new_privs, as late as possible, just before exec.
+    if !spec.no_new_privileges {
+        seccomp::compile::install(&filters).map_err(setup)?;
+    }
     drop_privileges(spec).map_err(setup)?;
     let cwd = &spec.cwd;
     nix::unistd::chdir(cwd).map_err(|e| setup(format!("chdir to cwd ({:?}) set in config: {}", cwd, go_errno(e))))?;
     reset_signals();
+    if spec.no_new_privileges {
+        seccomp::compile::install(&filters).map_err(setup)?;
+    }
     exec(spec)
+}
+
+/// The container's seccomp filters, resolved against the capabilities it will have.
+fn seccomp_filters(spec: &ContainerSpec) -> Result<Vec<seccompiler::BpfProgram>, String> {
+    let last = capabilities::last_cap();
+    let caps = capabilities::effective_set(&spec.capabilities, last)?;
+    spec.confinement.seccomp.compile(capabilities::prefixed_names(caps, last))
 }
 
 fn join_namespace(path: Option<&Path>, kind: CloneFlags) -> Result<(), String> {

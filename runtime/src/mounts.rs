@@ -62,7 +62,7 @@ pub fn prepare_root(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
     mkdir_p(&proc_dir)?;
     do_mount(Some(Path::new("proc")), &proc_dir, Some("proc"), NOSUID_NOEXEC_NODEV, None)?;
     mount_dev(&root.join("dev"))?;
-    mount_sys(&root.join("sys"))?;
+    mount_sys(&root.join("sys"), spec.confinement.privileged)?;
     for m in &spec.mounts {
         mount_volume(root, m)?;
     }
@@ -168,9 +168,10 @@ fn mount_dev(dev: &Path) -> Result<(), String> {
     do_mount(Some(Path::new("mqueue")), &mqueue, Some("mqueue"), NOSUID_NOEXEC_NODEV, None)
 }
 
-fn mount_sys(sys: &Path) -> Result<(), String> {
+/// sysfs, read-only unless the container is privileged.
+fn mount_sys(sys: &Path, privileged: bool) -> Result<(), String> {
     mkdir_p(sys)?;
-    let flags = NOSUID_NOEXEC_NODEV | MsFlags::MS_RDONLY;
+    let flags = if privileged { NOSUID_NOEXEC_NODEV } else { NOSUID_NOEXEC_NODEV | MsFlags::MS_RDONLY };
     if mount(Some("sysfs"), sys, Some("sysfs"), flags, None::<&str>).is_ok() {
         return Ok(());
     }

@@ -1,5 +1,7 @@
 //! The runtime's own plain spec types: what to run, independent of Kubernetes objects.
 
+use super::devices::DeviceRule;
+use super::seccomp::Seccomp;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -110,6 +112,32 @@ pub struct CapabilityChanges {
     pub drop: Vec<String>,
 }
 
+/// What a container may reach beyond its namespaces: device nodes, system calls, the
+/// kernel's files. The default is the confined one; `privileged: true` lifts all three.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    /// The devices it may create and open (runc's whitelist by default); room for the
+    /// devices a pod may grant.
+    pub devices: Vec<DeviceRule>,
+    /// Its seccomp profile (`RuntimeDefault` unless the pod says otherwise).
+    pub seccomp: Seccomp,
+    /// `privileged: true`: /proc without masked or read-only paths, /sys writable.
+    pub privileged: bool,
+}
+
+impl Default for Confinement {
+    fn default() -> Self {
+        Confinement { devices: DeviceRule::runc_defaults(), seccomp: Seccomp::RuntimeDefault, privileged: false }
+    }
+}
+
+impl Confinement {
+    /// Everything open: all devices, no seccomp, the kernel's files as the host has them.
+    pub fn privileged() -> Confinement {
+        Confinement { devices: DeviceRule::everything(), seccomp: Seccomp::Unconfined, privileged: true }
+    }
+}
+
 /// Everything the runtime needs to start one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -137,6 +165,9 @@ pub struct ContainerSpec {
     pub capabilities: CapabilityChanges,
     /// Set PR_SET_NO_NEW_PRIVS (`allowPrivilegeEscalation: false`).
     pub no_new_privileges: bool,
+    /// Devices, seccomp and kernel files.
+    #[serde(default)]
+    pub confinement: Confinement,
     /// cgroup directories (one per hierarchy) the process joins before it execs.
     pub cgroup_dirs: Vec<PathBuf>,
     /// `oom_score_adj` of the container's processes (kubelet's QoS policy); `None` inherits the daemon's.
@@ -174,6 +205,7 @@ impl ContainerSpec {
             hostname: "web-0".into(),
             capabilities: CapabilityChanges { add: vec!["NET_ADMIN".into()], drop: vec!["ALL".into()] },
             no_new_privileges: true,
+            confinement: Confinement::default(),
             cgroup_dirs: vec![],
             oom_score_adj: Some(1000),
             log_path: "/l/0.log".into(),

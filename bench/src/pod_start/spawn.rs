@@ -5,7 +5,7 @@ use crate::procfs;
 use coracled::cgroups::{Cgroups, Limits};
 use coracled::runtime::shim::SHIM_ARG;
 use coracled::runtime::{
-    BuiltinRuntime, CapabilityChanges, ContainerRuntime, ContainerSpec, ContainerState, Rootfs, Sandbox,
+    BuiltinRuntime, CapabilityChanges, Confinement, ContainerRuntime, ContainerSpec, ContainerState, Rootfs, Sandbox,
     SandboxNetwork, SandboxSpec, UserSpec,
 };
 use nix::sys::signal::Signal;
@@ -83,6 +83,7 @@ impl Rig {
             mounts: self.sandbox.standard_mounts(),
             capabilities: CapabilityChanges::default(),
             no_new_privileges: false,
+            confinement: Confinement::default(),
             cgroup_dirs,
             oom_score_adj: Some(1000),
             log_path: dir.join("log/0.log"),

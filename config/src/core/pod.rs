@@ -286,6 +286,24 @@ pub struct SecurityContext {
     pub allow_privilege_escalation: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
+    /// `Default` (runc's masked and read-only /proc paths); `Unmasked` needs a user namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_mount: Option<String>,
+    /// Overrides the pod's; Coracle's default is `RuntimeDefault` (Kubernetes' is Unconfined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<SeccompProfile>,
+}
+
+/// `securityContext.seccompProfile`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompProfile {
+    /// `RuntimeDefault`, `Unconfined` or `Localhost`.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    /// For `Localhost`: a path relative to the node's profile directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -301,6 +319,9 @@ pub struct PodSecurityContext {
     pub fs_group: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supplemental_groups: Vec<i64>,
+    /// Every container's profile unless its own securityContext names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<SeccompProfile>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

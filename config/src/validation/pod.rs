@@ -5,7 +5,7 @@ use super::meta;
 use super::names;
 use crate::core::{
     Container, ContainerPort, ExecAction, HttpGetAction, LifecycleHandler, PodSpec, Probe, ResourceRequirements,
-    TcpSocketAction, Volume,
+    SeccompProfile, TcpSocketAction, Volume,
 };
 use crate::IntOrString;
 use std::collections::BTreeSet;
@@ -103,6 +103,7 @@ pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs:
         for (i, &g) in sc.supplemental_groups.iter().enumerate() {
             id_range(Some(g), &p.child("supplementalGroups").index(i), errs);
         }
+        seccomp_profile(sc.seccomp_profile.as_ref(), &p.child("seccompProfile"), errs);
     }
 }
 
@@ -229,6 +230,54 @@ fn container(
                 "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
             ));
         }
+        let adds_sys_admin = sc.capabilities.as_ref().is_some_and(|c| c.add.iter().any(|a| a == "CAP_SYS_ADMIN"));
+        if adds_sys_admin && sc.allow_privilege_escalation == Some(false) {
+            errs.push(FieldError::invalid(
+                &p,
+                "false",
+                "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            ));
+        }
+        if let Some(proc_mount) = &sc.proc_mount {
+            let field = p.child("procMount");
+            match proc_mount.as_str() {
+                "Default" => {}
+                // Pods always share the host's user namespace here (no `hostUsers: false`).
+                "Unmasked" => {
+                    errs.push(FieldError::invalid(&p, quote(proc_mount), "`hostUsers` must be false to use `Unmasked`"))
+                }
+                other => errs.push(FieldError::not_supported(&field, other, &["Default", "Unmasked"])),
+            }
+        }
+        seccomp_profile(sc.seccomp_profile.as_ref(), &p.child("seccompProfile"), errs);
+    }
+}
+
+/// `validateSeccompProfileField`: a known type; `localhostProfile` exactly for `Localhost`,
+/// relative and without `..`.
+fn seccomp_profile(profile: Option<&SeccompProfile>, path: &Path, errs: &mut Vec<FieldError>) {
+    let Some(profile) = profile else { return };
+    let kinds = ["Localhost", "RuntimeDefault", "Unconfined"];
+    match profile.type_.as_str() {
+        "" => errs.push(FieldError::required(&path.child("type"), "type is required when seccompProfile is set")),
+        t if !kinds.contains(&t) => errs.push(FieldError::not_supported(&path.child("type"), t, &kinds)),
+        _ => {}
+    }
+    let field = path.child("localhostProfile");
+    match (&profile.localhost_profile, profile.type_ == "Localhost") {
+        (None, true) => errs.push(FieldError::required(&field, "must be set when seccomp type is Localhost")),
+        (Some(p), true) => {
+            if p.starts_with('/') {
+                errs.push(FieldError::invalid(&field, quote(p), "must be a relative path"));
+            }
+            if p.split('/').any(|part| part == "..") {
+                errs.push(FieldError::invalid(&field, quote(p), "must not contain '..'"));
+            }
+        }
+        (Some(p), false) => {
+            errs.push(FieldError::invalid(&field, quote(p), "can only be set when seccomp type is Localhost"))
+        }
+        (None, false) => {}
     }
 }
 

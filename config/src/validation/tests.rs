@@ -401,3 +401,48 @@ fn numbers_beyond_their_type_are_refused_at_decoding_naming_the_field() {
         "spec.terminationGracePeriodSeconds: invalid value: integer `18446744073709551615`, expected i64"
     );
 }
+
+#[test]
+fn security_contexts_are_checked_as_kubernetes_does() {
+    let with = |pod_sc: Value, sc: Value| {
+        let mut p = pod();
+        p["spec"]["securityContext"] = pod_sc;
+        p["spec"]["containers"][0]["securityContext"] = sc;
+        errors_of(p)
+    };
+    let c0 = "spec.containers[0].securityContext";
+    let fine = json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "procMount": "Default",
+                      "privileged": false, "readOnlyRootFilesystem": true, "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}});
+    assert_eq!(with(json!({"seccompProfile": {"type": "RuntimeDefault"}}), fine), Vec::<String>::new());
+    assert_eq!(
+        with(json!({"seccompProfile": {"type": "Localhost"}}), json!({"seccompProfile": {"type": "Strict"}})),
+        vec![
+            format!("{c0}.seccompProfile.type: Unsupported value: \"Strict\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\""),
+            "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost".to_string(),
+        ]
+    );
+    assert_eq!(
+        with(json!({"seccompProfile": {"type": "Unconfined", "localhostProfile": "x.json"}}), json!({"seccompProfile": {"type": "Localhost", "localhostProfile": "/etc/../x.json"}})),
+        vec![
+            format!("{c0}.seccompProfile.localhostProfile: Invalid value: \"/etc/../x.json\": must be a relative path"),
+            format!("{c0}.seccompProfile.localhostProfile: Invalid value: \"/etc/../x.json\": must not contain '..'"),
+            "spec.securityContext.seccompProfile.localhostProfile: Invalid value: \"x.json\": can only be set when seccomp type is Localhost".to_string(),
+        ]
+    );
+    assert_eq!(
+        with(json!({}), json!({"seccompProfile": {}})),
+        vec![format!("{c0}.seccompProfile.type: Required value: type is required when seccompProfile is set")]
+    );
+    assert_eq!(
+        with(json!({}), json!({"procMount": "Unmasked"})),
+        vec![format!("{c0}: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`")]
+    );
+    assert_eq!(
+        with(json!({}), json!({"procMount": "Raw"})),
+        vec![format!("{c0}.procMount: Unsupported value: \"Raw\": supported values: \"Default\", \"Unmasked\"")]
+    );
+    assert_eq!(
+        with(json!({}), json!({"allowPrivilegeEscalation": false, "capabilities": {"add": ["CAP_SYS_ADMIN"]}})),
+        vec![format!("{c0}: Invalid value: false: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN")]
+    );
+}

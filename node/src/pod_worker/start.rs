@@ -239,6 +239,7 @@ impl PodWorker {
             log_max_files: self.ctx.log_max_files,
             service_env: &service_env,
             node_memory: self.ctx.node_memory,
+            seccomp_profile_root: &self.ctx.seccomp_profile_root,
         };
         let spec = match container_spec::build(pod, &container, &inputs) {
             Ok(s) => s,

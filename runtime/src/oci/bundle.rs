@@ -2,8 +2,10 @@
 //! and read-only paths, device rules) with the pod's process, identity, namespaces and volumes.
 
 use super::super::capabilities;
+use super::super::devices::{DeviceKind, DeviceRule};
 use super::super::mounts::{MASKED_PATHS, READONLY_PATHS};
 use super::super::placement;
+use super::super::seccomp;
 use super::super::spec::{ContainerSpec, MountKind, MountSpec};
 use super::cgroups_path::CgroupPlacement;
 use serde_json::{json, Value};
@@ -20,10 +22,7 @@ fn capability_names(spec: &ContainerSpec) -> Result<Vec<String>, String> {
     let last = capabilities::last_cap();
     let set =
         capabilities::effective_set(&spec.capabilities, last).map_err(|e| format!("container {}: {e}", spec.id))?;
-    Ok((0..=last.min(63))
-        .filter(|n| set.0 & (1 << n) != 0)
-        .filter_map(|n| capabilities::name(n).map(|name| format!("CAP_{name}")))
-        .collect())
+    Ok(capabilities::prefixed_names(set, last))
 }
 
 fn process(spec: &ContainerSpec) -> Result<Value, String> {
@@ -59,8 +58,10 @@ fn process(spec: &ContainerSpec) -> Result<Value, String> {
     Ok(process)
 }
 
-/// runc's default mounts, in `runc spec`'s order.
-fn default_mounts() -> Vec<Value> {
+/// runc's default mounts, in `runc spec`'s order; sysfs and the cgroup tree writable for a
+/// privileged container.
+fn default_mounts(privileged: bool) -> Vec<Value> {
+    let ro: &[&str] = if privileged { &[] } else { &["ro"] };
     let mount = |dest: &str, kind: &str, source: &str, options: &[&str]| json!({ "destination": dest, "type": kind, "source": source, "options": options });
     vec![
         mount("/proc", "proc", "proc", &[]),
@@ -73,8 +74,8 @@ fn default_mounts() -> Vec<Value> {
         ),
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        mount("/sys", "sysfs", "sysfs", &[&["nosuid", "noexec", "nodev"], ro].concat()),
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", &[&["nosuid", "noexec", "nodev", "relatime"], ro].concat()),
     ]
 }
 
@@ -114,7 +115,9 @@ fn volume(m: &MountSpec) -> Result<Value, String> {
 }
 
 fn namespaces(spec: &ContainerSpec) -> Result<Vec<Value>, String> {
-    let mut list = vec![json!({"type": "pid"}), json!({"type": "mount"}), json!({"type": "uts"})];
+    // A cgroup namespace too, so the container sees no host path in /proc/self/cgroup.
+    let mut list =
+        vec![json!({"type": "pid"}), json!({"type": "mount"}), json!({"type": "uts"}), json!({"type": "cgroup"})];
     list.push(json!({"type": "ipc", "path": path_str(&spec.sandbox.ipcns_path, "sandbox ipc namespace")?}));
     // The host network is simply the network namespace runc already runs in.
     if let Some(netns) = &spec.sandbox.netns_path {
@@ -123,20 +126,48 @@ fn namespaces(spec: &ContainerSpec) -> Result<Vec<Value>, String> {
     Ok(list)
 }
 
+/// `linux.resources.devices`: deny everything, then allow each rule.
+fn device_rules(rules: &[DeviceRule]) -> Vec<Value> {
+    let mut list = vec![json!({ "allow": false, "access": "rwm" })];
+    for rule in rules {
+        let mut entry = json!({ "allow": true, "access": rule.access.letters() });
+        if rule.kind != DeviceKind::All {
+            entry["type"] = json!(rule.kind.letter().to_string());
+        }
+        if let Some(major) = rule.major {
+            entry["major"] = json!(major);
+        }
+        if let Some(minor) = rule.minor {
+            entry["minor"] = json!(minor);
+        }
+        list.push(entry);
+    }
+    list
+}
+
 /// The config.json for `spec`, its cgroup placed as `cgroups` says.
 pub fn config(spec: &ContainerSpec, cgroups: &CgroupPlacement) -> Result<Value, String> {
-    let mut mounts = default_mounts();
+    let confinement = &spec.confinement;
+    let mut mounts = default_mounts(confinement.privileged);
     for m in &spec.mounts {
         mounts.push(volume(m).map_err(|e| format!("container {}: {e}", spec.id))?);
     }
+    let (masked, readonly): (&[&str], &[&str]) =
+        if confinement.privileged { (&[], &[]) } else { (&MASKED_PATHS, &READONLY_PATHS) };
     let mut linux = json!({
-        "resources": { "devices": [ { "allow": false, "access": "rwm" } ] },
+        "resources": { "devices": device_rules(&confinement.devices) },
         "namespaces": namespaces(spec).map_err(|e| format!("container {}: {e}", spec.id))?,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
+        "maskedPaths": masked,
+        "readonlyPaths": readonly,
     });
     if let CgroupPlacement::Path(path) = cgroups {
         linux["cgroupsPath"] = json!(path);
+    }
+    let caps = capability_names(spec)?;
+    let resolved =
+        confinement.seccomp.resolve(caps).map_err(|e| format!("container {}: seccomp profile: {e}", spec.id))?;
+    if let Some(resolved) = resolved {
+        linux["seccomp"] = seccomp::oci::linux_seccomp(&resolved);
     }
     Ok(json!({
         "ociVersion": OCI_VERSION,
@@ -178,6 +209,38 @@ mod tests {
         let hosts = mounts.iter().find(|m| m["destination"] == json!("/etc/hosts")).unwrap();
         assert_eq!(hosts["type"], json!("bind"));
         assert_eq!(c["linux"]["maskedPaths"].as_array().unwrap().len(), MASKED_PATHS.len());
+        assert!(ns.as_array().unwrap().contains(&json!({"type": "cgroup"})), "a cgroup namespace");
+    }
+
+    #[test]
+    fn devices_and_seccomp_are_confined_unless_privileged() {
+        let c = config(&spec(), &CgroupPlacement::RuntimeDefault).unwrap();
+        let devices = c["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[0], json!({"allow": false, "access": "rwm"}));
+        assert!(devices.contains(&json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})));
+        assert!(devices.contains(&json!({"allow": true, "type": "b", "access": "m"})), "mknod of any block node");
+        assert!(devices.contains(&json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})));
+        assert_eq!(devices.len(), 1 + DeviceRule::runc_defaults().len());
+        let seccomp = &c["linux"]["seccomp"];
+        assert_eq!(seccomp["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        assert!(c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == json!("/sys") && m["options"].as_array().unwrap().contains(&json!("ro"))));
+        let mut privileged = spec();
+        privileged.confinement = crate::spec::Confinement::privileged();
+        let c = config(&privileged, &CgroupPlacement::RuntimeDefault).unwrap();
+        let devices = c["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(devices[1], json!({"allow": true, "access": "rwm"}), "every device");
+        assert!(c["linux"].get("seccomp").is_none());
+        assert_eq!(c["linux"]["maskedPaths"], json!([]));
+        assert_eq!(c["linux"]["readonlyPaths"], json!([]));
+        assert!(c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !m["options"].as_array().unwrap().contains(&json!("ro"))));
     }
 
     #[test]

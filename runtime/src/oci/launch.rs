@@ -4,6 +4,7 @@
 
 use super::super::cgroups;
 use super::super::container_runtime::StartError;
+use super::super::devices;
 use super::super::mounts;
 use super::super::shim;
 use super::super::spec::ContainerSpec;
@@ -104,6 +105,10 @@ fn create_then_start(
         .map(Pid::from_raw)
         .ok_or_else(|| undo(StartError::run(format!("{}: no container pid written", pid_file.display())), None))?;
     if launch.move_into_cgroups {
+        // runc confined the devices of the cgroup it made; the node's get the same rules.
+        if let Err(e) = devices::enforce(&spec.confinement.devices, &spec.cgroup_dirs) {
+            return Err(undo(StartError::run(e), Some(pid)));
+        }
         if let Err(e) = cgroups::move_process(&spec.cgroup_dirs, pid.as_raw()) {
             return Err(undo(StartError::run(e.to_string()), Some(pid)));
         }

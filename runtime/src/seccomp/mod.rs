@@ -1,0 +1,51 @@
+//! seccomp for every container, on by default: `RuntimeDefault` (Docker's and containerd's
+//! default profile) unless the pod says `Unconfined` or names a `Localhost` profile. The
+//! profile is resolved against the container's capabilities and this machine, compiled with
+//! seccompiler for the builtin runtime, or handed to the OCI runtime in the bundle.
+
+pub mod compile;
+pub mod default;
+pub mod oci;
+pub mod profile;
+pub mod resolve;
+mod syscalls;
+
+#[cfg(test)]
+mod tests;
+
+pub use profile::Profile;
+
+use serde::{Deserialize, Serialize};
+
+/// The container's seccomp profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seccomp {
+    /// No filter (`seccompProfile.type: Unconfined`, and `privileged: true`).
+    Unconfined,
+    /// Docker's default profile.
+    #[default]
+    RuntimeDefault,
+    /// A profile the node read from its profile directory (`Localhost`).
+    Profile(Profile),
+}
+
+impl Seccomp {
+    /// The rules for a container with capabilities `caps` (`CAP_`-prefixed) on this
+    /// machine; `None` when unconfined.
+    pub fn resolve(&self, caps: Vec<String>) -> Result<Option<resolve::Resolved>, String> {
+        let context = resolve::Context::here(caps);
+        match self {
+            Seccomp::Unconfined => Ok(None),
+            Seccomp::RuntimeDefault => resolve::resolve(&default::profile(), &context).map(Some),
+            Seccomp::Profile(profile) => resolve::resolve(profile, &context).map(Some),
+        }
+    }
+
+    /// The compiled filters for a container with capabilities `caps`; empty when unconfined.
+    pub fn compile(&self, caps: Vec<String>) -> Result<Vec<seccompiler::BpfProgram>, String> {
+        match self.resolve(caps).map_err(|e| format!("seccomp profile: {e}"))? {
+            Some(resolved) => compile::compile(&resolved),
+            None => Ok(Vec::new()),
+        }
+    }
+}
