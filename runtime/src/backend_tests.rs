@@ -565,7 +565,8 @@ fn exec_runs_confined_exactly_as_the_container(backend: Backend) {
     spec.capabilities = CapabilityChanges { add: vec![], drop: vec!["ALL".into()] };
     let handle = f.start(&spec);
     let script = "id; echo $GREETING $EXTRA; pwd; grep -E 'CapBnd|NoNewPrivs' /proc/self/status; hostname; \
-                  for ns in pid net ipc uts mnt; do readlink /proc/self/ns/$ns; done; echo $$; tr '\\0' ' ' < /proc/1/cmdline";
+                  for ns in pid net ipc uts mnt; do readlink /proc/self/ns/$ns; done; echo $$; tr '\\0' ' ' < /proc/1/cmdline; \
+                  echo; grep Seccomp: /proc/self/status; cat /proc/self/cgroup";
     let out = exec(&f, "target", &["sh", "-c", script], &["EXTRA=there"]).unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.exit_code, 0, "{text} {}", String::from_utf8_lossy(&out.stderr));
@@ -582,6 +583,9 @@ fn exec_runs_confined_exactly_as_the_container(backend: Backend) {
     let own_pid: i32 = lines[11].parse().unwrap();
     assert!(own_pid > 1 && own_pid < 100, "a pid of the container's pid namespace: {own_pid}");
     assert_eq!(lines[12], "sleep 600 ", "its /proc is the container's, whose pid 1 is the container's init");
+    assert_eq!(lines[13], "Seccomp:\t2", "the container's seccomp filter: {text}");
+    let cgroups = &lines[14..];
+    assert!(!cgroups.is_empty() && cgroups.iter().all(|l| l.ends_with(":/")), "its cgroup namespace: {text}");
     let stderr = exec(&f, "target", &["sh", "-c", "echo oops >&2; exit 4"], &[]).unwrap();
     assert_eq!((stderr.exit_code, stderr.stderr.as_slice()), (4, &b"oops\n"[..]));
     // A restarted daemon's runtime knows how the container was started: it execs the same way.
@@ -633,9 +637,25 @@ fn exec_joins_the_containers_cgroups(backend: Backend) {
     let mut spec = f.spec("cg", &["sleep", "600"]);
     spec.cgroup_dirs = vec![cgroup.clone()];
     f.start(&spec);
+    // Inside, the container's cgroup is the root of its cgroup namespace: a process that had
+    // not joined it would see a path above that root ("/..").
     let out = exec(&f, "cg", &["cat", "/proc/self/cgroup"], &[]).unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(text.lines().any(|l| l.contains(":memory:") && l.ends_with(&leaf)), "{text}");
+    assert!(text.lines().any(|l| l.contains(":memory:") && l.ends_with(":/")), "{text}");
+    // From the host: while an exec'd command runs, the container's cgroup holds it beside
+    // the container's own process.
+    let procs = cgroup.join("cgroup.procs");
+    let members = || std::fs::read_to_string(&procs).unwrap_or_default().lines().count();
+    let before = members();
+    std::thread::scope(|s| {
+        let running = s.spawn(|| exec(&f, "cg", &["sleep", "3"], &[]).unwrap());
+        let joined = (0..300).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            members() > before
+        });
+        assert!(joined, "no exec'd process in {}", procs.display());
+        assert_eq!(running.join().unwrap().exit_code, 0);
+    });
     f.runtime.signal("cg", nix::sys::signal::Signal::SIGKILL).unwrap();
     wait_exited(&*f.runtime, "cg");
     f.runtime.remove("cg").unwrap();

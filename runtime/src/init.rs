@@ -126,8 +126,9 @@ fn setup_and_exec(
     exec(spec)
 }
 
-/// The container's seccomp filters, resolved against the capabilities it will have.
-fn seccomp_filters(spec: &ContainerSpec) -> Result<Vec<seccompiler::BpfProgram>, String> {
+/// The container's seccomp filters, resolved against the capabilities it will have (exec into
+/// the container installs the same).
+pub(crate) fn seccomp_filters(spec: &ContainerSpec) -> Result<Vec<seccompiler::BpfProgram>, String> {
     let last = capabilities::last_cap();
     let caps = capabilities::effective_set(&spec.capabilities, last)?;
     spec.confinement.seccomp.compile(capabilities::prefixed_names(caps, last))

@@ -13,6 +13,7 @@ use super::{merged_env, start_error, ExecError, ExecIo, ExecOutput, ExecRequest}
 use crate::capabilities::{self, CapSet};
 use crate::cgroups;
 use crate::placement;
+use crate::seccomp::compile as seccomp;
 use crate::spec::ContainerSpec;
 use std::ffi::CString;
 use std::fs::File;
@@ -23,16 +24,19 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// Namespaces joined, in order; `mnt` last because it swaps the root.
-const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
+/// The cgroup namespace first (its root is the container's cgroup, joined just before), the
+/// mount namespace last (it changes the root the others' paths were opened from).
+const NAMESPACES: [&str; 6] = ["cgroup", "ipc", "uts", "net", "pid", "mnt"];
 
 /// The steps between fork and exec, in order; a failing one reports its number.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     "join the container's cgroups",
     "set the container's OOM score",
     "enter the container's namespaces",
     "take on the container's user and capabilities",
     "change to the container's working directory",
     "enter the container's pid namespace",
+    "install the container's seccomp filter",
 ];
 
 /// Everything the child needs, prepared before the fork: after it only async-signal-safe
@@ -47,6 +51,8 @@ struct Prepared {
     uid: libc::uid_t,
     gid: libc::gid_t,
     no_new_privileges: bool,
+    /// The container's seccomp filters (none when it runs unconfined).
+    seccomp: Vec<seccompiler::BpfProgram>,
     cwd: CString,
     /// Where a failing step writes its number (close-on-exec: silent when the exec works).
     report: OwnedFd,
@@ -73,6 +79,7 @@ impl Prepared {
         };
         let last_cap = capabilities::last_cap();
         let caps = capabilities::effective_set(&spec.capabilities, last_cap).map_err(runtime)?;
+        let seccomp = crate::init::seccomp_filters(spec).map_err(runtime)?;
         let cwd = CString::new(spec.cwd.as_os_str().as_bytes())
             .map_err(|_| runtime(format!("cwd {:?} contains a NUL byte", spec.cwd)))?;
         Ok(Prepared {
@@ -85,6 +92,7 @@ impl Prepared {
             uid: spec.user.uid,
             gid: spec.user.gid,
             no_new_privileges: spec.no_new_privileges,
+            seccomp,
             cwd,
             report,
         })
@@ -100,7 +108,15 @@ impl Prepared {
             // SAFETY: setns(2) on a namespace descriptor opened before the fork.
             check(unsafe { libc::setns(ns.as_raw_fd(), 0) }).map_err(|e| (2, e))?;
         }
+        // As the container's init does: without no_new_privs the filter needs CAP_SYS_ADMIN,
+        // so it goes on before the identity change; with it, after.
+        if !self.no_new_privileges {
+            seccomp::install_in_child(&self.seccomp).map_err(|e| (6, e))?;
+        }
         self.take_identity().map_err(|e| (3, e))?;
+        if self.no_new_privileges {
+            seccomp::install_in_child(&self.seccomp).map_err(|e| (6, e))?;
+        }
         // SAFETY: chdir(2) on a NUL-terminated path prepared before the fork.
         check(unsafe { libc::chdir(self.cwd.as_ptr()) }).map_err(|e| (4, e))?;
         // After the identity change, which would clear the parent-death signal.

@@ -125,19 +125,23 @@ pub fn compile(resolved: &Resolved) -> Result<Vec<BpfProgram>, String> {
 /// Installs `programs` on the calling thread (single-threaded: the container's init). Needs
 /// no_new_privs or CAP_SYS_ADMIN; sets neither.
 pub fn install(programs: &[BpfProgram]) -> Result<(), String> {
+    install_in_child(programs).map_err(|e| format!("install seccomp filter: {e}"))
+}
+
+/// [`install`] without allocating, for a child between fork and exec (exec into a running
+/// container): every program is checked to fit a `sock_fprog` before the fork, by
+/// [`compile`]'s callers, so only the syscall's own error is left to report.
+pub fn install_in_child(programs: &[BpfProgram]) -> std::io::Result<()> {
     for program in programs {
-        let fprog = libc::sock_fprog {
-            len: u16::try_from(program.len())
-                .map_err(|_| format!("seccomp filter of {} instructions", program.len()))?,
-            filter: program.as_ptr() as *mut libc::sock_filter,
-        };
+        let len = u16::try_from(program.len()).map_err(|_| std::io::Error::from_raw_os_error(libc::E2BIG))?;
+        let fprog = libc::sock_fprog { len, filter: program.as_ptr() as *mut libc::sock_filter };
         // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER) copies the program the live sock_fprog
         // points at (`len` instructions of `program`, borrowed for the call) into the kernel.
         let rc = unsafe {
             libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &fprog as *const libc::sock_fprog)
         };
         if rc != 0 {
-            return Err(format!("install seccomp filter: {}", std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())
