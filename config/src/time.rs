@@ -3,14 +3,40 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest span the daemon counts from a clock reading: 2^31-1 seconds (68 years), the
+/// bound Kubernetes puts on `activeDeadlineSeconds`. Seconds taken from objects and queries
+/// (grace periods, deadlines, timeouts) are clamped to it before they meet a clock, so
+/// `now + span` can neither overflow (`Instant` and `SystemTime` addition panics) nor reach
+/// past the year 9999 that RFC 3339 can write.
+pub const MAX_SPAN_SECONDS: i64 = i32::MAX as i64;
+/// [`MAX_SPAN_SECONDS`] as a `Duration`, to bound spans computed from other spans.
+pub const MAX_SPAN: Duration = Duration::from_secs(MAX_SPAN_SECONDS as u64);
+
+/// `seconds` from an object or a query as a span: a negative number is zero, one beyond
+/// [`MAX_SPAN_SECONDS`] is that.
+pub fn span(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.clamp(0, MAX_SPAN_SECONDS) as u64)
+}
+
+/// The latest time RFC 3339 can write: 9999-12-31T23:59:59Z.
+fn latest_writable() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// `t` within what RFC 3339 can write (the epoch to the end of year 9999): humantime's
+/// formatter panics outside it, and no computed time may take the daemon down.
+fn writable(t: SystemTime) -> SystemTime {
+    t.clamp(UNIX_EPOCH, latest_writable())
+}
+
 /// `2024-05-01T12:00:00Z`, the form of every `metav1.Time` field.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_seconds(writable(t)).to_string()
 }
 
 /// `2024-05-01T12:00:00.123456789Z`, as CRI log lines and `metav1.MicroTime` carry it.
 pub fn rfc3339_nanos(t: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
+    humantime::format_rfc3339_nanos(writable(t)).to_string()
 }
 
 /// The current time as a `metav1.Time` string.
@@ -85,6 +111,26 @@ mod tests {
         assert_eq!(s, "2023-11-14T22:13:20Z");
         assert_eq!(parse(&s), Some(t));
         assert_eq!(unix_seconds(&s), Some(1_700_000_000));
+    }
+
+    #[test]
+    fn spans_are_clamped_to_what_a_clock_can_take() {
+        assert_eq!(span(-5), Duration::ZERO);
+        assert_eq!(span(30), Duration::from_secs(30));
+        assert_eq!(span(i64::MAX), Duration::from_secs(i32::MAX as u64));
+        // The whole point: the sum with the current time neither overflows nor is unwritable.
+        let later = SystemTime::now() + span(i64::MAX);
+        assert!(rfc3339(later).starts_with("20"), "{}", rfc3339(later));
+        let _ = std::time::Instant::now() + span(i64::MAX);
+    }
+
+    #[test]
+    fn times_outside_rfc3339_are_written_at_its_bounds() {
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_nanos(far), "9999-12-31T23:59:59.000000000Z");
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00Z");
     }
 
     #[test]

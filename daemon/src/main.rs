@@ -73,6 +73,20 @@ fn tell_systemd(sent: std::io::Result<bool>) {
 }
 
 /// `default` always exists, as in Kubernetes.
+/// A Warning event on each object the store repaired as it loaded (a number stored by an
+/// older daemon beyond what the daemon now bounds), saying what was changed.
+fn record_load_repairs(store: &Store, node_name: &str) {
+    let repairs = store.take_load_repairs();
+    if repairs.is_empty() {
+        return;
+    }
+    let recorder = coracled::events::Recorder::new(store.clone(), "coracled", node_name);
+    for (object, what) in repairs {
+        let message = format!("Stored with values beyond their bounds; repaired at load: {what}");
+        recorder.record(&object, coracled::events::EventType::Warning, "RepairedAtLoad", message);
+    }
+}
+
 fn ensure_default_namespace(store: &Store) -> Result<(), String> {
     if store.get(&Namespace::INFO, "", "default").is_some() {
         return Ok(());
@@ -199,6 +213,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let store = Store::open(&settings.data_dir)
         .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
     ensure_default_namespace(&store)?;
+    record_load_repairs(&store, &settings.node_name);
     let proxy = std::sync::Arc::new(start_service_networking(&settings, &store)?);
     let images = std::sync::Arc::new(
         coracled::image::ImageStore::open(&settings.data_dir)

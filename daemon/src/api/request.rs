@@ -7,6 +7,7 @@ use super::routes::{self, DiscoveryDoc, MetricsPath, Probe, ResourcePath, Route}
 use super::selectors::{FieldQuery, Selectors};
 use crate::store::{DeleteOptions, Propagation};
 use coracle_config::label_selector;
+use coracle_config::validation::{FieldError, Path as FieldPath};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -226,7 +227,9 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
             return Err(ApiError::PathNotFound(path_only(http.url).to_string()));
         }
         return match (http.method, sub.as_str()) {
-            ("GET", "log") => Ok(ApiRequest::Log { query: log_query(&pairs)?, path }),
+            ("GET", "log") => {
+                Ok(ApiRequest::Log { query: log_query(&pairs, path.name.as_deref().unwrap_or_default())?, path })
+            }
             ("GET", _) => Ok(ApiRequest::Get { path, table: false }),
             ("PUT", "status" | "scale") => {
                 Ok(ApiRequest::Replace { body: decode_body(http)?, options: write_options(&pairs)?, path })
@@ -332,25 +335,45 @@ fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
     Ok(WriteOptions { dry_run, field_validation, field_manager, force: truthy(query_get(pairs, "force")) })
 }
 
-fn number(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+/// An `int64` query parameter: 400 when it is not one, as Kubernetes' query decoding answers.
+fn int64(pairs: &[(String, String)], key: &str) -> Result<Option<i64>, ApiError> {
     match query_get(pairs, key).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
-            .parse::<u64>()
+            .parse::<i64>()
             .map(Some)
-            .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}: must be a non-negative integer"))),
+            .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}: must be a 64-bit integer"))),
     }
 }
 
-fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ApiError> {
+/// The query of `pods/{name}/log`, checked as Kubernetes' `ValidatePodLogOptions` does:
+/// 422 naming each field below its minimum.
+fn log_query(pairs: &[(String, String)], name: &str) -> Result<LogQuery, ApiError> {
+    let mut errors = Vec::new();
+    let mut at_least = |key: &str, min: i64, detail: &str| -> Result<Option<u64>, ApiError> {
+        let value = int64(pairs, key)?;
+        match value {
+            Some(v) if v < min => {
+                errors.push(FieldError::invalid(&FieldPath::new(key), v.to_string(), detail));
+                Ok(None)
+            }
+            _ => Ok(value.map(|v| v as u64)),
+        }
+    };
+    let tail_lines = at_least("tailLines", 0, "must be greater than or equal to 0")?;
+    let since_seconds = at_least("sinceSeconds", 1, "must be greater than 0")?;
+    let limit_bytes = at_least("limitBytes", 1, "must be greater than 0")?;
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidOptions { kind: "PodLogOptions", name: name.to_string(), errors });
+    }
     Ok(LogQuery {
         container: query_get(pairs, "container").filter(|c| !c.is_empty()).map(str::to_string),
         follow: truthy(query_get(pairs, "follow")),
         previous: truthy(query_get(pairs, "previous")),
         timestamps: truthy(query_get(pairs, "timestamps")),
-        tail_lines: number(pairs, "tailLines")?,
-        since_seconds: number(pairs, "sinceSeconds")?,
-        limit_bytes: number(pairs, "limitBytes")?,
+        tail_lines,
+        since_seconds,
+        limit_bytes,
     })
 }
 
@@ -365,6 +388,14 @@ fn list_query(pairs: &[(String, String)], path: &ResourcePath, table: bool) -> R
             ApiError::BadRequest(format!("invalid resourceVersion {v:?}: must be a decimal resource version"))
         })?),
     };
+    // Lists come whole: `limit` may be ignored (Kubernetes lets a server return every item),
+    // but it must be a number, and a `continue` token can only be one this server never issued.
+    int64(pairs, "limit")?;
+    if let Some(token) = query_get(pairs, "continue").filter(|c| !c.is_empty()) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid continue token {token:?}: this server returns whole lists and issues no continue tokens"
+        )));
+    }
     let timeout = match query_get(pairs, "timeoutSeconds").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => Some(Duration::from_secs(
@@ -567,7 +598,7 @@ mod tests {
         let ApiRequest::Log { query, .. } = r else { panic!("{r:?}") };
         assert_eq!((query.container.as_deref(), query.follow, query.tail_lines), (Some("a"), true, Some(5)));
         assert!(query.timestamps && !query.previous);
-        assert_eq!(get("/api/v1/namespaces/d/pods/web/log?tailLines=-1").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/namespaces/d/pods/web/log?tailLines=x").unwrap_err().code(), 400);
         let del = HttpParts {
             method: "DELETE",
             url: "/api/v1/namespaces/d/pods?labelSelector=app%3Dweb",
@@ -591,6 +622,41 @@ mod tests {
         };
         let want = ImagesRequest::Delete { reference: "docker.io/library/busybox:latest".into() };
         assert_eq!(parse(&del).unwrap(), ApiRequest::Images(want));
+    }
+
+    #[test]
+    fn log_options_are_bounded_as_kubernetes_validates_them() {
+        // `sinceSeconds=18446744073709551615` once aborted the daemon computing `now - since`:
+        // it is no int64, so a 400 as from Kubernetes' query decoding.
+        let err = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=18446744073709551615").unwrap_err();
+        assert_eq!(err.code(), 400);
+        let r = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=9223372036854775807&limitBytes=1").unwrap();
+        let ApiRequest::Log { query, .. } = r else { panic!("{r:?}") };
+        assert_eq!((query.since_seconds, query.limit_bytes), (Some(i64::MAX as u64), Some(1)));
+        let err = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=0&tailLines=-1&limitBytes=0").unwrap_err();
+        let status = err.status();
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+        assert_eq!(
+            status.message,
+            "PodLogOptions \"web\" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, \
+             sinceSeconds: Invalid value: 0: must be greater than 0, limitBytes: Invalid value: 0: must be greater than 0]"
+        );
+        let details = status.details.unwrap();
+        assert_eq!((details.kind.as_str(), details.causes.len()), ("PodLogOptions", 3));
+        assert_eq!(details.causes[1].field, "sinceSeconds");
+    }
+
+    #[test]
+    fn lists_take_a_numeric_limit_and_no_foreign_continue_token() {
+        let r = get("/api/v1/pods?limit=500").unwrap();
+        assert!(matches!(r, ApiRequest::List { .. }), "{r:?}");
+        assert_eq!(get("/api/v1/pods?limit=many").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/pods?limit=99999999999999999999").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/pods?limit=10&continue=abc").unwrap_err().code(), 400);
+        assert!(get("/api/v1/pods?continue=").is_ok());
+        // A watch timeout is any count of seconds; the watch cuts it to its own longest.
+        let r = get("/api/v1/pods?watch=true&timeoutSeconds=18446744073709551615").unwrap();
+        assert!(matches!(r, ApiRequest::Watch { .. }), "{r:?}");
     }
 
     #[test]

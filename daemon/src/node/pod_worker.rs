@@ -317,7 +317,7 @@ impl PodWorker {
             .filter(|s| s.is_running())
             .filter_map(|s| s.id.clone().map(|id| (s.name.clone(), id)))
             .collect();
-        let grace = Duration::from_secs(pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64);
+        let grace = coracle_config::time::span(pod.spec.termination_grace_period_seconds.unwrap_or(30));
         let pre_stop = |name: &str, budget: Duration| self.run_pre_stop(pod, name, budget);
         termination::stop_pod(&self.ctx, pod, &ids, grace, &pre_stop);
     }
@@ -645,9 +645,9 @@ impl PodWorker {
                             format!("Container {name} failed {what} probe, will be restarted"),
                         );
                         if let Some(id) = self.slots[i].id.clone() {
-                            let grace = pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64;
+                            let grace =
+                                coracle_config::time::span(pod.spec.termination_grace_period_seconds.unwrap_or(30));
                             let pre_stop = |name: &str, budget: Duration| self.run_pre_stop(pod, name, budget);
-                            let grace = Duration::from_secs(grace);
                             termination::stop_container(&self.ctx, &self.uid, &name, &id, grace, &pre_stop);
                         }
                         *wake = Instant::now();
@@ -890,7 +890,7 @@ struct Handler<'a> {
 fn active_deadline_left(pod: &Pod) -> Option<Duration> {
     let seconds = pod.spec.active_deadline_seconds?;
     let start = pod.status.as_ref()?.start_time.as_deref().and_then(coracle_config::time::parse)?;
-    let end = start + Duration::from_secs(seconds.max(0) as u64);
+    let end = start + coracle_config::time::span(seconds);
     Some(end.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 

@@ -11,6 +11,7 @@ mod deletion;
 mod files;
 mod ids;
 mod index;
+mod repair;
 mod status;
 mod version;
 mod watch;
@@ -162,6 +163,8 @@ struct Shared {
     state: Mutex<State>,
     graceful_pods: AtomicBool,
     shut_down: AtomicBool,
+    /// Objects repaired at load, and what was changed, until the daemon records them.
+    repairs: Mutex<Vec<(Arc<Object>, String)>>,
     /// Held for the store's life: two daemons on one data folder would corrupt it.
     _lock: Flock<File>,
 }
@@ -237,8 +240,17 @@ impl Store {
         // Never 0: a watch from "0" means "from any version" (see `watch`).
         let rv = newest.max(ceiling.ceiling()).max(1);
         let mut index = Index::default();
-        for l in loaded {
-            index.insert(key_of(&l.object), Entry { obj: Arc::new(l.object), dirty: false });
+        let mut repairs = Vec::new();
+        for mut l in loaded {
+            let repaired = repair::repair(&mut l.object).join("; ");
+            let obj = Arc::new(l.object);
+            if !repaired.is_empty() {
+                log::warn!("store: {} {} repaired at load: {repaired}", obj.info().kind, obj.key());
+                repairs.push((obj.clone(), repaired));
+            }
+            // A repaired object is newer than its file: the next flush writes it.
+            let dirty = repairs.last().is_some_and(|(r, _)| Arc::ptr_eq(r, &obj));
+            index.insert(key_of(&obj), Entry { obj, dirty });
         }
         log::info!("store: {} objects loaded from {}, resourceVersion {rv}", index.len(), layout.root().display());
         let state = State { index, rv, hub: WatchHub::new(rv) };
@@ -249,9 +261,15 @@ impl Store {
                 state: Mutex::new(state),
                 graceful_pods: AtomicBool::new(false),
                 shut_down: AtomicBool::new(false),
+                repairs: Mutex::new(repairs),
                 _lock: lock,
             }),
         })
+    }
+
+    /// The objects repaired at load (see `repair`), each with what was changed; taken once.
+    pub fn take_load_repairs(&self) -> Vec<(Arc<Object>, String)> {
+        std::mem::take(&mut *lock(&self.shared.repairs))
     }
 
     /// The newest resourceVersion.

@@ -148,7 +148,9 @@ pub fn run(command: &[String], target: &ExecTarget, timeout: Duration) -> Outcom
     };
     drop(files);
     drop(procs_files);
-    let deadline = Instant::now() + timeout;
+    // A preStop hook's budget is what is left of a grace period, which may be read from an
+    // object: bounded, as `Instant` addition panics on overflow.
+    let deadline = Instant::now() + timeout.min(coracle_config::time::MAX_SPAN);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
