@@ -305,16 +305,19 @@ fn patch_request(http: &HttpParts<'_>, pairs: &[(String, String)], path: Resourc
     Ok(ApiRequest::Patch { path, kind, body, options: write_options(pairs)? })
 }
 
-fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
-    let dry_run = match query_get(pairs, "dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
+/// One `dryRun` value: "All" or nothing.
+fn dry_run(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-            )))
+            Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\"")))
         }
-    };
+    }
+}
+
+fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
+    let dry_run = dry_run(query_get(pairs, "dryRun"))?;
     let field_validation = match query_get(pairs, "fieldValidation") {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -443,6 +446,8 @@ struct DeleteBody {
     orphan_dependents: Option<bool>,
     #[serde(default)]
     preconditions: Option<Preconditions>,
+    #[serde(default)]
+    dry_run: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -474,8 +479,12 @@ fn delete_options(pairs: &[(String, String)], http: &HttpParts<'_>) -> Result<De
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?
     };
     let mut options = DeleteOptions::default();
-    if body.orphan_dependents == Some(true) {
+    let orphan = query_get(pairs, "orphanDependents").map(|v| truthy(Some(v))).or(body.orphan_dependents);
+    if orphan == Some(true) {
         options.propagation = Propagation::Orphan;
+    }
+    for value in body.dry_run.iter().map(String::as_str).chain(query_get(pairs, "dryRun")) {
+        options.dry_run |= dry_run(Some(value))?;
     }
     if let Some(p) = body.propagation_policy.as_deref() {
         options.propagation = propagation(p)?;
@@ -644,6 +653,29 @@ mod tests {
         let details = status.details.unwrap();
         assert_eq!((details.kind.as_str(), details.causes.len()), ("PodLogOptions", 3));
         assert_eq!(details.causes[1].field, "sinceSeconds");
+    }
+
+    #[test]
+    fn delete_options_take_dry_run_and_orphan_from_query_or_body() {
+        let delete = |url, body: &'static [u8]| {
+            let http = HttpParts { method: "DELETE", url, body, ..Default::default() };
+            match parse(&http) {
+                Ok(ApiRequest::Delete { options, .. }) => Ok(options),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        let o = delete("/api/v1/namespaces/d/pods/p?dryRun=All", b"").unwrap();
+        assert!(o.dry_run);
+        let o = delete("/api/v1/namespaces/d/pods/p", br#"{"dryRun":["All"],"gracePeriodSeconds":5}"#).unwrap();
+        assert!(o.dry_run && o.grace_period_seconds == Some(5));
+        assert!(!delete("/api/v1/namespaces/d/pods/p", b"").unwrap().dry_run);
+        assert_eq!(delete("/api/v1/namespaces/d/pods/p?dryRun=Some", b"").unwrap_err().code(), 400);
+        assert_eq!(delete("/api/v1/namespaces/d/pods/p", br#"{"dryRun":["x"]}"#).unwrap_err().code(), 400);
+        let o = delete("/api/v1/namespaces/d/pods/p?orphanDependents=true", b"").unwrap();
+        assert_eq!(o.propagation, Propagation::Orphan);
+        let o = delete("/api/v1/namespaces/d/pods/p?orphanDependents=false", br#"{"orphanDependents":true}"#).unwrap();
+        assert_eq!(o.propagation, Propagation::Background);
     }
 
     #[test]

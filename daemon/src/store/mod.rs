@@ -59,6 +59,8 @@ pub struct DeleteOptions {
     /// `preconditions.uid` / `preconditions.resourceVersion`.
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// `dryRun=All`: answer what the delete would do, change nothing.
+    pub dry_run: bool,
 }
 
 /// What changed, in the order the store applied it.
@@ -467,11 +469,18 @@ impl Store {
                 ),
             ));
         }
+        let graceful = self.shared.graceful_pods.load(Ordering::Acquire);
+        let plan = deletion::plan(&current, options, graceful, std::time::SystemTime::now());
+        if options.dry_run {
+            return Ok(match plan {
+                DeletePlan::Mark(next) => Arc::new(*next),
+                DeletePlan::Remove | DeletePlan::Unchanged => current,
+            });
+        }
         if options.propagation == Propagation::Orphan {
             self.orphan_dependents(&mut w, &meta.uid)?;
         }
-        let graceful = self.shared.graceful_pods.load(Ordering::Acquire);
-        match deletion::plan(&current, options, graceful, std::time::SystemTime::now()) {
+        match plan {
             DeletePlan::Remove => self.commit_remove(&mut w, &key),
             DeletePlan::Mark(next) => self.commit_put(&mut w, *next, true, false),
             DeletePlan::Unchanged => Ok(current),

@@ -461,6 +461,28 @@ fn orphan_deletion_strips_the_owner_reference() {
     assert!(store.get(&Pod::INFO, "default", "a").unwrap().metadata().owner_references.is_empty());
 }
 
+#[test]
+fn a_dry_run_delete_answers_what_it_would_do_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_graceful_pod_deletion(true);
+    let owner = store.create(deployment("web", 1)).unwrap();
+    let p = store.create(owned_by(pod("p"), &owner)).unwrap();
+    let w = store.watch(Filter::default(), None).unwrap();
+    let dry = DeleteOptions { dry_run: true, ..no_delete() };
+    let marked = store.delete(&Pod::INFO, "default", "p", &dry).unwrap();
+    assert!(marked.metadata().deletion_timestamp.is_some(), "the pod as it would be marked");
+    assert_eq!(store.get(&Pod::INFO, "default", "p").unwrap(), p);
+    let orphan = DeleteOptions { propagation: Propagation::Orphan, ..dry.clone() };
+    let gone = store.delete(&Deployment::INFO, "default", "web", &orphan).unwrap();
+    assert_eq!(gone, owner);
+    assert!(store.get(&Deployment::INFO, "default", "web").is_some());
+    assert_eq!(store.get(&Pod::INFO, "default", "p").unwrap().metadata().owner_references.len(), 1);
+    assert!(drain(&w).is_empty());
+    let missing = store.delete(&Pod::INFO, "default", "nope", &dry).unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }));
+}
+
 /// The child half of `acknowledged_writes_survive_sigkill`: writes until killed, printing
 /// each acknowledgement after the store call returned.
 #[test]
