@@ -215,3 +215,18 @@ fn log_and_list_numbers_are_checked_as_kubernetes_checks_them() {
     assert_eq!(d.http("GET", "/api/v1/pods?limit=5&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ", None).0, 400);
     assert_serving(&d);
 }
+
+#[test]
+fn an_unknown_field_named_with_any_characters_is_warned_about() {
+    let d = Daemon::start();
+    // Found by schemathesis: the Warning header quoting such a name panicked (an abort in a
+    // release build).
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "odd-field"},
+        "spec": {"containers": [{"name": "app", "image": "never-loaded:1"}], "\u{1c}é\r\n": 1}});
+    let body = pod.to_string();
+    let resp = d.request("POST", PODS, &[("Content-Type", "application/json")], Some(body.as_bytes()));
+    assert_eq!(resp.status, 201, "{}", resp.body);
+    let warning = resp.header("Warning").unwrap_or_else(|| panic!("no Warning header: {:?}", resp.headers));
+    assert!(warning.starts_with(r#"299 - "unknown field \"spec."#) && warning.contains("%C3%A9"), "{warning}");
+    assert_serving(&d);
+}
