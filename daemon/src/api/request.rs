@@ -135,6 +135,8 @@ pub enum ApiRequest {
     Metrics(MetricsPath),
     /// `/openapi/v3` (None) or one group-version document (`api/v1`, `apis/apps/v1`).
     OpenApi(Option<String>),
+    /// `/openapi/v2` as JSON.
+    OpenApiV2,
 }
 
 /// The parts of an HTTP request the API reads.
@@ -151,6 +153,18 @@ pub struct HttpParts<'a> {
 /// Whether the Accept header asks for a `meta.k8s.io` Table.
 pub fn wants_table(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.split(',').any(|m| m.split(';').any(|p| p.trim() == "as=Table")))
+}
+
+/// Whether an Accept header admits JSON: absent, or a media range matching
+/// `application/json` with a quality above zero.
+pub fn accepts_json(accept: Option<&str>) -> bool {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return true };
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let zero = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+        !zero && matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+    })
 }
 
 /// A `POST /apis/images.coracle.io/v1/images` whose body is an image archive: the server
@@ -217,6 +231,18 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
         Route::Version if http.method == "GET" => return Ok(ApiRequest::Version),
         Route::Discovery(d) if http.method == "GET" => return Ok(ApiRequest::Discovery(d)),
         Route::OpenApi(doc) if http.method == "GET" => return Ok(ApiRequest::OpenApi(doc)),
+        Route::OpenApiV2 if http.method == "GET" => {
+            // kubectl 1.27/1.28 ask for protobuf only; a 406 makes them fall back as a 404 does.
+            return if accepts_json(http.accept) {
+                Ok(ApiRequest::OpenApiV2)
+            } else {
+                Err(ApiError::Status {
+                    code: 406,
+                    reason: "NotAcceptable",
+                    message: "only the following media types are accepted: application/json".into(),
+                })
+            };
+        }
         Route::Metrics(m) if http.method == "GET" => return Ok(ApiRequest::Metrics(m)),
         Route::Images { reference } => return images_request(http.method, reference, &pairs).ok_or_else(not_allowed),
         Route::Resource(r) => r,
@@ -676,6 +702,18 @@ mod tests {
         assert_eq!(o.propagation, Propagation::Orphan);
         let o = delete("/api/v1/namespaces/d/pods/p?orphanDependents=false", br#"{"orphanDependents":true}"#).unwrap();
         assert_eq!(o.propagation, Propagation::Background);
+    }
+
+    #[test]
+    fn openapi_v2_is_json_or_not_acceptable() {
+        let v2 = |accept| parse(&HttpParts { method: "GET", url: "/openapi/v2", accept, ..Default::default() });
+        assert_eq!(v2(None).unwrap(), ApiRequest::OpenApiV2);
+        assert_eq!(v2(Some("application/json, */*")).unwrap(), ApiRequest::OpenApiV2);
+        assert_eq!(v2(Some("*/*")).unwrap(), ApiRequest::OpenApiV2);
+        // kubectl's only Accept for it.
+        let pb = Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf");
+        assert_eq!(v2(pb).unwrap_err().code(), 406);
+        assert_eq!(v2(Some("application/json;q=0, text/plain")).unwrap_err().code(), 406);
     }
 
     #[test]
