@@ -4,6 +4,7 @@
 pub mod http;
 pub mod images;
 pub mod output;
+pub mod python;
 
 pub use http::{HttpResponse, WatchStream};
 pub use output::{fails, ok, ok_stderr, stderr, stdout};

@@ -285,7 +285,9 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
             let options = delete_options(&pairs, http)?;
             Ok(ApiRequest::Delete { path, options })
         }
-        "DELETE" => {
+        // As in Kubernetes, a namespaced resource's collection is deleted one namespace at
+        // a time: its all-namespaces path only lists and watches.
+        "DELETE" if path.namespace.is_some() || !path.resource.namespaced => {
             let options = delete_options(&pairs, http)?;
             Ok(ApiRequest::DeleteCollection { query: list_query(&pairs, &path, false)?, path, options })
         }
@@ -714,6 +716,15 @@ mod tests {
         let pb = Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf");
         assert_eq!(v2(pb).unwrap_err().code(), 406);
         assert_eq!(v2(Some("application/json;q=0, text/plain")).unwrap_err().code(), 406);
+    }
+
+    #[test]
+    fn collections_are_deleted_one_namespace_at_a_time() {
+        let delete = |url| parse(&HttpParts { method: "DELETE", url, ..Default::default() });
+        assert_eq!(delete("/api/v1/pods").unwrap_err().code(), 405);
+        assert_eq!(delete("/apis/apps/v1/deployments?labelSelector=app%3Dweb").unwrap_err().code(), 405);
+        assert!(matches!(delete("/api/v1/namespaces/d/pods").unwrap(), ApiRequest::DeleteCollection { .. }));
+        assert!(matches!(delete("/api/v1/namespaces").unwrap(), ApiRequest::DeleteCollection { .. }));
     }
 
     #[test]

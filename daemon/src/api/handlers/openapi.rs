@@ -34,6 +34,8 @@ pub fn type_schema(ty: Type) -> Value {
         Type::String => json!({"type": "string"}),
         Type::Boolean => json!({"type": "boolean"}),
         Type::Integer => json!({"type": "integer"}),
+        Type::IntegerFrom(min) => json!({"type": "integer", "minimum": min}),
+        Type::OneOf(values) => json!({"type": "string", "enum": values}),
     }
 }
 

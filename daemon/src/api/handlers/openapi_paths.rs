@@ -69,13 +69,19 @@ pub enum In {
     Query,
 }
 
-/// A parameter's JSON type (and format).
+/// A parameter's JSON type, and the values the server takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
     String,
     Boolean,
     Integer,
+    /// An integer of at least this.
+    IntegerFrom(i64),
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
 }
+
+const DRY_RUN: Type = Type::OneOf(&["All"]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Param {
@@ -116,7 +122,7 @@ const LIST: &[Param] = &[
     ),
     query(
         "timeoutSeconds",
-        Type::Integer,
+        Type::IntegerFrom(0),
         "Timeout for the list/watch call; a watch lasts at most an hour, 30 minutes without it.",
     ),
     query("watch", Type::Boolean, "Watch for changes to the described resources and return them as a stream."),
@@ -124,12 +130,12 @@ const LIST: &[Param] = &[
 
 /// The query parameters of a create, replace or patch.
 const WRITE: &[Param] = &[
-    query("dryRun", Type::String, "\"All\": admit and answer, store nothing."),
+    query("dryRun", DRY_RUN, "\"All\": admit and answer, store nothing."),
     query("fieldManager", Type::String, "A name for the actor making the change, at most 128 bytes."),
     query(
         "fieldValidation",
-        Type::String,
-        "What unknown fields do: \"Strict\" (400), \"Warn\" (default) or \"Ignore\".",
+        Type::OneOf(&["Ignore", "Warn", "Strict"]),
+        "What unknown fields do: \"Strict\" makes them a 400, \"Warn\" (the default) a Warning header.",
     ),
 ];
 
@@ -137,7 +143,7 @@ const FORCE: Param = query("force", Type::Boolean, "Force an apply request (serv
 
 /// The query parameters of a delete (the body's `DeleteOptions` may carry the same).
 const DELETE: &[Param] = &[
-    query("dryRun", Type::String, "\"All\": answer what the delete would do, change nothing."),
+    query("dryRun", DRY_RUN, "\"All\": answer what the delete would do, change nothing."),
     query(
         "gracePeriodSeconds",
         Type::Integer,
@@ -145,17 +151,21 @@ const DELETE: &[Param] = &[
          is 2147483647.",
     ),
     query("orphanDependents", Type::Boolean, "Deprecated: true orphans the dependents, as propagationPolicy=Orphan."),
-    query("propagationPolicy", Type::String, "\"Orphan\", \"Background\" (default) or \"Foreground\"."),
+    query(
+        "propagationPolicy",
+        Type::OneOf(&["Orphan", "Background", "Foreground"]),
+        "What becomes of the dependents; \"Background\" by default.",
+    ),
 ];
 
 /// The query parameters of `pods/{name}/log`.
 const LOG: &[Param] = &[
     query("container", Type::String, "The container for which to stream logs; optional with one container."),
     query("follow", Type::Boolean, "Follow the log stream of the pod."),
-    query("limitBytes", Type::Integer, "The number of bytes to read before ending the log; at least 1."),
+    query("limitBytes", Type::IntegerFrom(1), "The number of bytes to read before ending the log."),
     query("previous", Type::Boolean, "Return the logs of the previous instance of the container."),
-    query("sinceSeconds", Type::Integer, "Only logs newer than this many seconds; at least 1."),
-    query("tailLines", Type::Integer, "The number of lines from the end of the log to show; at least 0."),
+    query("sinceSeconds", Type::IntegerFrom(1), "Only logs newer than this many seconds."),
+    query("tailLines", Type::IntegerFrom(0), "The number of lines from the end of the log to show."),
     query("timestamps", Type::Boolean, "Prefix every line of log output with its RFC3339 timestamp."),
 ];
 

@@ -206,11 +206,12 @@ fn shared() -> Vec<(String, Value)> {
                 json!({
                     "apiVersion": string("APIVersion defines the versioned schema of this representation of an object."),
                     "kind": string("Kind is a string value representing the REST resource this object represents."),
-                    "dryRun": array(json!({"type": "string"}), "\"All\": answer what the delete would do, change nothing."),
+                    "dryRun": array(json!({"type": "string", "enum": ["All"]}), "\"All\": answer what the delete would do, change nothing."),
                     "gracePeriodSeconds": integer("int64", "Seconds before a pod is killed; 0 deletes at once."),
                     "orphanDependents": boolean("Deprecated: true orphans the dependents."),
                     "preconditions": reference(&format!("{META}.Preconditions")),
-                    "propagationPolicy": string("\"Orphan\", \"Background\" or \"Foreground\"."),
+                    "propagationPolicy": {"type": "string", "enum": ["Orphan", "Background", "Foreground"],
+                                          "description": "What becomes of the dependents; \"Background\" by default."},
                 }),
                 &[],
             );
