@@ -40,9 +40,26 @@ fn marker(dir: &Path) -> PathBuf {
     dir.join("coracle-requirements.txt")
 }
 
+/// Made with [`REQUIREMENTS`], and its interpreter still there to run them.
 fn ready(dir: &Path) -> bool {
     let wanted = REQUIREMENTS.join("\n");
-    std::fs::read_to_string(marker(dir)).is_ok_and(|m| m == wanted) && dir.join("bin/st").exists()
+    std::fs::read_to_string(marker(dir)).is_ok_and(|m| m == wanted)
+        && dir.join("bin/st").exists()
+        && Command::new(dir.join("bin/python"))
+            .args(["-c", "import schemathesis, openapi_spec_validator"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Debian's interpreter (the one `tests/run` installs python3-venv for), else whichever
+/// `python3` is on the PATH.
+fn python3() -> PathBuf {
+    let debian = PathBuf::from("/usr/bin/python3");
+    if debian.exists() {
+        debian
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 /// Holds an exclusive lock on `path` (test processes may make the environment at once)
@@ -85,7 +102,7 @@ fn make(dir: &Path) -> Result<(), String> {
         return Ok(());
     }
     eprintln!("making the Python test environment in {} ({})", dir.display(), REQUIREMENTS.join(", "));
-    run("python3 -m venv", Command::new("python3").args(["-m", "venv", "--clear"]).arg(dir))?;
+    run("python3 -m venv", Command::new(python3()).args(["-m", "venv", "--clear"]).arg(dir))?;
     let pip = dir.join("bin/pip");
     run(
         "pip install",
