@@ -35,6 +35,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     Store(StoreError),
     Admission(AdmissionError),
+    /// Request options (not an object) that break a validation rule: `PodLogOptions`.
+    InvalidOptions {
+        kind: &'static str,
+        name: String,
+        errors: Vec<FieldError>,
+    },
     /// Any other failure with its own code and reason (image and metrics APIs).
     Status {
         code: u16,
@@ -133,6 +139,17 @@ impl ApiError {
                     name: name.clone(),
                     group: resource.group.to_string(),
                     kind: resource.kind.to_string(),
+                    causes: errors.iter().map(cause).collect(),
+                    ..Default::default()
+                });
+                s
+            }
+            ApiError::InvalidOptions { kind, name, errors } => {
+                let message = coracle_config::validation::invalid_message(kind, name, errors);
+                let mut s = Status::failure(422, "Invalid", message);
+                s.details = Some(StatusDetails {
+                    name: name.clone(),
+                    kind: kind.to_string(),
                     causes: errors.iter().map(cause).collect(),
                     ..Default::default()
                 });

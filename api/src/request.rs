@@ -7,6 +7,7 @@ pub use super::query::{percent_decode, query_pairs};
 use super::routes::{self, DiscoveryDoc, MetricsPath, Probe, ResourcePath, Route};
 use super::selectors::{FieldQuery, Selectors};
 use coracle_config::label_selector;
+use coracle_config::validation::{FieldError, Path as FieldPath};
 use coracle_store::{DeleteOptions, Propagation};
 use serde::Deserialize;
 use std::time::Duration;
@@ -135,6 +136,8 @@ pub enum ApiRequest {
     Metrics(MetricsPath),
     /// `/openapi/v3` (None) or one group-version document (`api/v1`, `apis/apps/v1`).
     OpenApi(Option<String>),
+    /// `/openapi/v2` as JSON.
+    OpenApiV2,
 }
 
 /// The parts of an HTTP request the API reads.
@@ -151,6 +154,18 @@ pub struct HttpParts<'a> {
 /// Whether the Accept header asks for a `meta.k8s.io` Table.
 pub fn wants_table(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.split(',').any(|m| m.split(';').any(|p| p.trim() == "as=Table")))
+}
+
+/// Whether an Accept header admits JSON: absent, or a media range matching
+/// `application/json` with a quality above zero.
+pub fn accepts_json(accept: Option<&str>) -> bool {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return true };
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let zero = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+        !zero && matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+    })
 }
 
 /// A `POST /apis/images.coracle.io/v1/images` whose body is an image archive: the server
@@ -181,6 +196,18 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
         Route::Version if http.method == "GET" => return Ok(ApiRequest::Version),
         Route::Discovery(d) if http.method == "GET" => return Ok(ApiRequest::Discovery(d)),
         Route::OpenApi(doc) if http.method == "GET" => return Ok(ApiRequest::OpenApi(doc)),
+        Route::OpenApiV2 if http.method == "GET" => {
+            // kubectl 1.27/1.28 ask for protobuf only; a 406 makes them fall back as a 404 does.
+            return if accepts_json(http.accept) {
+                Ok(ApiRequest::OpenApiV2)
+            } else {
+                Err(ApiError::Status {
+                    code: 406,
+                    reason: "NotAcceptable",
+                    message: "only the following media types are accepted: application/json".into(),
+                })
+            };
+        }
         Route::Metrics(m) if http.method == "GET" => return Ok(ApiRequest::Metrics(m)),
         Route::Images { reference } => return images_request(http.method, reference, &pairs).ok_or_else(not_allowed),
         Route::Resource(r) => r,
@@ -191,7 +218,9 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
             return Err(ApiError::PathNotFound(path_only(http.url).to_string()));
         }
         return match (http.method, sub.as_str()) {
-            ("GET", "log") => Ok(ApiRequest::Log { query: log_query(&pairs)?, path }),
+            ("GET", "log") => {
+                Ok(ApiRequest::Log { query: log_query(&pairs, path.name.as_deref().unwrap_or_default())?, path })
+            }
             ("GET", _) => Ok(ApiRequest::Get { path, table: false }),
             ("PUT", "status" | "scale") => {
                 Ok(ApiRequest::Replace { body: decode_body(http)?, options: write_options(&pairs)?, path })
@@ -221,7 +250,9 @@ pub fn parse(http: &HttpParts<'_>) -> Result<ApiRequest, ApiError> {
             let options = delete_options(&pairs, http)?;
             Ok(ApiRequest::Delete { path, options })
         }
-        "DELETE" => {
+        // As in Kubernetes, a namespaced resource's collection is deleted one namespace at
+        // a time: its all-namespaces path only lists and watches.
+        "DELETE" if path.namespace.is_some() || !path.resource.namespaced => {
             let options = delete_options(&pairs, http)?;
             Ok(ApiRequest::DeleteCollection { query: list_query(&pairs, &path, false)?, path, options })
         }
@@ -267,16 +298,19 @@ fn patch_request(http: &HttpParts<'_>, pairs: &[(String, String)], path: Resourc
     Ok(ApiRequest::Patch { path, kind, body, options: write_options(pairs)? })
 }
 
-fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
-    let dry_run = match query_get(pairs, "dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
+/// One `dryRun` value: "All" or nothing.
+fn dry_run(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-            )))
+            Err(ApiError::BadRequest(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\"")))
         }
-    };
+    }
+}
+
+fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
+    let dry_run = dry_run(query_get(pairs, "dryRun"))?;
     let field_validation = match query_get(pairs, "fieldValidation") {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -297,25 +331,45 @@ fn write_options(pairs: &[(String, String)]) -> Result<WriteOptions, ApiError> {
     Ok(WriteOptions { dry_run, field_validation, field_manager, force: truthy(query_get(pairs, "force")) })
 }
 
-fn number(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+/// An `int64` query parameter: 400 when it is not one, as Kubernetes' query decoding answers.
+fn int64(pairs: &[(String, String)], key: &str) -> Result<Option<i64>, ApiError> {
     match query_get(pairs, key).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v
-            .parse::<u64>()
+            .parse::<i64>()
             .map(Some)
-            .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}: must be a non-negative integer"))),
+            .map_err(|_| ApiError::BadRequest(format!("invalid {key} {v:?}: must be a 64-bit integer"))),
     }
 }
 
-fn log_query(pairs: &[(String, String)]) -> Result<LogQuery, ApiError> {
+/// The query of `pods/{name}/log`, checked as Kubernetes' `ValidatePodLogOptions` does:
+/// 422 naming each field below its minimum.
+fn log_query(pairs: &[(String, String)], name: &str) -> Result<LogQuery, ApiError> {
+    let mut errors = Vec::new();
+    let mut at_least = |key: &str, min: i64, detail: &str| -> Result<Option<u64>, ApiError> {
+        let value = int64(pairs, key)?;
+        match value {
+            Some(v) if v < min => {
+                errors.push(FieldError::invalid(&FieldPath::new(key), v.to_string(), detail));
+                Ok(None)
+            }
+            _ => Ok(value.map(|v| v as u64)),
+        }
+    };
+    let tail_lines = at_least("tailLines", 0, "must be greater than or equal to 0")?;
+    let since_seconds = at_least("sinceSeconds", 1, "must be greater than 0")?;
+    let limit_bytes = at_least("limitBytes", 1, "must be greater than 0")?;
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidOptions { kind: "PodLogOptions", name: name.to_string(), errors });
+    }
     Ok(LogQuery {
         container: query_get(pairs, "container").filter(|c| !c.is_empty()).map(str::to_string),
         follow: truthy(query_get(pairs, "follow")),
         previous: truthy(query_get(pairs, "previous")),
         timestamps: truthy(query_get(pairs, "timestamps")),
-        tail_lines: number(pairs, "tailLines")?,
-        since_seconds: number(pairs, "sinceSeconds")?,
-        limit_bytes: number(pairs, "limitBytes")?,
+        tail_lines,
+        since_seconds,
+        limit_bytes,
     })
 }
 
@@ -330,6 +384,14 @@ fn list_query(pairs: &[(String, String)], path: &ResourcePath, table: bool) -> R
             ApiError::BadRequest(format!("invalid resourceVersion {v:?}: must be a decimal resource version"))
         })?),
     };
+    // Lists come whole: `limit` may be ignored (Kubernetes lets a server return every item),
+    // but it must be a number, and a `continue` token can only be one this server never issued.
+    int64(pairs, "limit")?;
+    if let Some(token) = query_get(pairs, "continue").filter(|c| !c.is_empty()) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid continue token {token:?}: this server returns whole lists and issues no continue tokens"
+        )));
+    }
     let timeout = match query_get(pairs, "timeoutSeconds").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => Some(Duration::from_secs(
@@ -377,6 +439,8 @@ struct DeleteBody {
     orphan_dependents: Option<bool>,
     #[serde(default)]
     preconditions: Option<Preconditions>,
+    #[serde(default)]
+    dry_run: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -408,8 +472,12 @@ fn delete_options(pairs: &[(String, String)], http: &HttpParts<'_>) -> Result<De
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?
     };
     let mut options = DeleteOptions::default();
-    if body.orphan_dependents == Some(true) {
+    let orphan = query_get(pairs, "orphanDependents").map(|v| truthy(Some(v))).or(body.orphan_dependents);
+    if orphan == Some(true) {
         options.propagation = Propagation::Orphan;
+    }
+    for value in body.dry_run.iter().map(String::as_str).chain(query_get(pairs, "dryRun")) {
+        options.dry_run |= dry_run(Some(value))?;
     }
     if let Some(p) = body.propagation_policy.as_deref() {
         options.propagation = propagation(p)?;
@@ -532,7 +600,7 @@ mod tests {
         let ApiRequest::Log { query, .. } = r else { panic!("{r:?}") };
         assert_eq!((query.container.as_deref(), query.follow, query.tail_lines), (Some("a"), true, Some(5)));
         assert!(query.timestamps && !query.previous);
-        assert_eq!(get("/api/v1/namespaces/d/pods/web/log?tailLines=-1").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/namespaces/d/pods/web/log?tailLines=x").unwrap_err().code(), 400);
         let del = HttpParts {
             method: "DELETE",
             url: "/api/v1/namespaces/d/pods?labelSelector=app%3Dweb",
@@ -556,6 +624,85 @@ mod tests {
         };
         let want = ImagesRequest::Delete { reference: "docker.io/library/busybox:latest".into() };
         assert_eq!(parse(&del).unwrap(), ApiRequest::Images(want));
+    }
+
+    #[test]
+    fn log_options_are_bounded_as_kubernetes_validates_them() {
+        // `sinceSeconds=18446744073709551615` once aborted the daemon computing `now - since`:
+        // it is no int64, so a 400 as from Kubernetes' query decoding.
+        let err = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=18446744073709551615").unwrap_err();
+        assert_eq!(err.code(), 400);
+        let r = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=9223372036854775807&limitBytes=1").unwrap();
+        let ApiRequest::Log { query, .. } = r else { panic!("{r:?}") };
+        assert_eq!((query.since_seconds, query.limit_bytes), (Some(i64::MAX as u64), Some(1)));
+        let err = get("/api/v1/namespaces/d/pods/web/log?sinceSeconds=0&tailLines=-1&limitBytes=0").unwrap_err();
+        let status = err.status();
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+        assert_eq!(
+            status.message,
+            "PodLogOptions \"web\" is invalid: [tailLines: Invalid value: -1: must be greater than or equal to 0, \
+             sinceSeconds: Invalid value: 0: must be greater than 0, limitBytes: Invalid value: 0: must be greater than 0]"
+        );
+        let details = status.details.unwrap();
+        assert_eq!((details.kind.as_str(), details.causes.len()), ("PodLogOptions", 3));
+        assert_eq!(details.causes[1].field, "sinceSeconds");
+    }
+
+    #[test]
+    fn delete_options_take_dry_run_and_orphan_from_query_or_body() {
+        let delete = |url, body: &'static [u8]| {
+            let http = HttpParts { method: "DELETE", url, body, ..Default::default() };
+            match parse(&http) {
+                Ok(ApiRequest::Delete { options, .. }) => Ok(options),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        let o = delete("/api/v1/namespaces/d/pods/p?dryRun=All", b"").unwrap();
+        assert!(o.dry_run);
+        let o = delete("/api/v1/namespaces/d/pods/p", br#"{"dryRun":["All"],"gracePeriodSeconds":5}"#).unwrap();
+        assert!(o.dry_run && o.grace_period_seconds == Some(5));
+        assert!(!delete("/api/v1/namespaces/d/pods/p", b"").unwrap().dry_run);
+        assert_eq!(delete("/api/v1/namespaces/d/pods/p?dryRun=Some", b"").unwrap_err().code(), 400);
+        assert_eq!(delete("/api/v1/namespaces/d/pods/p", br#"{"dryRun":["x"]}"#).unwrap_err().code(), 400);
+        let o = delete("/api/v1/namespaces/d/pods/p?orphanDependents=true", b"").unwrap();
+        assert_eq!(o.propagation, Propagation::Orphan);
+        let o = delete("/api/v1/namespaces/d/pods/p?orphanDependents=false", br#"{"orphanDependents":true}"#).unwrap();
+        assert_eq!(o.propagation, Propagation::Background);
+    }
+
+    #[test]
+    fn openapi_v2_is_json_or_not_acceptable() {
+        let v2 = |accept| parse(&HttpParts { method: "GET", url: "/openapi/v2", accept, ..Default::default() });
+        assert_eq!(v2(None).unwrap(), ApiRequest::OpenApiV2);
+        assert_eq!(v2(Some("application/json, */*")).unwrap(), ApiRequest::OpenApiV2);
+        assert_eq!(v2(Some("*/*")).unwrap(), ApiRequest::OpenApiV2);
+        // kubectl's only Accept for it.
+        let pb = Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf");
+        assert_eq!(v2(pb).unwrap_err().code(), 406);
+        assert_eq!(v2(Some("application/json;q=0, text/plain")).unwrap_err().code(), 406);
+    }
+
+    #[test]
+    fn collections_are_deleted_one_namespace_at_a_time() {
+        let delete = |url| parse(&HttpParts { method: "DELETE", url, ..Default::default() });
+        assert_eq!(delete("/api/v1/pods").unwrap_err().code(), 405);
+        assert_eq!(delete("/apis/apps/v1/deployments?labelSelector=app%3Dweb").unwrap_err().code(), 405);
+        assert!(matches!(delete("/api/v1/namespaces/d/pods").unwrap(), ApiRequest::DeleteCollection { .. }));
+        assert!(matches!(delete("/api/v1/namespaces").unwrap(), ApiRequest::DeleteCollection { .. }));
+    }
+
+    #[test]
+    fn lists_take_a_numeric_limit_and_no_foreign_continue_token() {
+        let r = get("/api/v1/pods?limit=500").unwrap();
+        assert!(matches!(r, ApiRequest::List { .. }), "{r:?}");
+        assert_eq!(get("/api/v1/pods?limit=many").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/pods?limit=99999999999999999999").unwrap_err().code(), 400);
+        assert_eq!(get("/api/v1/pods?limit=10&continue=abc").unwrap_err().code(), 400);
+        assert!(get("/api/v1/pods?continue=").is_ok());
+        // A watch timeout is any count of seconds; the watch cuts it to its own longest.
+        let r = get("/api/v1/pods?watch=true&timeoutSeconds=18446744073709551615").unwrap();
+        assert!(matches!(r, ApiRequest::Watch { .. }), "{r:?}");
     }
 
     #[test]

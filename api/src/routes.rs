@@ -57,6 +57,8 @@ pub enum Route {
     Metrics(MetricsPath),
     /// `/openapi/v3` (None) or `/openapi/v3/<group-version path>`.
     OpenApi(Option<String>),
+    /// `/openapi/v2`: the Swagger 2.0 document.
+    OpenApiV2,
 }
 
 /// Coracle's own group for the image store (`coracle image …`).
@@ -88,6 +90,7 @@ pub fn parse(path: &str) -> Option<Route> {
         "/api" => return Some(Route::Discovery(DiscoveryDoc::CoreVersions)),
         "/apis" => return Some(Route::Discovery(DiscoveryDoc::Groups)),
         "/openapi/v3" => return Some(Route::OpenApi(None)),
+        "/openapi/v2" => return Some(Route::OpenApiV2),
         _ => {}
     }
     if let Some(doc) = trimmed.strip_prefix("/openapi/v3/") {
@@ -233,7 +236,7 @@ mod tests {
         assert!(matches!(parse("/apis/metrics.k8s.io/v1beta1"), Some(Route::Discovery(_))));
         assert_eq!(parse("/openapi/v3"), Some(Route::OpenApi(None)));
         assert_eq!(parse("/openapi/v3/apis/apps/v1"), Some(Route::OpenApi(Some("apis/apps/v1".into()))));
-        assert!(parse("/openapi/v2").is_none());
+        assert_eq!(parse("/openapi/v2"), Some(Route::OpenApiV2));
     }
 
     #[test]

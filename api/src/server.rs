@@ -273,10 +273,27 @@ fn content_type(value: &str) -> Header {
     Header::from_bytes("Content-Type", value).expect("static header")
 }
 
-/// `Warning: 299 - "unknown field \"spec.foo\""`, as kube-apiserver sends it.
+/// `Warning: 299 - "unknown field \"spec.foo\""`, as kube-apiserver sends it. The text
+/// may quote a client's bytes (an unknown field's name), and a header holds printable
+/// ASCII only: anything else is percent-encoded, which a quoted-string's unescaping keeps.
 pub fn warning_header(text: &str) -> Header {
-    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"").replace(['\r', '\n'], " ");
-    Header::from_bytes("Warning", format!("299 - \"{escaped}\"")).expect("a header without line breaks")
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '"' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            ' '..='~' => escaped.push(c),
+            _ => {
+                let mut utf8 = [0; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    escaped.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    Header::from_bytes("Warning", format!("299 - \"{escaped}\"")).expect("printable ASCII is a valid header value")
 }
 
 fn json_response(code: u16, body: &serde_json::Value) -> Response<io::Cursor<Vec<u8>>> {
@@ -325,6 +342,17 @@ mod tests {
     fn warning_headers_escape_quotes() {
         let h = warning_header("unknown field \"spec.foo\"");
         assert_eq!(h.value.as_str(), r#"299 - "unknown field \"spec.foo\"""#);
+    }
+
+    #[test]
+    fn warning_headers_take_any_text() {
+        // An unknown field named with control or non-ASCII characters once panicked here
+        // (found by schemathesis), which aborts a release daemon.
+        let h = warning_header("unknown field \"\u{1c}é\r\n\"");
+        assert_eq!(h.value.as_str(), r#"299 - "unknown field \"%1C%C3%A9%0D%0A\"""#);
+        for c in (0..=0x10FFFF).step_by(7).filter_map(char::from_u32) {
+            warning_header(&format!("a{c}b"));
+        }
     }
 
     #[test]

@@ -6,6 +6,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
 const LAST_SECOND: u64 = 253_402_300_799;
 
+/// The longest span the daemon counts from a clock reading: 2^31-1 seconds (68 years), the
+/// bound Kubernetes puts on `activeDeadlineSeconds`. Seconds taken from objects and queries
+/// (grace periods, deadlines, timeouts) are clamped to it before they meet a clock, so
+/// `now + span` can neither overflow (`Instant` and `SystemTime` addition panics) nor reach
+/// past the year 9999 that RFC 3339 can write.
+pub const MAX_SPAN_SECONDS: i64 = i32::MAX as i64;
+/// [`MAX_SPAN_SECONDS`] as a `Duration`, to bound spans computed from other spans.
+pub const MAX_SPAN: Duration = Duration::from_secs(MAX_SPAN_SECONDS as u64);
+
+/// `seconds` from an object or a query as a span: a negative number is zero, one beyond
+/// [`MAX_SPAN_SECONDS`] is that.
+pub fn span(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.clamp(0, MAX_SPAN_SECONDS) as u64)
+}
+
 /// `t` within what RFC 3339 can write, 1970 to year 9999: humantime's formatter panics
 /// outside it, and a time computed from input (`now + grace`) must never reach a panic.
 fn writable(t: SystemTime) -> SystemTime {
@@ -106,6 +121,17 @@ mod tests {
         assert_eq!(rfc3339_nanos(far), "9999-12-31T23:59:59.000000000Z");
         assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00Z");
         assert_eq!(parse("9999-12-31T23:59:59Z"), Some(UNIX_EPOCH + Duration::from_secs(LAST_SECOND)));
+    }
+
+    #[test]
+    fn spans_are_clamped_to_what_a_clock_can_take() {
+        assert_eq!(span(-5), Duration::ZERO);
+        assert_eq!(span(30), Duration::from_secs(30));
+        assert_eq!(span(i64::MAX), Duration::from_secs(i32::MAX as u64));
+        // The whole point: the sum with the current time neither overflows nor is unwritable.
+        let later = SystemTime::now() + span(i64::MAX);
+        assert!(rfc3339(later).starts_with("20"), "{}", rfc3339(later));
+        let _ = std::time::Instant::now() + span(i64::MAX);
     }
 
     #[test]

@@ -75,6 +75,20 @@ fn tell_systemd(sent: std::io::Result<bool>) {
 }
 
 /// `default` always exists, as in Kubernetes.
+/// A Warning event on each object the store repaired as it loaded (a number stored by an
+/// older daemon beyond what the daemon now bounds), saying what was changed.
+fn record_load_repairs(store: &Store, node_name: &str) {
+    let repairs = store.take_load_repairs();
+    if repairs.is_empty() {
+        return;
+    }
+    let recorder = coracled::events::Recorder::new(store.clone(), "coracled", node_name);
+    for (object, what) in repairs {
+        let message = format!("Stored with values beyond their bounds; repaired at load: {what}");
+        recorder.record(&object, coracled::events::EventType::Warning, "RepairedAtLoad", message);
+    }
+}
+
 fn ensure_default_namespace(store: &Store) -> Result<(), String> {
     if store.get(&Namespace::INFO, "", "default").is_some() {
         return Ok(());
@@ -229,6 +243,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     ensure_default_namespace(&store)?;
     // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
     let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
+    record_load_repairs(&store, &settings.node_name);
     let services = service_allocator(&settings)?;
     let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers, services.cidr()));
     let images = std::sync::Arc::new(

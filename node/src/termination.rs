@@ -7,6 +7,7 @@
 use super::{layout, sandbox, NodeContext};
 use coracle_config::core::Pod;
 use coracle_config::object::{Object, Resource};
+use coracle_config::time::MAX_SPAN;
 use coracle_runtime::{ContainerRuntime, ContainerState};
 use coracle_store::events::EventType;
 use coracle_store::{DeleteOptions, StoreError};
@@ -48,9 +49,21 @@ fn is_running(runtime: &dyn ContainerRuntime, id: &str) -> bool {
     matches!(runtime.state(id), ContainerState::Running { .. })
 }
 
+/// `span` from now on the monotonic clock, a span beyond any a clock can count (a grace
+/// period from a stored object) being the longest one that can: `Instant + Duration` panics
+/// on overflow, and a panic aborts the daemon.
+fn instant_after(span: Duration) -> Instant {
+    Instant::now() + span.min(MAX_SPAN)
+}
+
+/// `span` from now on the wall clock, bounded as in [`instant_after`].
+fn time_after(span: Duration) -> SystemTime {
+    SystemTime::now() + span.min(MAX_SPAN)
+}
+
 /// Waits (bounded) until the runtime no longer reports `id` running.
 fn wait_exited(runtime: &dyn ContainerRuntime, id: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = instant_after(timeout);
     while is_running(runtime, id) {
         if Instant::now() >= deadline {
             return false;
@@ -131,7 +144,7 @@ pub fn signal_pod(ctx: &NodeContext, pod: &Pod, ids: &[(String, String)], deadli
 /// Stops every running container of a pod that stays in the store (its active deadline
 /// passed): [`signal_pod`], up to `grace`, then SIGKILL of what is left. Blocks meanwhile.
 pub fn stop_pod(ctx: &NodeContext, pod: &Pod, ids: &[(String, String)], grace: Duration, pre_stop: PreStop) {
-    let deadline = SystemTime::now() + grace;
+    let deadline = time_after(grace);
     signal_pod(ctx, pod, ids, deadline, pre_stop);
     for (name, id) in ids {
         let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
@@ -254,5 +267,23 @@ pub fn remove_pod_leftovers(ctx: &NodeContext, pod: Option<&Pod>, uid: &str) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => log::warn!("node: removing {}: {e}", dir.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_from_any_grace_period_are_on_the_clock() {
+        // `SystemTime::now() + grace` with a stored grace of i64::MAX seconds aborted the
+        // daemon when a pod's active deadline passed, and again on every restart.
+        let grace = Duration::from_secs(i64::MAX as u64);
+        let wall = time_after(grace);
+        assert!(wall > SystemTime::now() + Duration::from_secs(3600 * 24 * 365 * 60));
+        assert!(coracle_config::time::rfc3339(wall).starts_with("20"));
+        assert!(instant_after(Duration::MAX) > Instant::now() + Duration::from_secs(3600 * 24 * 365 * 60));
+        let short = Duration::from_secs(5);
+        assert!(time_after(short) <= SystemTime::now() + short);
     }
 }

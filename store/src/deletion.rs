@@ -3,7 +3,8 @@
 
 use super::{DeleteOptions, Propagation};
 use coracle_config::object::Object;
-use std::time::{Duration, SystemTime};
+use coracle_config::time::{span, MAX_SPAN_SECONDS};
+use std::time::SystemTime;
 
 /// The finalizer that holds an owner back until its dependents are gone.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -35,9 +36,17 @@ pub(crate) fn plan(current: &Object, options: &DeleteOptions, graceful_pods: boo
     let mut next = current.clone();
     let pod_grace = match current {
         Object::Pod(p) if graceful_pods => {
-            // A negative grace period means "the default", as kubectl's --grace-period=-1.
-            let requested = options.grace_period_seconds.filter(|g| *g >= 0);
-            requested.or(p.spec.termination_grace_period_seconds).unwrap_or(DEFAULT_POD_GRACE_SECONDS).max(0)
+            let period = options
+                .grace_period_seconds
+                .or(p.spec.termination_grace_period_seconds)
+                .unwrap_or(DEFAULT_POD_GRACE_SECONDS);
+            // Kubernetes turns a negative period into one second (the pod strategy's
+            // CheckGracefulDelete), and a period no clock can count is the longest one that can.
+            if period < 0 {
+                1
+            } else {
+                period.min(MAX_SPAN_SECONDS)
+            }
         }
         _ => 0,
     };
@@ -49,7 +58,7 @@ pub(crate) fn plan(current: &Object, options: &DeleteOptions, graceful_pods: boo
         // A later delete may shorten the grace period, never lengthen it.
         let shorter = m.deletion_grace_period_seconds.is_none_or(|g| pod_grace < g);
         if m.deletion_timestamp.is_none() || shorter {
-            m.deletion_timestamp = Some(coracle_config::time::rfc3339(now + Duration::from_secs(pod_grace as u64)));
+            m.deletion_timestamp = Some(coracle_config::time::rfc3339(now + span(pod_grace)));
             m.deletion_grace_period_seconds = Some(pod_grace);
         }
     } else if !m.finalizers.is_empty() {
@@ -72,7 +81,7 @@ mod tests {
     use super::*;
     use coracle_config::apps::Deployment;
     use coracle_config::core::Pod;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
@@ -118,6 +127,32 @@ mod tests {
         // A second delete may shorten the period but not lengthen it.
         let long = DeleteOptions { grace_period_seconds: Some(60), ..Default::default() };
         assert_eq!(plan(&m, &long, true, at(101)), DeletePlan::Unchanged);
+    }
+
+    #[test]
+    fn a_grace_period_no_clock_can_count_is_the_longest_one_that_can() {
+        // Once an "overflow when adding duration to instant" abort under the writer lock.
+        let huge = DeleteOptions { grace_period_seconds: Some(i64::MAX), ..Default::default() };
+        let now = at(1_700_000_000);
+        let m = marked(plan(&pod(None), &huge, true, now));
+        assert_eq!(m.metadata().deletion_grace_period_seconds, Some(MAX_SPAN_SECONDS));
+        let due = coracle_config::time::parse(m.metadata().deletion_timestamp.as_deref().unwrap()).unwrap();
+        assert_eq!(due.duration_since(now).unwrap().as_secs(), MAX_SPAN_SECONDS as u64);
+        // The same from a pod spec stored before validation bounded it.
+        let m = marked(plan(&pod(Some(i64::MAX)), &DeleteOptions::default(), true, now));
+        assert_eq!(m.metadata().deletion_grace_period_seconds, Some(MAX_SPAN_SECONDS));
+        // A later, shorter delete still shortens it.
+        let short = DeleteOptions { grace_period_seconds: Some(3), ..Default::default() };
+        assert_eq!(marked(plan(&m, &short, true, now)).metadata().deletion_grace_period_seconds, Some(3));
+    }
+
+    #[test]
+    fn a_negative_grace_period_is_one_second_as_in_kubernetes() {
+        let opts = DeleteOptions { grace_period_seconds: Some(-1), ..Default::default() };
+        let m = marked(plan(&pod(Some(20)), &opts, true, at(0)));
+        assert_eq!(m.metadata().deletion_grace_period_seconds, Some(1));
+        let opts = DeleteOptions { grace_period_seconds: Some(i64::MIN), ..Default::default() };
+        assert_eq!(marked(plan(&pod(None), &opts, true, at(0))).metadata().deletion_grace_period_seconds, Some(1));
     }
 
     #[test]

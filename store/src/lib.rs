@@ -13,6 +13,7 @@ pub mod events;
 mod files;
 mod ids;
 mod index;
+mod repair;
 mod status;
 mod typed;
 mod version;
@@ -62,6 +63,8 @@ pub struct DeleteOptions {
     /// `preconditions.uid` / `preconditions.resourceVersion`.
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// `dryRun=All`: answer what the delete would do, change nothing.
+    pub dry_run: bool,
 }
 
 /// Cheap to clone; every clone is the same store.
@@ -77,6 +80,8 @@ struct Shared {
     state: Mutex<State>,
     graceful_pods: AtomicBool,
     shut_down: AtomicBool,
+    /// Objects repaired at load, and what was changed, until the daemon records them.
+    repairs: Mutex<Vec<(Arc<Object>, String)>>,
     /// Held for the store's life: two daemons on one data folder would corrupt it.
     _lock: Flock<File>,
 }
@@ -152,8 +157,17 @@ impl Store {
         // Never 0: a watch from "0" means "from any version" (see `watch`).
         let rv = newest.max(ceiling.ceiling()).max(1);
         let mut index = Index::default();
-        for l in loaded {
-            index.insert(key_of(&l.object), Entry { obj: Arc::new(l.object), dirty: false });
+        let mut repairs = Vec::new();
+        for mut l in loaded {
+            let repaired = repair::repair(&mut l.object).join("; ");
+            let obj = Arc::new(l.object);
+            if !repaired.is_empty() {
+                log::warn!("store: {} {} repaired at load: {repaired}", obj.info().kind, obj.key());
+                repairs.push((obj.clone(), repaired));
+            }
+            // A repaired object is newer than its file: the next flush writes it.
+            let dirty = repairs.last().is_some_and(|(r, _)| Arc::ptr_eq(r, &obj));
+            index.insert(key_of(&obj), Entry { obj, dirty });
         }
         log::info!("store: {} objects loaded from {}, resourceVersion {rv}", index.len(), layout.root().display());
         let state = State { index, rv, hub: WatchHub::new(rv) };
@@ -164,9 +178,15 @@ impl Store {
                 state: Mutex::new(state),
                 graceful_pods: AtomicBool::new(false),
                 shut_down: AtomicBool::new(false),
+                repairs: Mutex::new(repairs),
                 _lock: lock,
             }),
         })
+    }
+
+    /// The objects repaired at load (see `repair`), each with what was changed; taken once.
+    pub fn take_load_repairs(&self) -> Vec<(Arc<Object>, String)> {
+        std::mem::take(&mut *lock(&self.shared.repairs))
     }
 
     /// The newest resourceVersion.
@@ -365,11 +385,18 @@ impl Store {
                 ),
             ));
         }
+        let graceful = self.shared.graceful_pods.load(Ordering::Acquire);
+        let plan = deletion::plan(&current, options, graceful, std::time::SystemTime::now());
+        if options.dry_run {
+            return Ok(match plan {
+                DeletePlan::Mark(next) => Arc::new(*next),
+                DeletePlan::Remove | DeletePlan::Unchanged => current,
+            });
+        }
         if options.propagation == Propagation::Orphan {
             self.orphan_dependents(&mut w, &meta.uid)?;
         }
-        let graceful = self.shared.graceful_pods.load(Ordering::Acquire);
-        match deletion::plan(&current, options, graceful, std::time::SystemTime::now()) {
+        match plan {
             DeletePlan::Remove => self.commit_remove(&mut w, &key),
             DeletePlan::Mark(next) => self.commit_put(&mut w, *next, true, false),
             DeletePlan::Unchanged => Ok(current),

@@ -497,6 +497,28 @@ fn orphan_deletion_strips_the_owner_reference() {
     assert!(store.get(&Pod::INFO, "default", "a").unwrap().metadata().owner_references.is_empty());
 }
 
+#[test]
+fn a_dry_run_delete_answers_what_it_would_do_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_graceful_pod_deletion(true);
+    let owner = store.create(deployment("web", 1)).unwrap();
+    let p = store.create(owned_by(pod("p"), &owner)).unwrap();
+    let w = store.watch(Filter::default(), None).unwrap();
+    let dry = DeleteOptions { dry_run: true, ..no_delete() };
+    let marked = store.delete(&Pod::INFO, "default", "p", &dry).unwrap();
+    assert!(marked.metadata().deletion_timestamp.is_some(), "the pod as it would be marked");
+    assert_eq!(store.get(&Pod::INFO, "default", "p").unwrap(), p);
+    let orphan = DeleteOptions { propagation: Propagation::Orphan, ..dry.clone() };
+    let gone = store.delete(&Deployment::INFO, "default", "web", &orphan).unwrap();
+    assert_eq!(gone, owner);
+    assert!(store.get(&Deployment::INFO, "default", "web").is_some());
+    assert_eq!(store.get(&Pod::INFO, "default", "p").unwrap().metadata().owner_references.len(), 1);
+    assert!(drain(&w).is_empty());
+    let missing = store.delete(&Pod::INFO, "default", "nope", &dry).unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }));
+}
+
 /// The child half of `acknowledged_writes_survive_sigkill`: writes until killed, printing
 /// each acknowledgement after the store call returned.
 #[test]
@@ -621,4 +643,38 @@ fn acknowledged_writes_survive_sigkill() {
         touched.len()
     );
     assert!(created.len() > ITERATIONS / 2, "children were killed before writing anything: {}", created.len());
+}
+
+#[test]
+fn objects_stored_beyond_any_clock_are_repaired_at_load_and_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut p: Pod = pod("old").try_into().unwrap();
+    p.spec.termination_grace_period_seconds = Some(30);
+    let created = store.create(p.into()).unwrap();
+    store.shutdown().unwrap();
+    drop(store);
+    // As an older daemon accepted it: a grace period of 2^63-1 seconds.
+    let path = file(dir.path(), "pods", "default", "old");
+    let text = fs::read_to_string(&path).unwrap();
+    let text =
+        text.replace("\"terminationGracePeriodSeconds\":30", "\"terminationGracePeriodSeconds\":9223372036854775807");
+    assert!(text.contains("9223372036854775807"), "{text}");
+    fs::write(&path, text).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let loaded = store.get(&Pod::INFO, "default", "old").unwrap();
+    let p: Pod = (*loaded).clone().try_into().unwrap();
+    assert_eq!(p.spec.termination_grace_period_seconds, Some(coracle_config::time::MAX_SPAN_SECONDS));
+    assert_eq!(loaded.metadata().resource_version, created.metadata().resource_version);
+    let repairs = store.take_load_repairs();
+    assert_eq!(repairs.len(), 1);
+    assert!(repairs[0].1.starts_with("spec.terminationGracePeriodSeconds: 9223372036854775807"), "{}", repairs[0].1);
+    assert!(store.take_load_repairs().is_empty());
+    // The repair reaches disk with the flush: the next start has nothing to repair.
+    store.shutdown().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.take_load_repairs().is_empty());
+    assert!(!fs::read_to_string(&path).unwrap().contains("9223372036854775807"));
 }

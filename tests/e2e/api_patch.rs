@@ -414,7 +414,10 @@ fn discovery_metrics_and_openapi() {
     let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
     let doc = d.request("GET", &url, &[], None).json();
     assert!(doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"].is_object());
-    assert_eq!(d.request("GET", "/openapi/v2", &[], None).status, 404);
+    let v2 = d.request("GET", "/openapi/v2", &[], None);
+    assert_eq!((v2.status, v2.json()["swagger"].as_str()), (200, Some("2.0")));
+    let pb = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    assert_eq!(d.request("GET", "/openapi/v2", &[("Accept", pb)], None).status, 406);
 }
 
 /// A daemon and a kubectl with an empty home (fresh discovery cache). kubectl (client-go)

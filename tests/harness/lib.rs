@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod http;
 pub mod images;
 pub mod output;
+pub mod python;
 pub mod rawtar;
 
 pub use http::{HttpResponse, WatchStream};

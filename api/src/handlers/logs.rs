@@ -51,7 +51,9 @@ struct Formatter {
 
 impl Formatter {
     fn new(query: &LogQuery) -> Formatter {
-        let since = query.since_seconds.map(|s| SystemTime::now() - Duration::from_secs(s));
+        // A span reaching before any clock reading (validation leaves up to i64::MAX
+        // seconds) cuts nothing: every line is newer.
+        let since = query.since_seconds.and_then(|s| SystemTime::now().checked_sub(Duration::from_secs(s)));
         Formatter { timestamps: query.timestamps, since, continuing: false, showing: true }
     }
 
@@ -181,7 +183,7 @@ pub fn log(store: &Store, logs_dir: &Path, path: &ResourcePath, query: &LogQuery
     }
     let offset = read_lines(current, 0, &mut lines).map_err(|e| log_error(current, e))?;
     if let Some(tail) = query.tail_lines {
-        tail_records(&mut lines, tail as usize);
+        tail_records(&mut lines, usize::try_from(tail).unwrap_or(usize::MAX));
     }
     let mut text = Vec::new();
     for line in &lines {
@@ -342,7 +344,7 @@ mod tests {
     fn render(text: &str, query: &LogQuery) -> String {
         let mut all = lines(text);
         if let Some(n) = query.tail_lines {
-            tail_records(&mut all, n as usize);
+            tail_records(&mut all, usize::try_from(n).unwrap_or(usize::MAX));
         }
         let mut f = Formatter::new(query);
         let mut out = Vec::new();
@@ -387,6 +389,17 @@ mod tests {
         let text = format!("{}\n{recent} stdout F new\n", LOG.trim_end());
         let q = LogQuery { since_seconds: Some(60), ..Default::default() };
         assert_eq!(render(&text, &q), "new\n");
+    }
+
+    #[test]
+    fn since_seconds_beyond_any_clock_keeps_every_line() {
+        // Once "overflow when subtracting duration from instant", an abort.
+        for since in [i64::MAX as u64, u64::MAX] {
+            let q = LogQuery { since_seconds: Some(since), ..Default::default() };
+            assert_eq!(render(LOG, &q), "one\ntwo\nthree\n");
+        }
+        let q = LogQuery { tail_lines: Some(u64::MAX), ..Default::default() };
+        assert_eq!(render(LOG, &q), "one\ntwo\nthree\n");
     }
 
     #[test]

@@ -6,6 +6,9 @@ pub mod logs;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_paths;
+pub mod openapi_schemas;
+pub mod openapi_v2;
 pub mod patch;
 pub mod subresources;
 pub mod watch;
@@ -51,6 +54,7 @@ pub fn handle(ctx: &ApiContext, request: ApiRequest) -> Result<Reply, ApiError> 
         ApiRequest::Version => Ok(Reply::ok(discovery::version())),
         ApiRequest::Discovery(doc) => discovery::document(&doc).map(Reply::ok),
         ApiRequest::OpenApi(doc) => openapi::document(doc.as_deref()).map(Reply::ok),
+        ApiRequest::OpenApiV2 => Ok(Reply::ok(openapi_v2::document())),
         ApiRequest::List { path, query } => Ok(Reply::ok(objects::list(store, &path, &query))),
         ApiRequest::Watch { path, query } => Ok(Reply::Watch(WatchStream::open(store, &path, query))),
         ApiRequest::Get { path, .. } if path.subresource.is_some() => subresources::get(store, &path).map(Reply::ok),

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// How long a watch without `timeoutSeconds` lasts; clients re-watch after it.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The longest watch: a longer `timeoutSeconds` is cut to it (clients re-watch, as after any
+/// timeout), so no client-chosen number reaches the clock unbounded.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest single wait on the store, so the deadline is checked regularly.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -86,7 +89,7 @@ impl WatchStream {
         WatchStream {
             path: path.clone(),
             selectors,
-            deadline: Instant::now() + query.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            deadline: Instant::now() + query.timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT),
             table_sent: table && !pending.is_empty(),
             pending,
             watcher,
@@ -123,5 +126,26 @@ impl WatchStream {
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::{parse, Route};
+
+    #[test]
+    fn a_timeout_no_clock_can_count_is_cut_to_the_longest_watch() {
+        // `timeoutSeconds=18446744073709551615` once aborted the daemon here.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let Some(Route::Resource(path)) = parse("/api/v1/pods") else { panic!("a resource path") };
+        let before = Instant::now();
+        let query = ListQuery { timeout: Some(Duration::from_secs(u64::MAX)), ..Default::default() };
+        let stream = WatchStream::open(&store, &path, query);
+        assert!(stream.deadline <= Instant::now() + MAX_TIMEOUT);
+        assert!(stream.deadline >= before + MAX_TIMEOUT);
+        let query = ListQuery { timeout: Some(Duration::from_secs(5)), ..Default::default() };
+        assert!(WatchStream::open(&store, &path, query).deadline <= Instant::now() + Duration::from_secs(5));
     }
 }

@@ -24,8 +24,9 @@ const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 /// its own bound for `activeDeadlineSeconds`, 2^31 − 1 (68 years). The daemon turns these
 /// seconds into deadlines (`now + grace`, written as an RFC 3339 time that must stay within
 /// year 9999) and clients into nanoseconds (Go's `time.Duration`, an int64); 2^31 − 1 keeps
-/// both far from overflow, while an int64's full range overflows both.
-pub const MAX_SECONDS: i64 = i32::MAX as i64;
+/// both far from overflow, while an int64's full range overflows both. The same bound the
+/// daemon clamps spans to before they meet a clock.
+pub const MAX_SECONDS: i64 = crate::time::MAX_SPAN_SECONDS;
 
 /// `ValidatePodSpec`: containers, volumes, restart and DNS policy, security context.
 pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs: &mut Vec<FieldError>) {

@@ -134,6 +134,5 @@ fn all_containers(pod: &Pod) -> impl Iterator<Item = (&Container, bool)> {
 /// The pod's `terminationGracePeriodSeconds` (30 by default), bounded so that the instants
 /// counted from it cannot overflow.
 fn grace_period(pod: &Pod) -> Duration {
-    let seconds = pod.spec.termination_grace_period_seconds.unwrap_or(30).clamp(0, i64::from(u32::MAX));
-    Duration::from_secs(seconds as u64)
+    coracle_config::time::span(pod.spec.termination_grace_period_seconds.unwrap_or(30))
 }
