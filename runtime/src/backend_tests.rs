@@ -711,3 +711,20 @@ fn a_confined_container_gets_the_whitelist_seccomp_and_its_own_cgroup_root(backe
         let _ = std::fs::remove_dir(dir);
     }
 }
+
+/// runc's bundle rootfs is the image mounted on the host, set-id files and all: only root may
+/// reach it, as only root may reach the image store.
+#[test]
+fn oci_bundles_are_reachable_by_root_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = "oci_bundles_are_reachable_by_root_only";
+    let Some(f) = fixture(Backend::Oci, "pod-private", name) else { return };
+    f.start(&f.spec("app", &["sleep", "600"]));
+    let bundles = f.base.join("run/oci");
+    assert!(bundles.join("app/rootfs/bin/busybox").exists(), "the rootfs is mounted in the bundle");
+    let mode = std::fs::metadata(&bundles).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", bundles.display());
+    f.runtime.signal("app", nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_exited(&*f.runtime, "app");
+    f.runtime.remove("app").unwrap();
+}

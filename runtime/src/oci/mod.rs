@@ -81,6 +81,12 @@ impl OciRuntime {
     fn write_bundle(&self, spec: &ContainerSpec, bundle: &Path) -> Result<bool, StartError> {
         let placement = cgroups_path::placement(&spec.cgroup_dirs);
         let config = bundle::config(spec, &placement).map_err(StartError::run)?;
+        // Each bundle's rootfs is the image mounted on the host, set-id files included: only
+        // root may reach it, as only root may reach the image store (the run dir is 0755).
+        let bundles = self.run_dir.path().join("oci");
+        std::fs::create_dir_all(&bundles)
+            .and_then(|()| std::fs::set_permissions(&bundles, std::os::unix::fs::PermissionsExt::from_mode(0o700)))
+            .map_err(|e| StartError::run(format!("make {} private: {e}", bundles.display())))?;
         std::fs::create_dir_all(bundle).map_err(|e| StartError::run(format!("create {}: {e}", bundle.display())))?;
         let path = bundle.join("config.json");
         let bytes = serde_json::to_vec_pretty(&config)
