@@ -5,6 +5,7 @@ use crate::admission::AdmissionError;
 use coracle_config::meta::{Status, StatusCause, StatusDetails};
 use coracle_config::object::ResourceInfo;
 use coracle_config::validation::FieldError;
+use coracle_runtime::image::ImageError;
 use coracle_store::StoreError;
 use std::fmt;
 
@@ -60,6 +61,26 @@ impl From<StoreError> for ApiError {
 impl From<AdmissionError> for ApiError {
     fn from(e: AdmissionError) -> ApiError {
         ApiError::Admission(e)
+    }
+}
+
+impl From<ImageError> for ApiError {
+    /// An image store failure: a missing image is 404, one still used 409, an archive over
+    /// its budget 413, the store's own I/O 500, any other refusal of the archive 400.
+    fn from(error: ImageError) -> ApiError {
+        match &error {
+            ImageError::NotFound { reference } => ApiError::Status {
+                code: 404,
+                reason: "NotFound",
+                message: format!("images.images.coracle.io \"{reference}\" not found"),
+            },
+            ImageError::InUse { .. } => ApiError::Status { code: 409, reason: "Conflict", message: error.to_string() },
+            ImageError::TooLarge { .. } => {
+                ApiError::Status { code: 413, reason: "RequestEntityTooLarge", message: error.to_string() }
+            }
+            ImageError::Io { .. } => ApiError::Internal(error.to_string()),
+            _ => ApiError::BadRequest(error.to_string()),
+        }
     }
 }
 

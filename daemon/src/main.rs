@@ -12,7 +12,10 @@ use coracled::manifests::ManifestFollower;
 use coracled::services::allocator::ServiceAllocator;
 use coracled::store::{Store, StoreError};
 use nix::sys::signal::{SigSet, Signal};
+use startup::StartupError;
 use std::time::Duration;
+
+mod startup;
 
 /// How often the manifests directory is looked at.
 const MANIFESTS_POLL: Duration = Duration::from_secs(1);
@@ -36,9 +39,9 @@ fn main() {
 }
 
 /// Settings from the config file, then `CORACLE_*` variables, then flags.
-fn settings(cli: &Cli) -> Result<DaemonSettings, String> {
-    let mut settings = DaemonSettings::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
-    settings.apply_env(std::env::vars()).map_err(|e| e.to_string())?;
+fn settings(cli: &Cli) -> Result<DaemonSettings, StartupError> {
+    let mut settings = DaemonSettings::load(cli.config.as_deref()).map_err(StartupError::layer)?;
+    settings.apply_env(std::env::vars()).map_err(StartupError::layer)?;
     if let Some(v) = &cli.data_dir {
         settings.data_dir = v.clone();
     }
@@ -57,12 +60,13 @@ fn settings(cli: &Cli) -> Result<DaemonSettings, String> {
     Ok(settings)
 }
 
-fn read_token(settings: &DaemonSettings) -> Result<Option<String>, String> {
+fn read_token(settings: &DaemonSettings) -> Result<Option<String>, StartupError> {
     let Some(path) = &settings.token_file else { return Ok(None) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading token file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(StartupError::step(format!("reading token file {}", path.display())))?;
     let token = text.trim().to_string();
     if token.is_empty() {
-        return Err(format!("token file {} is empty", path.display()));
+        return Err(StartupError::Invalid(format!("token file {} is empty", path.display())));
     }
     Ok(Some(token))
 }
@@ -89,7 +93,7 @@ fn record_load_repairs(store: &Store, node_name: &str) {
     }
 }
 
-fn ensure_default_namespace(store: &Store) -> Result<(), String> {
+fn ensure_default_namespace(store: &Store) -> Result<(), StartupError> {
     if store.get(&Namespace::INFO, "", "default").is_some() {
         return Ok(());
     }
@@ -99,14 +103,18 @@ fn ensure_default_namespace(store: &Store) -> Result<(), String> {
     object.set_type_meta();
     match store.create(object) {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(format!("creating namespace default: {e}")),
+        Err(e) => Err(StartupError::step("creating namespace default")(e)),
     }
 }
 
 /// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports, handed to
 /// every write path: the API and the manifests folder.
-fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<ServiceAllocator>, String> {
-    let cidr = settings.network.service_cidr.parse().map_err(|e| format!("network.service_cidr: {e}"))?;
+fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<ServiceAllocator>, StartupError> {
+    let cidr = settings
+        .network
+        .service_cidr
+        .parse()
+        .map_err(|e| StartupError::Invalid(format!("network.service_cidr: {e}")))?;
     Ok(std::sync::Arc::new(ServiceAllocator::new(cidr)))
 }
 
@@ -202,44 +210,49 @@ fn start_node(
 /// Creates the data directory 0700 or makes it so, as the packaged units do for the
 /// default one: objects, pod volumes, logs and image layers (with their set-id files) are
 /// the daemon's alone, whatever directory `data_dir` names.
-fn private_data_dir(dir: &std::path::Path) -> Result<(), String> {
+fn private_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("creating the data directory {}: {e}", dir.display()))?;
-    let mode = std::fs::metadata(dir).map_err(|e| format!("inspecting {}: {e}", dir.display()))?.permissions().mode();
+        .map_err(StartupError::step(format!("creating the data directory {}", dir.display())))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(StartupError::step(format!("inspecting {}", dir.display())))?
+        .permissions()
+        .mode();
     if mode & 0o7777 != 0o700 {
         log::info!("data directory {}: mode {:o} made 700", dir.display(), mode & 0o7777);
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("making {} private: {e}", dir.display()))?;
+            .map_err(StartupError::step(format!("making {} private", dir.display())))?;
     }
     Ok(())
 }
 
-fn run(cli: &Cli) -> Result<(), String> {
+fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings = settings(cli)?;
     let token = read_token(&settings)?;
     if settings.listen.is_some() && token.is_none() {
-        return Err("--listen needs --token-file: the TCP API is served only with a bearer token".into());
+        return Err(StartupError::Invalid(
+            "--listen needs --token-file: the TCP API is served only with a bearer token".into(),
+        ));
     }
     // Block the shutdown signals before any thread starts, so every thread inherits the
     // mask and only the wait below receives them.
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
-    signals.thread_block().map_err(|e| format!("blocking SIGTERM/SIGINT: {e}"))?;
+    signals.thread_block().map_err(StartupError::step("blocking SIGTERM/SIGINT"))?;
     // Under systemd (Type=notify): progress as STATUS=, READY=1 once the store is loaded and
     // the API serves, and watchdog pings only while the API answers and every loop beats.
-    let watchdog = coracled::systemd::Watchdog::from_env().map_err(|e| format!("systemd watchdog settings: {e}"))?;
+    let watchdog = coracled::systemd::Watchdog::from_env().map_err(StartupError::step("systemd watchdog settings"))?;
     tell_systemd(coracled::systemd::status("opening the store"));
 
     // Before anything touches the network: a bridge owned by another daemon is fatal.
-    coracled::net::bridge_claim::check(&settings.network)?;
+    coracled::net::bridge_claim::check(&settings.network).map_err(StartupError::layer)?;
     private_data_dir(&settings.data_dir)?;
     let store = Store::open(&settings.data_dir)
-        .map_err(|e| format!("opening the store in {}: {e}", settings.data_dir.display()))?;
+        .map_err(StartupError::step(format!("opening the store in {}", settings.data_dir.display())))?;
     ensure_default_namespace(&store)?;
     // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
     let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
@@ -248,7 +261,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let proxy = std::sync::Arc::new(start_service_networking(&settings, &controllers, services.cidr()));
     let images = std::sync::Arc::new(
         coracled::image::ImageStore::open_with(&settings.data_dir, &settings.images)
-            .map_err(|e| format!("opening the image store in {}: {e}", settings.data_dir.display()))?,
+            .map_err(StartupError::step(format!("opening the image store in {}", settings.data_dir.display())))?,
     );
     let usage = std::sync::Arc::new(coracled::node::metrics::PodUsage::with_period(
         &settings.node_name,
@@ -276,16 +289,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             token,
         },
     )
-    .map_err(|e| format!("starting the API: {e}"))?;
+    .map_err(StartupError::step("starting the API"))?;
     let api_probe =
         coracled::systemd::ApiProbe::start(settings.socket.clone(), watchdog.register("api"), watchdog.beat_every())
-            .map_err(|e| format!("starting the API probe: {e}"))?;
-    let watchdog_pings = watchdog.spawn().map_err(|e| format!("starting the watchdog: {e}"))?;
+            .map_err(StartupError::step("starting the API probe"))?;
+    let watchdog_pings = watchdog.spawn().map_err(StartupError::step("starting the watchdog"))?;
     tell_systemd(coracled::systemd::ready());
     tell_systemd(coracled::systemd::status(&format!("serving on {}", settings.socket.display())));
     log::info!("coracled ready (data {})", settings.data_dir.display());
 
-    let signal = signals.wait().map_err(|e| format!("waiting for a signal: {e}"))?;
+    let signal = signals.wait().map_err(StartupError::step("waiting for a signal"))?;
     log::info!("{signal:?} received; shutting down");
     tell_systemd(coracled::systemd::stopping());
     tell_systemd(coracled::systemd::status("shutting down"));
@@ -297,8 +310,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     if let Some(node) = node {
         node.stop();
     }
-    store.flush().map_err(|e| format!("flushing the store: {e}"))?;
-    store.shutdown().map_err(|e| format!("shutting the store down: {e}"))?;
+    store.flush().map_err(StartupError::step("flushing the store"))?;
+    store.shutdown().map_err(StartupError::step("shutting the store down"))?;
     // The node held the other reference; it is stopped by now.
     match std::sync::Arc::try_unwrap(proxy) {
         Ok(proxy) => proxy.shutdown(),

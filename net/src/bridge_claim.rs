@@ -11,6 +11,7 @@
 //! the owner ends (even `kill -9`), so a leftover file never blocks the next start.
 
 use super::cidr::Ipv4Cidr;
+use super::NetError;
 use coracle_config::settings::{NetworkMode, NetworkSettings};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -70,28 +71,28 @@ impl Owner {
 
 /// Claims the bridge and pod CIDR of `settings` for this daemon (data in `data_dir`); None
 /// when the daemon wires no bridge (host or loopback-only mode, or not root).
-pub fn claim(settings: &NetworkSettings, data_dir: &Path) -> Result<Option<BridgeClaim>, String> {
+pub fn claim(settings: &NetworkSettings, data_dir: &Path) -> Result<Option<BridgeClaim>, NetError> {
     // Without root no bridge can be made, so there is nothing to share.
     if settings.mode != NetworkMode::Cni || !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    let cidr: Ipv4Cidr = settings.pod_cidr.parse().map_err(|e| format!("network.pod_cidr: {e}"))?;
+    let cidr: Ipv4Cidr = settings.pod_cidr.parse().map_err(|e| NetError::Setting(format!("network.pod_cidr: {e}")))?;
     claim_in(Path::new(LOCK_DIR), &settings.bridge, cidr, data_dir).map(Some)
 }
 
 /// Fails, naming the owner, when another live daemon holds the bridge or an overlapping
 /// pod CIDR of `settings`; takes nothing.
-pub fn check(settings: &NetworkSettings) -> Result<(), String> {
+pub fn check(settings: &NetworkSettings) -> Result<(), NetError> {
     if settings.mode != NetworkMode::Cni || !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let cidr: Ipv4Cidr = settings.pod_cidr.parse().map_err(|e| format!("network.pod_cidr: {e}"))?;
+    let cidr: Ipv4Cidr = settings.pod_cidr.parse().map_err(|e| NetError::Setting(format!("network.pod_cidr: {e}")))?;
     check_in(Path::new(LOCK_DIR), &settings.bridge, cidr)
 }
 
 /// `check` with the lock directory given. Probes take a shared lock for an instant: they
 /// never block each other, and a claim retries past them.
-pub fn check_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(), String> {
+pub fn check_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(), NetError> {
     if !lock_dir.exists() {
         return Ok(());
     }
@@ -101,26 +102,26 @@ pub fn check_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(),
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         Ok(_released_on_drop) => Ok(()),
         Err((mut file, Errno::EWOULDBLOCK)) => Err(owned_by_another(bridge, &read_owner(&mut file), &path)),
-        Err((_, e)) => Err(format!("probing {}: {e}", path.display())),
+        Err((_, source)) => Err(NetError::Lock { path, source }),
     }
 }
 
-fn owned_by_another(bridge: &str, owner: &Owner, path: &Path) -> String {
-    format!(
+fn owned_by_another(bridge: &str, owner: &Owner, path: &Path) -> NetError {
+    NetError::BridgeTaken(format!(
         "network.bridge {bridge:?} is owned by another coracled ({}, pod CIDR {}; lock {}): \
          give this daemon its own network.bridge and network.pod_cidr, or stop the other one",
         owner.describe(),
         if owner.pod_cidr.is_empty() { "unknown" } else { &owner.pod_cidr },
         path.display()
-    )
+    ))
 }
 
 /// `claim` with the lock directory given.
-pub fn claim_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr, data_dir: &Path) -> Result<BridgeClaim, String> {
+pub fn claim_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr, data_dir: &Path) -> Result<BridgeClaim, NetError> {
     if bridge.is_empty() || bridge.contains('/') || bridge == "." || bridge == ".." {
-        return Err(format!("network.bridge {bridge:?}: not a valid interface name"));
+        return Err(NetError::Setting(format!("network.bridge {bridge:?}: not a valid interface name")));
     }
-    std::fs::create_dir_all(lock_dir).map_err(|e| format!("creating {}: {e}", lock_dir.display()))?;
+    std::fs::create_dir_all(lock_dir).map_err(NetError::io("creating", lock_dir))?;
     check_overlaps(lock_dir, bridge, pod_cidr)?;
     let path = lock_dir.join(format!("{bridge}.lock"));
     let file = OpenOptions::new()
@@ -129,7 +130,7 @@ pub fn claim_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr, data_dir: &Pa
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        .map_err(NetError::io("opening", &path))?;
     let mut lock =
         lock_exclusive(file, &path).map_err(|mut file| owned_by_another(bridge, &read_owner(&mut file), &path))?;
     let me = Owner {
@@ -141,7 +142,7 @@ pub fn claim_in(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr, data_dir: &Pa
     lock.set_len(0)
         .and_then(|()| lock.rewind())
         .and_then(|()| lock.write_all(me.render().as_bytes()))
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        .map_err(NetError::io("writing", &path))?;
     Ok(BridgeClaim { _lock: lock, path })
 }
 
@@ -180,8 +181,8 @@ fn read_owner(file: &mut File) -> Owner {
 
 /// Another live claim on a different bridge whose pod CIDR overlaps ours is a conflict too:
 /// both bridges would route the same addresses.
-fn check_overlaps(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(), String> {
-    let entries = std::fs::read_dir(lock_dir).map_err(|e| format!("reading {}: {e}", lock_dir.display()))?;
+fn check_overlaps(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(), NetError> {
+    let entries = std::fs::read_dir(lock_dir).map_err(NetError::io("reading", lock_dir))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let Some(other) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock")) else {
@@ -199,11 +200,11 @@ fn check_overlaps(lock_dir: &Path, bridge: &str, pod_cidr: Ipv4Cidr) -> Result<(
         let owner = read_owner(&mut file);
         let Ok(theirs) = owner.pod_cidr.parse::<Ipv4Cidr>() else { continue };
         if theirs.contains(pod_cidr.network()) || pod_cidr.contains(theirs.network()) {
-            return Err(format!(
+            return Err(NetError::BridgeTaken(format!(
                 "network.pod_cidr {pod_cidr} overlaps {theirs} of bridge {other:?}, owned by another coracled ({}): \
                  give this daemon its own network.pod_cidr",
                 owner.describe()
-            ));
+            )));
         }
     }
     Ok(())
@@ -221,7 +222,7 @@ mod tests {
     fn a_second_claim_on_the_same_bridge_names_the_owner() {
         let dir = tempfile::tempdir().unwrap();
         let first = claim_in(dir.path(), "cora0", cidr("10.1.0.0/16"), Path::new("/data/one")).unwrap();
-        let err = claim_in(dir.path(), "cora0", cidr("10.2.0.0/16"), Path::new("/data/two")).unwrap_err();
+        let err = claim_in(dir.path(), "cora0", cidr("10.2.0.0/16"), Path::new("/data/two")).unwrap_err().to_string();
         let pid = std::process::id();
         assert!(
             err.starts_with(&format!(
@@ -239,9 +240,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         check_in(dir.path(), "cora0", cidr("10.1.0.0/16")).unwrap();
         let claim = claim_in(dir.path(), "cora0", cidr("10.1.0.0/16"), Path::new("/data/one")).unwrap();
-        let err = check_in(dir.path(), "cora0", cidr("10.9.0.0/16")).unwrap_err();
+        let err = check_in(dir.path(), "cora0", cidr("10.9.0.0/16")).unwrap_err().to_string();
         assert!(err.contains("is owned by another coracled") && err.contains("data dir /data/one"), "{err}");
-        let err = check_in(dir.path(), "cora1", cidr("10.1.2.0/24")).unwrap_err();
+        let err = check_in(dir.path(), "cora1", cidr("10.1.2.0/24")).unwrap_err().to_string();
         assert!(err.contains("overlaps 10.1.0.0/16"), "{err}");
         drop(claim);
         // A probe holding its shared lock does not make a claim fail.
@@ -259,7 +260,7 @@ mod tests {
     fn overlapping_pod_cidrs_on_other_bridges_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let _a = claim_in(dir.path(), "cora0", cidr("10.88.0.0/16"), Path::new("/a")).unwrap();
-        let err = claim_in(dir.path(), "cora1", cidr("10.88.4.0/24"), Path::new("/b")).unwrap_err();
+        let err = claim_in(dir.path(), "cora1", cidr("10.88.4.0/24"), Path::new("/b")).unwrap_err().to_string();
         assert!(err.contains("10.88.4.0/24 overlaps 10.88.0.0/16 of bridge \"cora0\""), "{err}");
         let _c = claim_in(dir.path(), "cora1", cidr("10.89.0.0/16"), Path::new("/c")).unwrap();
     }

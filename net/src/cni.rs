@@ -6,7 +6,7 @@
 use super::bridge_claim::{self, BridgeClaim};
 use super::cidr::Ipv4Cidr;
 use super::cni_exec::{self, CniCommand, CniTarget};
-use super::{leases, masquerade, PodNetwork};
+use super::{leases, masquerade, NetError, PodNetwork};
 use coracle_config::core::Pod;
 use coracle_config::settings::NetworkSettings;
 use serde_json::{json, Value};
@@ -124,7 +124,7 @@ impl CniNetwork {
     }
 
     /// Takes the bridge for this daemon unless it already has it.
-    pub fn ensure_claimed(&self) -> Result<(), String> {
+    pub fn ensure_claimed(&self) -> Result<(), NetError> {
         let mut claim = self.claim.lock().unwrap_or_else(|p| p.into_inner());
         if claim.is_none() {
             // DATA/net → DATA: the owner is named by its data directory.
@@ -157,26 +157,26 @@ impl CniNetwork {
         self.conflist["plugins"].as_array().map(Vec::as_slice).unwrap_or(&[])
     }
 
-    fn add(&self, target: &CniTarget) -> Result<Value, String> {
+    fn add(&self, target: &CniTarget) -> Result<Value, NetError> {
         // No loopback plugin: the sandbox brought `lo` up when it made the namespace.
         let mut prev: Option<Value> = None;
         for plugin in self.plugins() {
             let conf = plugin_conf(&self.conflist, plugin, prev.as_ref());
-            prev = Some(cni_exec::invoke(&self.bin_dirs, CniCommand::Add, target, &conf)?);
+            prev = Some(cni_exec::invoke(&self.bin_dirs, CniCommand::Add, target, &conf).map_err(NetError::Plugin)?);
         }
-        prev.ok_or_else(|| "the conflist has no plugins".to_string())
+        prev.ok_or(NetError::NoPlugins)
     }
 
-    fn check(&self, target: &CniTarget, prev: &Value) -> Result<(), String> {
+    fn check(&self, target: &CniTarget, prev: &Value) -> Result<(), NetError> {
         for plugin in self.plugins() {
             let conf = plugin_conf(&self.conflist, plugin, Some(prev));
-            cni_exec::invoke(&self.bin_dirs, CniCommand::Check, target, &conf)?;
+            cni_exec::invoke(&self.bin_dirs, CniCommand::Check, target, &conf).map_err(NetError::Plugin)?;
         }
         Ok(())
     }
 
     /// DEL in reverse order; every plugin is asked even when one fails.
-    fn del(&self, target: &CniTarget, prev: Option<&Value>) -> Result<(), String> {
+    fn del(&self, target: &CniTarget, prev: Option<&Value>) -> Result<(), NetError> {
         let mut errors = Vec::new();
         for plugin in self.plugins().iter().rev() {
             let conf = plugin_conf(&self.conflist, plugin, prev);
@@ -187,11 +187,11 @@ impl CniNetwork {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(NetError::Plugin(errors.join("; ")))
         }
     }
 
-    fn setup_uid(&self, uid: &str, netns: &Path) -> Result<Option<IpAddr>, String> {
+    fn setup_uid(&self, uid: &str, netns: &Path) -> Result<Option<IpAddr>, NetError> {
         let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
         self.ensure_claimed()?;
         let netns_text = netns.display().to_string();
@@ -216,13 +216,13 @@ impl CniNetwork {
         };
         let path = self.result_path(uid);
         std::fs::write(&path, serde_json::to_vec(&result).expect("a CNI result serializes"))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            .map_err(NetError::io("writing", &path))?;
         cni_exec::result_ip(&result, IFNAME)
             .map(Some)
-            .ok_or_else(|| format!("CNI ADD for pod {uid} returned no IP address: {result}"))
+            .ok_or_else(|| NetError::NoAddress { uid: uid.to_string(), result: result.to_string() })
     }
 
-    fn teardown_uid(&self, uid: &str, netns: Option<&Path>) -> Result<(), String> {
+    fn teardown_uid(&self, uid: &str, netns: Option<&Path>) -> Result<(), NetError> {
         let _serial = self.serial.lock().unwrap_or_else(|p| p.into_inner());
         let netns_text = netns.filter(|p| p.exists()).map(|p| p.display().to_string()).unwrap_or_default();
         let target = CniTarget { container_id: uid, netns: &netns_text, ifname: IFNAME };
@@ -244,7 +244,7 @@ impl CniNetwork {
         match std::fs::remove_file(self.result_path(uid)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("removing {}: {e}", self.result_path(uid).display())),
+            Err(e) => Err(NetError::io("removing", self.result_path(uid))(e)),
         }
     }
 
@@ -273,11 +273,11 @@ impl CniNetwork {
 }
 
 impl PodNetwork for CniNetwork {
-    fn setup(&self, pod: &Pod, netns: &Path) -> Result<Option<IpAddr>, String> {
+    fn setup(&self, pod: &Pod, netns: &Path) -> Result<Option<IpAddr>, NetError> {
         self.setup_uid(&pod.metadata.uid, netns)
     }
 
-    fn teardown(&self, pod: &Pod, netns: &Path) -> Result<(), String> {
+    fn teardown(&self, pod: &Pod, netns: &Path) -> Result<(), NetError> {
         self.teardown_uid(&pod.metadata.uid, Some(netns))
     }
 }

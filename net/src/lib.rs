@@ -26,6 +26,7 @@ pub mod bridge_claim;
 pub mod cidr;
 pub mod cni;
 pub mod cni_exec;
+pub mod error;
 pub mod leases;
 pub mod loopback;
 pub mod masquerade;
@@ -34,6 +35,7 @@ pub mod services;
 
 use coracle_config::core::Pod;
 use coracle_config::settings::{NetworkMode, NetworkSettings};
+pub use error::NetError;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,9 +44,9 @@ use std::sync::Arc;
 /// loopback-only. Both calls must be idempotent: they are repeated after a daemon restart.
 pub trait PodNetwork: Send + Sync {
     /// Connects the namespace at `netns`; returns the pod's IP when it has one beyond loopback.
-    fn setup(&self, pod: &Pod, netns: &Path) -> Result<Option<IpAddr>, String>;
+    fn setup(&self, pod: &Pod, netns: &Path) -> Result<Option<IpAddr>, NetError>;
     /// Releases what `setup` took (addresses, veths); the namespace itself is the runtime's.
-    fn teardown(&self, pod: &Pod, netns: &Path) -> Result<(), String>;
+    fn teardown(&self, pod: &Pod, netns: &Path) -> Result<(), NetError>;
 }
 
 /// The default: the runtime's fresh namespace already has loopback up, and nothing more.
@@ -52,11 +54,11 @@ pub trait PodNetwork: Send + Sync {
 pub struct LoopbackOnly;
 
 impl PodNetwork for LoopbackOnly {
-    fn setup(&self, _pod: &Pod, _netns: &Path) -> Result<Option<IpAddr>, String> {
+    fn setup(&self, _pod: &Pod, _netns: &Path) -> Result<Option<IpAddr>, NetError> {
         Ok(None)
     }
 
-    fn teardown(&self, _pod: &Pod, _netns: &Path) -> Result<(), String> {
+    fn teardown(&self, _pod: &Pod, _netns: &Path) -> Result<(), NetError> {
         Ok(())
     }
 }
@@ -103,7 +105,7 @@ pub fn from_settings(
     settings: &NetworkSettings,
     data_dir: &Path,
     live_pods: &dyn Fn(&str) -> bool,
-) -> Result<Arc<dyn PodNetwork>, String> {
+) -> Result<Arc<dyn PodNetwork>, NetError> {
     match settings.mode {
         NetworkMode::Host | NetworkMode::None => Ok(Arc::new(loopback::LoopbackOnly)),
         NetworkMode::Cni => match cni::CniNetwork::new(settings, &data_dir.join("net")) {
@@ -122,7 +124,7 @@ pub fn from_settings(
                 log::warn!("net: CNI plugins not found ({which}); pods get a loopback-only network namespace");
                 Ok(Arc::new(loopback::LoopbackOnly))
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(NetError::Cni(e)),
         },
     }
 }

@@ -2,7 +2,7 @@
 //! that is all a pod gets. Its address, inside its own namespace, is 127.0.0.1; the proxy
 //! reaches it by opening sockets in that namespace.
 
-use super::PodNetwork;
+use super::{NetError, PodNetwork};
 use coracle_config::core::Pod;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -15,11 +15,11 @@ pub const LOOPBACK_POD_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub struct LoopbackOnly;
 
 impl PodNetwork for LoopbackOnly {
-    fn setup(&self, _pod: &Pod, _netns: &Path) -> Result<Option<IpAddr>, String> {
+    fn setup(&self, _pod: &Pod, _netns: &Path) -> Result<Option<IpAddr>, NetError> {
         Ok(Some(LOOPBACK_POD_IP))
     }
 
-    fn teardown(&self, _pod: &Pod, _netns: &Path) -> Result<(), String> {
+    fn teardown(&self, _pod: &Pod, _netns: &Path) -> Result<(), NetError> {
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //! It is left in place when the daemon stops (running pods keep their way out);
 //! `install.sh --uninstall` removes it.
 
+use super::NetError;
 use std::process::{Command, Output};
 
 /// The chain's name prefix; `install.sh --uninstall` removes every chain carrying it.
@@ -50,7 +51,7 @@ fn rules(bridge: &str, pod_cidr: &str) -> Vec<Vec<String>> {
 
 /// Makes sure the pods of `bridge` (addresses in `pod_cidr`) are masqueraded; idempotent,
 /// so a restarted daemon checks rather than appends.
-pub fn ensure(bridge: &str, pod_cidr: &str) -> Result<(), String> {
+pub fn ensure(bridge: &str, pod_cidr: &str) -> Result<(), NetError> {
     let chain = chain_name(bridge);
     // `-N` fails when the chain exists, which is the usual case after a restart.
     if !nat(&["-S"], std::slice::from_ref(&chain))?.status.success() {
@@ -74,28 +75,28 @@ pub fn remove(bridge: &str, pod_cidr: &str) {
 }
 
 /// Runs `iptables -w -t nat OP… ARGS…`; Err only when iptables cannot be run at all.
-fn nat(op: &[&str], args: &[String]) -> Result<Output, String> {
+fn nat(op: &[&str], args: &[String]) -> Result<Output, NetError> {
     Command::new("iptables")
         // Wait for the xtables lock instead of failing beside another iptables user.
         .args(["-w", "-t", "nat"])
         .args(op)
         .args(args)
         .output()
-        .map_err(|e| format!("running iptables (needed to masquerade pod traffic): {e}"))
+        .map_err(|source| NetError::Spawn { command: "iptables (needed to masquerade pod traffic)".into(), source })
 }
 
 /// As [`nat`], and a failure names the command and iptables' own message.
-fn succeeded(op: &[&str], args: &[String]) -> Result<(), String> {
+fn succeeded(op: &[&str], args: &[String]) -> Result<(), NetError> {
     let out = nat(op, args)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(NetError::CommandFailed(format!(
             "iptables -t nat {} {}: {}",
             op.join(" "),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }
 

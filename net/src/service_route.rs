@@ -2,22 +2,23 @@
 //! dev lo`), so the proxy can bind any ClusterIP and pods routed through the host reach it.
 
 use super::cidr::Ipv4Cidr;
+use super::NetError;
 use std::net::IpAddr;
 use std::process::Command;
 
 /// Installs (or re-installs) the local route for the service block; idempotent.
-pub fn install(cidr: Ipv4Cidr) -> Result<(), String> {
+pub fn install(cidr: Ipv4Cidr) -> Result<(), NetError> {
     let cidr = cidr.to_string();
     let out = Command::new("ip")
         .args(["route", "replace", "local", &cidr, "dev", "lo", "table", "local"])
         .output()
-        .map_err(|e| format!("running `ip route replace local {cidr} dev lo`: {e}"))?;
+        .map_err(|source| NetError::Spawn { command: format!("`ip route replace local {cidr} dev lo`"), source })?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(NetError::CommandFailed(format!(
             "`ip route replace local {cidr} dev lo` failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
     Ok(())
 }

@@ -4,9 +4,67 @@
 use super::layout;
 use coracle_config::core::{Pod, Service};
 use coracle_config::settings::NetworkMode;
-use coracle_net::PodNetwork;
-use coracle_runtime::{ContainerRuntime, Sandbox, SandboxNetwork, SandboxSpec};
+use coracle_net::{NetError, PodNetwork};
+use coracle_runtime::cgroups::CgroupError;
+use coracle_runtime::sandbox::SandboxError;
+use coracle_runtime::{ContainerRuntime, RuntimeError, Sandbox, SandboxNetwork, SandboxSpec};
 use std::net::IpAddr;
+
+/// Why a pod's sandbox (its directory, cgroup, namespaces and network) could not be made
+/// ready or removed, by step.
+#[derive(Debug)]
+pub enum PodSandboxError {
+    /// The pod's directory under the data dir could not be created.
+    PodDir { path: std::path::PathBuf, source: std::io::Error },
+    /// The pod's cgroup could not be created.
+    PodCgroup(CgroupError),
+    /// The runtime could not create the namespaces and files.
+    Create(RuntimeError),
+    /// The pod network (CNI) could not wire the namespace.
+    Network(NetError),
+    /// The pod's /etc/hosts could not be rewritten with its address.
+    Hosts(SandboxError),
+    /// The pod network could not release what it took.
+    Teardown(NetError),
+    /// The runtime could not remove the sandbox.
+    Remove { id: String, source: RuntimeError },
+}
+
+impl std::fmt::Display for PodSandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PodSandboxError::PodDir { path, source } => write!(f, "creating {}: {source}", path.display()),
+            PodSandboxError::PodCgroup(e) => write!(f, "creating the pod cgroup: {e}"),
+            PodSandboxError::Create(e) => write!(f, "creating the pod sandbox: {e}"),
+            PodSandboxError::Network(e) => write!(f, "setting up the pod network: {e}"),
+            PodSandboxError::Hosts(e) => e.fmt(f),
+            PodSandboxError::Teardown(e) => write!(f, "tearing down the pod network: {e}"),
+            PodSandboxError::Remove { id, source } => write!(f, "removing sandbox {id}: {source}"),
+        }
+    }
+}
+
+impl PodSandboxError {
+    /// The reason of the Warning event the pod gets for this failure (the kubelet's).
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            PodSandboxError::Teardown(_) | PodSandboxError::Remove { .. } => "FailedKillPod",
+            _ => "FailedCreatePodSandBox",
+        }
+    }
+}
+
+impl std::error::Error for PodSandboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PodSandboxError::PodDir { source, .. } => Some(source),
+            PodSandboxError::PodCgroup(e) => Some(e),
+            PodSandboxError::Create(e) | PodSandboxError::Remove { source: e, .. } => Some(e),
+            PodSandboxError::Network(e) | PodSandboxError::Teardown(e) => Some(e),
+            PodSandboxError::Hosts(e) => e.source(),
+        }
+    }
+}
 
 /// The pod's hostname: `spec.hostname`, else its name (truncated to 63, as Kubernetes does).
 pub fn hostname(pod: &Pod) -> String {
@@ -33,7 +91,7 @@ pub fn ensure(
     host_ip: Option<IpAddr>,
     mode: NetworkMode,
     services: &[Service],
-) -> Result<PodSandbox, String> {
+) -> Result<PodSandbox, PodSandboxError> {
     let host = coracle_net::uses_host_network(mode, pod);
     let spec = SandboxSpec {
         id: layout::sandbox_id(&pod.metadata.uid),
@@ -42,10 +100,10 @@ pub fn ensure(
         resolv_conf: None,
     };
     let began = std::time::Instant::now();
-    let sandbox = runtime.create_sandbox(&spec).map_err(|e| format!("creating the pod sandbox: {e}"))?;
+    let sandbox = runtime.create_sandbox(&spec).map_err(PodSandboxError::Create)?;
     let created = began.elapsed();
     let ip = match &sandbox.netns_path {
-        Some(netns) => network.setup(pod, netns).map_err(|e| format!("setting up the pod network: {e}"))?,
+        Some(netns) => network.setup(pod, netns).map_err(PodSandboxError::Network)?,
         None => host_ip,
     };
     log::debug!(
@@ -62,21 +120,21 @@ pub fn ensure(
 /// Rewrites the pod's /etc/hosts with its own address and the Services' lines, in place:
 /// after a daemon restart running containers still have the file bind-mounted, and a bind
 /// follows the inode (a rename would leave them the old file).
-fn write_hosts_in_place(sandbox: &Sandbox, pod: &Pod, ip: IpAddr, services: &[Service]) -> Result<(), String> {
+fn write_hosts_in_place(sandbox: &Sandbox, pod: &Pod, ip: IpAddr, services: &[Service]) -> Result<(), PodSandboxError> {
     let mut with_ip = pod.clone();
     with_ip.spec.hostname = Some(hostname(pod));
     with_ip.status.get_or_insert_with(Default::default).pod_ip = Some(ip.to_string());
     let content = coracle_net::services::hosts::hosts_content(&with_ip, services, "");
-    coracle_runtime::sandbox::write_in_place(&sandbox.hosts_path, &content)
+    coracle_runtime::sandbox::write_in_place(&sandbox.hosts_path, &content).map_err(PodSandboxError::Hosts)
 }
 
 /// Tears the pod's network down and removes its sandbox; a missing sandbox is fine.
-pub fn remove(runtime: &dyn ContainerRuntime, network: &dyn PodNetwork, pod: &Pod) -> Result<(), String> {
+pub fn remove(runtime: &dyn ContainerRuntime, network: &dyn PodNetwork, pod: &Pod) -> Result<(), PodSandboxError> {
     let id = layout::sandbox_id(&pod.metadata.uid);
     if let Some(netns) = runtime.sandbox(&id).and_then(|s| s.netns_path) {
-        network.teardown(pod, &netns).map_err(|e| format!("tearing down the pod network: {e}"))?;
+        network.teardown(pod, &netns).map_err(PodSandboxError::Teardown)?;
     }
-    runtime.remove_sandbox(&id).map_err(|e| format!("removing sandbox {id}: {e}"))
+    runtime.remove_sandbox(&id).map_err(|source| PodSandboxError::Remove { id: id.clone(), source })
 }
 
 #[cfg(test)]

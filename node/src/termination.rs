@@ -244,9 +244,9 @@ fn kill_pod_cgroup(ctx: &NodeContext, uid: &str) {
 
 /// Removes the sandbox, cgroups and directories of pod `uid` (its containers must be gone).
 pub fn remove_pod_leftovers(ctx: &NodeContext, pod: Option<&Pod>, uid: &str) {
-    let result = match pod {
-        Some(pod) => sandbox::remove(&*ctx.runtime, &*ctx.network, pod),
-        None => ctx.runtime.remove_sandbox(&layout::sandbox_id(uid)).map_err(|e| e.to_string()),
+    let result: Result<(), Box<dyn std::error::Error>> = match pod {
+        Some(pod) => sandbox::remove(&*ctx.runtime, &*ctx.network, pod).map_err(Into::into),
+        None => ctx.runtime.remove_sandbox(&layout::sandbox_id(uid)).map_err(Into::into),
     };
     if let Err(e) = result {
         log::warn!("node: pod {uid}: {e}");

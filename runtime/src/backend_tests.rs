@@ -366,7 +366,7 @@ fn a_fresh_runtime_readopts_a_running_container_and_its_log_keeps_growing(backen
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(grown, "log stopped growing");
-    assert!(fresh.remove("ticker").unwrap_err().0.contains("still running"));
+    assert!(fresh.remove("ticker").unwrap_err().to_string().contains("still running"));
     fresh.signal("ticker", nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(exit_code(&wait_exited(&*fresh, "ticker")), (137, Some(9)));
     // The shim leaves once the exit is recorded (a zombie until its new parent reaps it).

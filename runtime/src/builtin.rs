@@ -47,7 +47,9 @@ impl ContainerRuntime for BuiltinRuntime {
         let Some(record) = state::signal_target(&self.run_dir.container_dir(id)?, id, signal)? else { return Ok(()) };
         match nix::sys::signal::kill(nix::unistd::Pid::from_raw(record.pid), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(RuntimeError(format!("signal {signal} to container {id} (pid {}): {e}", record.pid))),
+            Err(e) => {
+                Err(RuntimeError::Container(format!("signal {signal} to container {id} (pid {}): {e}", record.pid)))
+            }
         }
     }
 
@@ -59,7 +61,7 @@ impl ContainerRuntime for BuiltinRuntime {
         let ContainerState::Running { pid, .. } = self.run_dir.state(id) else {
             return Err(ExecError::NotRunning { id: id.to_string() });
         };
-        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.0))?;
+        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.to_string()))?;
         enter::run(pid, &spec, request)
     }
 }

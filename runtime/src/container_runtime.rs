@@ -45,21 +45,37 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Any other runtime failure; the message names the object and what was being done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeError(pub String);
+/// Any other runtime failure.
+#[derive(Debug)]
+pub enum RuntimeError {
+    /// A pod sandbox could not be created or removed.
+    Sandbox(sandbox::SandboxError),
+    /// A container could not be signalled, read back or removed; the message names it and
+    /// what was being done.
+    Container(String),
+}
 
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RuntimeError::Sandbox(e) => e.fmt(f),
+            RuntimeError::Container(message) => f.write_str(message),
+        }
     }
 }
 
-impl std::error::Error for RuntimeError {}
+impl std::error::Error for RuntimeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RuntimeError::Sandbox(e) => e.source(),
+            RuntimeError::Container(_) => None,
+        }
+    }
+}
 
-impl From<String> for RuntimeError {
-    fn from(s: String) -> Self {
-        RuntimeError(s)
+impl From<sandbox::SandboxError> for RuntimeError {
+    fn from(e: sandbox::SandboxError) -> Self {
+        RuntimeError::Sandbox(e)
     }
 }
 

@@ -37,7 +37,9 @@ impl RunDir {
         let plain = !id.is_empty() && !id.contains('/') && id != "." && id != "..";
         if !plain || self.reserved == Some(id) {
             let other_than = self.reserved.map(|r| format!(" other than {r:?}")).unwrap_or_default();
-            return Err(RuntimeError(format!("container id {id:?}: must be a non-empty file name{other_than}")));
+            return Err(RuntimeError::Container(format!(
+                "container id {id:?}: must be a non-empty file name{other_than}"
+            )));
         }
         Ok(state::container_dir(&self.root, id))
     }
@@ -61,7 +63,7 @@ impl RunDir {
     /// The records directory a new container `spec` will use: its id is valid, it has a command,
     /// and neither that directory nor any of the backend's `own` paths for it exist yet.
     pub fn claim(&self, spec: &ContainerSpec, own: &[&Path]) -> Result<PathBuf, StartError> {
-        let dir = self.container_dir(&spec.id).map_err(|e| StartError::run(e.0))?;
+        let dir = self.container_dir(&spec.id).map_err(|e| StartError::run(e.to_string()))?;
         if spec.args.is_empty() {
             return Err(StartError::run(format!("container {}: args: no command given", spec.id)));
         }
@@ -87,15 +89,16 @@ impl RunDir {
     /// The spec container `id` was started with.
     pub fn recorded_spec(&self, id: &str) -> Result<ContainerSpec, RuntimeError> {
         let path = self.container_dir(id)?.join(SPEC_FILE);
-        let bytes = std::fs::read(&path).map_err(|e| RuntimeError(format!("read {}: {e}", path.display())))?;
-        serde_json::from_slice(&bytes).map_err(|e| RuntimeError(format!("decode {}: {e}", path.display())))
+        let bytes =
+            std::fs::read(&path).map_err(|e| RuntimeError::Container(format!("read {}: {e}", path.display())))?;
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Container(format!("decode {}: {e}", path.display())))
     }
 
     /// The records directory of container `id`, refused while the container still runs.
     pub fn stopped(&self, id: &str) -> Result<PathBuf, RuntimeError> {
         let dir = self.container_dir(id)?;
         if let ContainerState::Running { pid, .. } = state::read_state(&dir) {
-            return Err(RuntimeError(format!("remove container {id}: still running as pid {pid}")));
+            return Err(RuntimeError::Container(format!("remove container {id}: still running as pid {pid}")));
         }
         Ok(dir)
     }
@@ -106,7 +109,7 @@ pub fn remove_tree(path: &Path) -> Result<(), RuntimeError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RuntimeError(format!("remove {}: {e}", path.display()))),
+        Err(e) => Err(RuntimeError::Container(format!("remove {}: {e}", path.display()))),
     }
 }
 
@@ -119,7 +122,7 @@ mod tests {
         let run = RunDir::new("/run/c").reserving("state");
         assert_eq!(run.container_dir("u_app_0").unwrap(), PathBuf::from("/run/c/containers/u_app_0"));
         for bad in ["", ".", "..", "a/b"] {
-            let err = run.container_dir(bad).unwrap_err().0;
+            let err = run.container_dir(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")) && err.contains("other than \"state\""), "{err}");
         }
         assert!(run.container_dir("state").is_err());
@@ -154,7 +157,7 @@ mod tests {
         let dir = run.claim(&spec, &[]).unwrap();
         run.record_spec(&dir, &spec).unwrap();
         assert_eq!(run.recorded_spec("c1").unwrap(), spec);
-        let err = run.recorded_spec("c2").unwrap_err().0;
+        let err = run.recorded_spec("c2").unwrap_err().to_string();
         assert!(err.starts_with(&format!("read {}", tmp.path().join("containers/c2/spec.json").display())), "{err}");
     }
 

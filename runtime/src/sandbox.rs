@@ -3,13 +3,85 @@
 
 use super::spec::{Sandbox, SandboxNetwork, SandboxSpec};
 use super::state::{read_record, write_atomic};
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const RECORD: &str = "sandbox.json";
+
+/// Why a sandbox could not be created, written or removed.
+#[derive(Debug)]
+pub enum SandboxError {
+    /// The id is not a plain file name.
+    InvalidId(String),
+    /// A file or directory of the sandbox (`action` is `create`, `write` or `remove`).
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// The existing /etc/hosts or /etc/resolv.conf could not be rewritten on its inode.
+    Rewrite { path: PathBuf, source: std::io::Error },
+    /// A namespace could not be made, pinned or unpinned (`what` names the step and the path).
+    Namespace { what: String, source: Errno },
+    /// The new network namespace's loopback could not be brought up.
+    Loopback { id: String, source: LoopbackError },
+    /// The sandbox's record could not be encoded.
+    Encode { id: String, source: serde_json::Error },
+    /// The thread making the namespaces panicked.
+    ThreadPanicked,
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SandboxError::InvalidId(id) => write!(f, "sandbox id {id:?}: must be a non-empty file name"),
+            SandboxError::Io { action, path, source } => write!(f, "{action} {}: {source}", path.display()),
+            SandboxError::Rewrite { path, source } => write!(f, "rewrite {} in place: {source}", path.display()),
+            SandboxError::Namespace { what, source } => write!(f, "{what}: {source}"),
+            SandboxError::Loopback { id, source } => write!(f, "sandbox {id}: bring up lo: {source}"),
+            SandboxError::Encode { id, source } => write!(f, "encode sandbox {id}: {source}"),
+            SandboxError::ThreadPanicked => f.write_str("sandbox namespace thread panicked"),
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SandboxError::Io { source, .. } | SandboxError::Rewrite { source, .. } => Some(source),
+            SandboxError::Namespace { source, .. } => Some(source),
+            SandboxError::Loopback { source, .. } => Some(source),
+            SandboxError::Encode { source, .. } => Some(source),
+            SandboxError::InvalidId(_) | SandboxError::ThreadPanicked => None,
+        }
+    }
+}
+
+/// Why `lo` could not be brought up: no socket to ask through, or the ioctl failed.
+#[derive(Debug)]
+pub enum LoopbackError {
+    Socket(Errno),
+    Ioctl(std::io::Error),
+}
+
+impl fmt::Display for LoopbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoopbackError::Socket(e) => write!(f, "socket: {e}"),
+            LoopbackError::Ioctl(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for LoopbackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoopbackError::Socket(e) => Some(e),
+            LoopbackError::Ioctl(e) => e.source(),
+        }
+    }
+}
 
 /// The directory of sandbox `id`.
 pub fn sandbox_dir(run_dir: &Path, id: &str) -> PathBuf {
@@ -29,20 +101,19 @@ pub fn hosts_file(hostname: &str, pod_ip: Option<IpAddr>) -> String {
 }
 
 /// Rewrites the pod's /etc/hosts once CNI has given it an address.
-pub fn write_hosts(sandbox: &Sandbox, hostname: &str, pod_ip: Option<IpAddr>) -> Result<(), String> {
+pub fn write_hosts(sandbox: &Sandbox, hostname: &str, pod_ip: Option<IpAddr>) -> Result<(), SandboxError> {
     write_in_place(&sandbox.hosts_path, &hosts_file(hostname, pod_ip))
 }
 
 /// Writes one of a pod's shared files (/etc/hosts, /etc/resolv.conf) by rewriting the
 /// existing inode, creating it only when missing. Containers bind-mount these files, and a
 /// bind follows the inode: replacing the file by rename would leave them the old one.
-pub fn write_in_place(path: &Path, content: &str) -> Result<(), String> {
+pub fn write_in_place(path: &Path, content: &str) -> Result<(), SandboxError> {
     match rewrite_in_place(path, content) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(path, content).map_err(|e| format!("write {}: {e}", path.display()))
-        }
-        Err(e) => Err(format!("rewrite {} in place: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(path, content)
+            .map_err(|source| SandboxError::Io { action: "write", path: path.to_path_buf(), source }),
+        Err(source) => Err(SandboxError::Rewrite { path: path.to_path_buf(), source }),
     }
 }
 
@@ -65,21 +136,21 @@ pub fn load(run_dir: &Path, id: &str) -> Option<Sandbox> {
     read_record(&sandbox_dir(run_dir, id).join(RECORD))
 }
 
-fn validate_id(id: &str) -> Result<(), String> {
+fn validate_id(id: &str) -> Result<(), SandboxError> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-        return Err(format!("sandbox id {id:?}: must be a non-empty file name"));
+        return Err(SandboxError::InvalidId(id.to_string()));
     }
     Ok(())
 }
 
 /// Creates the sandbox's namespaces and files; idempotent for an existing, intact sandbox.
-pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, String> {
+pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
     validate_id(&spec.id)?;
     if let Some(existing) = load(run_dir, &spec.id) {
         return Ok(existing);
     }
     let dir = sandbox_dir(run_dir, &spec.id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| SandboxError::Io { action: "create", path: dir.clone(), source })?;
     let host = spec.network == SandboxNetwork::Host;
     let sandbox = Sandbox {
         id: spec.id.clone(),
@@ -104,41 +175,49 @@ pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, String> {
         let _ = remove(run_dir, &spec.id);
         return Err(e);
     }
-    let record = serde_json::to_vec(&sandbox).map_err(|e| format!("encode sandbox {}: {e}", spec.id))?;
-    write_atomic(&dir.join(RECORD), &record).map_err(|e| format!("write {}: {e}", dir.join(RECORD).display()))?;
+    let record = serde_json::to_vec(&sandbox).map_err(|source| SandboxError::Encode { id: spec.id.clone(), source })?;
+    let path = dir.join(RECORD);
+    write_atomic(&path, &record).map_err(|source| SandboxError::Io { action: "write", path, source })?;
     Ok(sandbox)
 }
 
 /// Creates the namespaces on a throwaway thread (net and ipc may be unshared per thread) and
 /// bind-mounts them so they outlive it.
-fn pin_namespaces(sandbox: &Sandbox) -> Result<(), String> {
+fn pin_namespaces(sandbox: &Sandbox) -> Result<(), SandboxError> {
     let sandbox = sandbox.clone();
     std::thread::spawn(move || {
         let mut flags = CloneFlags::CLONE_NEWIPC;
         if sandbox.netns_path.is_some() {
             flags |= CloneFlags::CLONE_NEWNET;
         }
-        unshare(flags).map_err(|e| format!("unshare namespaces for sandbox {}: {e}", sandbox.id))?;
+        unshare(flags).map_err(|source| SandboxError::Namespace {
+            what: format!("unshare namespaces for sandbox {}", sandbox.id),
+            source,
+        })?;
         if let Some(netns) = &sandbox.netns_path {
-            loopback_up().map_err(|e| format!("sandbox {}: bring up lo: {e}", sandbox.id))?;
+            loopback_up().map_err(|source| SandboxError::Loopback { id: sandbox.id.clone(), source })?;
             pin("/proc/thread-self/ns/net", netns)?;
         }
         pin("/proc/thread-self/ns/ipc", &sandbox.ipcns_path)
     })
     .join()
-    .map_err(|_| "sandbox namespace thread panicked".to_string())?
+    .map_err(|_| SandboxError::ThreadPanicked)?
 }
 
-fn pin(ns: &str, target: &Path) -> Result<(), String> {
-    std::fs::write(target, b"").map_err(|e| format!("create {}: {e}", target.display()))?;
+fn pin(ns: &str, target: &Path) -> Result<(), SandboxError> {
+    std::fs::write(target, b"").map_err(|source| SandboxError::Io {
+        action: "create",
+        path: target.to_path_buf(),
+        source,
+    })?;
     mount(Some(ns), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| format!("bind {ns} on {}: {e}", target.display()))
+        .map_err(|source| SandboxError::Namespace { what: format!("bind {ns} on {}", target.display()), source })
 }
 
-fn loopback_up() -> Result<(), String> {
+fn loopback_up() -> Result<(), LoopbackError> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| format!("socket: {e}"))?;
+    let sock =
+        socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(LoopbackError::Socket)?;
     let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
     for (dst, src) in name.iter_mut().zip(b"lo") {
         *dst = *src as libc::c_char;
@@ -155,26 +234,26 @@ fn loopback_up() -> Result<(), String> {
         }
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(LoopbackError::Ioctl(std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
 /// Unpins the namespaces and deletes the sandbox directory; a missing sandbox is not an error.
-pub fn remove(run_dir: &Path, id: &str) -> Result<(), String> {
+pub fn remove(run_dir: &Path, id: &str) -> Result<(), SandboxError> {
     validate_id(id)?;
     let dir = sandbox_dir(run_dir, id);
     for ns in ["net", "ipc"] {
         let path = dir.join(ns);
         match umount2(&path, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(format!("unmount {}: {e}", path.display())),
+            Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
+            Err(source) => return Err(SandboxError::Namespace { what: format!("unmount {}", path.display()), source }),
         }
     }
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("remove {}: {e}", dir.display())),
+        Err(source) => Err(SandboxError::Io { action: "remove", path: dir, source }),
     }
 }
 
@@ -214,7 +293,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&sandbox.resolv_conf_path).unwrap().ino(), inode);
         assert_eq!(std::fs::read_to_string(&sandbox.resolv_conf_path).unwrap(), "nameserver 10.0.0.10\n");
         let missing = dir.path().join("nope/hosts");
-        assert!(write_in_place(&missing, "x").unwrap_err().contains("nope/hosts"));
+        assert!(write_in_place(&missing, "x").unwrap_err().to_string().contains("nope/hosts"));
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn signal_target(
     signal: nix::sys::signal::Signal,
 ) -> Result<Option<StateRecord>, super::RuntimeError> {
     let Some(record) = read_record::<StateRecord>(&dir.join(STATE_FILE)) else {
-        return Err(super::RuntimeError(format!("signal {signal} to container {id}: it never started")));
+        return Err(super::RuntimeError::Container(format!("signal {signal} to container {id}: it never started")));
     };
     Ok(is_same_process(record.pid, record.pid_start_time).then_some(record))
 }

@@ -58,9 +58,29 @@ fn groups(layers: &[PathBuf]) -> Vec<GroupEntry> {
         .collect()
 }
 
+/// A `user[:group]` naming a user or group the image does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserError {
+    /// No /etc/passwd entry has this name.
+    UnknownUser(String),
+    /// No /etc/group entry has this name.
+    UnknownGroup(String),
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserError::UnknownUser(u) => write!(f, "user {u:?}: no matching entry in the image's /etc/passwd"),
+            UserError::UnknownGroup(g) => write!(f, "group {g:?}: no matching entry in the image's /etc/group"),
+        }
+    }
+}
+
+impl std::error::Error for UserError {}
+
 /// Resolves `user[:group]` (names or numbers) inside an image given its layers (bottom → top) or
 /// a single flattened root; supplementary groups come from the image's /etc/group.
-pub fn resolve(layers: &[PathBuf], user: &str) -> Result<UserSpec, String> {
+pub fn resolve(layers: &[PathBuf], user: &str) -> Result<UserSpec, UserError> {
     let (user_part, group_part) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -71,10 +91,7 @@ pub fn resolve(layers: &[PathBuf], user: &str) -> Result<UserSpec, String> {
     let entry = match user_part.parse::<u32>() {
         Ok(uid) => users.iter().find(|e| e.uid == uid),
         Err(_) => Some(
-            users
-                .iter()
-                .find(|e| e.name == user_part)
-                .ok_or_else(|| format!("user {user_part:?}: no matching entry in the image's /etc/passwd"))?,
+            users.iter().find(|e| e.name == user_part).ok_or_else(|| UserError::UnknownUser(user_part.to_string()))?,
         ),
     };
     // A bare uid without a passwd entry runs with gid 0, as Docker does.
@@ -86,7 +103,7 @@ pub fn resolve(layers: &[PathBuf], user: &str) -> Result<UserSpec, String> {
                 .iter()
                 .find(|e| e.name == g)
                 .map(|e| e.gid)
-                .ok_or_else(|| format!("group {g:?}: no matching entry in the image's /etc/group"))?,
+                .ok_or_else(|| UserError::UnknownGroup(g.to_string()))?,
         },
         None => entry.map(|e| e.gid).unwrap_or(0),
     };
@@ -102,7 +119,7 @@ pub fn resolve(layers: &[PathBuf], user: &str) -> Result<UserSpec, String> {
 }
 
 /// Convenience for a single flattened root directory.
-pub fn resolve_in_root(root: &Path, user: &str) -> Result<UserSpec, String> {
+pub fn resolve_in_root(root: &Path, user: &str) -> Result<UserSpec, UserError> {
     resolve(&[root.to_path_buf()], user)
 }
 
@@ -145,7 +162,7 @@ mod tests {
     #[test]
     fn unknown_names_are_errors_naming_the_value() {
         let (_d, layers) = image();
-        assert!(resolve(&layers, "ghost").unwrap_err().contains("\"ghost\""));
-        assert!(resolve(&layers, "app:ghosts").unwrap_err().contains("\"ghosts\""));
+        assert!(resolve(&layers, "ghost").unwrap_err().to_string().contains("\"ghost\""));
+        assert!(resolve(&layers, "app:ghosts").unwrap_err().to_string().contains("\"ghosts\""));
     }
 }

@@ -21,22 +21,6 @@ use std::path::Path;
 /// The API group-version, as the documents name it.
 const API_VERSION: &str = "images.coracle.io/v1";
 
-fn image_error(error: ImageError) -> ApiError {
-    match &error {
-        ImageError::NotFound { reference } => ApiError::Status {
-            code: 404,
-            reason: "NotFound",
-            message: format!("images.images.coracle.io \"{reference}\" not found"),
-        },
-        ImageError::InUse { .. } => ApiError::Status { code: 409, reason: "Conflict", message: error.to_string() },
-        ImageError::TooLarge { .. } => {
-            ApiError::Status { code: 413, reason: "RequestEntityTooLarge", message: error.to_string() }
-        }
-        ImageError::Io { .. } => ApiError::Internal(error.to_string()),
-        _ => ApiError::BadRequest(error.to_string()),
-    }
-}
-
 /// `GET …/images`: one item per name (and per untagged image).
 pub fn list(images: &ImageStore) -> Value {
     let mut rows = images.list();
@@ -75,7 +59,7 @@ pub fn load(
     if let Err(ImageError::Abandoned { .. }) = &result {
         log::warn!("image load abandoned by its client: stopped, nothing stored");
     }
-    result.map(loaded).map_err(image_error)
+    result.map(loaded).map_err(ApiError::from)
 }
 
 /// The request body, whose early end (before its Content-Length, or a chunked body cut
@@ -140,7 +124,7 @@ pub fn import(images: &ImageStore, dir: &str, name: &str) -> Result<Reply, ApiEr
     if !Path::new(dir).is_absolute() {
         return Err(ApiError::BadRequest(format!("import: {dir:?} must be an absolute path on the daemon's host")));
     }
-    images.import_rootfs(Path::new(dir), name).map(|r| loaded(vec![r])).map_err(image_error)
+    images.import_rootfs(Path::new(dir), name).map(|r| loaded(vec![r])).map_err(ApiError::from)
 }
 
 /// The digests of every image a stored pod names.
@@ -160,7 +144,7 @@ fn digests_in_use(store: &Store, images: &ImageStore) -> BTreeSet<String> {
 pub fn delete(store: &Store, images: &ImageStore, reference: &str) -> Result<Reply, ApiError> {
     // Resolved before removing: the store's lock is held while `in_use` runs.
     let used = digests_in_use(store, images);
-    let removal = images.remove(reference, &|digest| used.contains(digest)).map_err(image_error)?;
+    let removal = images.remove(reference, &|digest| used.contains(digest)).map_err(ApiError::from)?;
     Ok(Reply::ok(json!({
         "kind": "Status",
         "apiVersion": "v1",

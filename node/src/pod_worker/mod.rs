@@ -85,9 +85,9 @@ impl PodWorker {
                 None => {}
             }
         }
-        if let Err(message) = self.prepare(pod) {
-            log::warn!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
-            self.event_pod(pod, EventType::Warning, "FailedCreatePodSandBox", &message);
+        if let Err(e) = self.prepare(pod) {
+            log::warn!("node: pod {}/{}: {e}", pod.metadata.namespace, pod.metadata.name);
+            self.event_pod(pod, EventType::Warning, e.event_reason(), &e.to_string());
             self.write_status(pod);
             return Next::At(now + RETRY);
         }

@@ -14,19 +14,20 @@ use std::time::{Duration, Instant};
 
 impl PodWorker {
     /// Pod directory, pod cgroup and sandbox: everything containers need first.
-    pub(super) fn prepare(&mut self, pod: &Pod) -> Result<(), String> {
+    pub(super) fn prepare(&mut self, pod: &Pod) -> Result<(), sandbox::PodSandboxError> {
         if self.sandbox.is_some() {
             // Done once: a pass a second per pod must not redo a dozen cgroupfs writes.
             return Ok(());
         }
         let began = Instant::now();
         let dir = layout::pod_dir(&self.ctx.data_dir, &self.uid);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| sandbox::PodSandboxError::PodDir { path: dir.clone(), source })?;
         let limits = Limits { pids_max: Some(self.ctx.pids_max), ..Limits::default() };
         self.ctx
             .cgroups
             .create(&layout::pod_cgroup(&self.uid), &limits)
-            .map_err(|e| format!("creating the pod cgroup: {e}"))?;
+            .map_err(sandbox::PodSandboxError::PodCgroup)?;
         let services = self.services();
         let (runtime, network) = (&*self.ctx.runtime, &*self.ctx.network);
         let s = sandbox::ensure(runtime, network, pod, Some(self.ctx.host_ip), self.ctx.network_mode, &services)?;

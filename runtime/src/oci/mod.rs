@@ -124,15 +124,15 @@ impl ContainerRuntime for OciRuntime {
             Ok(()) => Ok(()),
             // It exited between our look and the runtime's.
             Err(_) if !state::is_same_process(record.pid, record.pid_start_time) => Ok(()),
-            Err(e) => Err(RuntimeError(format!("signal {signal} to container {id}: {e}"))),
+            Err(e) => Err(RuntimeError::Container(format!("signal {signal} to container {id}: {e}"))),
         }
     }
 
     fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let dir = self.run_dir.stopped(id)?;
-        self.cli.delete(id).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
+        self.cli.delete(id).map_err(|e| RuntimeError::Container(format!("remove container {id}: {e}")))?;
         let bundle = self.bundle_dir(id);
-        launch::unmount_rootfs(&bundle).map_err(|e| RuntimeError(format!("remove container {id}: {e}")))?;
+        launch::unmount_rootfs(&bundle).map_err(|e| RuntimeError::Container(format!("remove container {id}: {e}")))?;
         remove_tree(&bundle)?;
         remove_tree(&dir)
     }
@@ -141,7 +141,7 @@ impl ContainerRuntime for OciRuntime {
         if !matches!(self.run_dir.state(id), ContainerState::Running { .. }) {
             return Err(ExecError::NotRunning { id: id.to_string() });
         }
-        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.0))?;
+        let spec = self.run_dir.recorded_spec(id).map_err(|e| ExecError::Runtime(e.to_string()))?;
         let n = self.execs.fetch_add(1, Ordering::Relaxed);
         exec::run(&self.cli, &self.bundle_dir(id), &spec, request, n)
     }
@@ -164,7 +164,7 @@ mod tests {
     fn a_container_may_not_shadow_the_runtime_state_directory() {
         let runtime = OciRuntime::new("/run/coracle-test", "/usr/sbin/runc");
         let err = runtime.run_dir.container_dir("state").unwrap_err();
-        assert!(err.0.contains("\"state\""), "{err}");
+        assert!(err.to_string().contains("\"state\""), "{err}");
         assert_eq!(runtime.bundle_dir("u_app_0"), PathBuf::from("/run/coracle-test/oci/u_app_0"));
         assert_eq!(runtime.cli.state_root, PathBuf::from("/run/coracle-test/oci/state"));
         assert_eq!(runtime.state("../x"), ContainerState::Unknown);

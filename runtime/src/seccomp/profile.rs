@@ -94,28 +94,67 @@ fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
 /// The largest profile file read (Docker's default is 17 KiB).
 pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 
+/// Why a seccomp profile file was refused.
+#[derive(Debug)]
+pub enum ProfileError {
+    /// Not a profile in Docker's JSON format.
+    Decode(serde_json::Error),
+    /// A `flags` entry Coracle does not apply.
+    UnsupportedFlag(String),
+    /// The file could not be opened or read.
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    /// The file is over [`MAX_PROFILE_BYTES`].
+    TooLarge { path: std::path::PathBuf },
+    /// The file at `path` is not a valid profile.
+    Invalid { path: std::path::PathBuf, source: Box<ProfileError> },
+}
+
+impl std::fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProfileError::Decode(e) => write!(f, "decoding seccomp profile: {e}"),
+            ProfileError::UnsupportedFlag(flag) => write!(f, "seccomp profile flag {flag:?} is not supported"),
+            ProfileError::Read { path, source } => write!(f, "cannot load seccomp profile {path:?}: {source}"),
+            ProfileError::TooLarge { path } => {
+                write!(f, "seccomp profile {path:?} is larger than {MAX_PROFILE_BYTES} bytes")
+            }
+            ProfileError::Invalid { path, source } => write!(f, "seccomp profile {path:?}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ProfileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProfileError::Decode(e) => Some(e),
+            ProfileError::Read { source, .. } => Some(source),
+            ProfileError::Invalid { source, .. } => Some(source.as_ref()),
+            ProfileError::UnsupportedFlag(_) | ProfileError::TooLarge { .. } => None,
+        }
+    }
+}
+
 impl Profile {
     /// Parses a profile file's bytes, naming what is wrong.
-    pub fn parse(bytes: &[u8]) -> Result<Profile, String> {
-        let profile: Profile = serde_json::from_slice(bytes).map_err(|e| format!("decoding seccomp profile: {e}"))?;
+    pub fn parse(bytes: &[u8]) -> Result<Profile, ProfileError> {
+        let profile: Profile = serde_json::from_slice(bytes).map_err(ProfileError::Decode)?;
         if let Some(flag) = profile.flags.first() {
-            return Err(format!("seccomp profile flag {flag:?} is not supported"));
+            return Err(ProfileError::UnsupportedFlag(flag.clone()));
         }
         Ok(profile)
     }
 
     /// Reads and parses the profile at `path`, refusing files over [`MAX_PROFILE_BYTES`].
-    pub fn load(path: &std::path::Path) -> Result<Profile, String> {
+    pub fn load(path: &std::path::Path) -> Result<Profile, ProfileError> {
         use std::io::Read;
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot load seccomp profile {:?}: {e}", path))?;
+        let read = |source| ProfileError::Read { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(read)?;
         let mut bytes = Vec::new();
-        file.take(MAX_PROFILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot load seccomp profile {:?}: {e}", path))?;
+        file.take(MAX_PROFILE_BYTES + 1).read_to_end(&mut bytes).map_err(read)?;
         if bytes.len() as u64 > MAX_PROFILE_BYTES {
-            return Err(format!("seccomp profile {:?} is larger than {MAX_PROFILE_BYTES} bytes", path));
+            return Err(ProfileError::TooLarge { path: path.to_path_buf() });
         }
-        Profile::parse(&bytes).map_err(|e| format!("seccomp profile {:?}: {e}", path))
+        Profile::parse(&bytes).map_err(|e| ProfileError::Invalid { path: path.to_path_buf(), source: Box::new(e) })
     }
 }
 
@@ -147,22 +186,25 @@ mod tests {
 
     #[test]
     fn what_cannot_be_honoured_is_refused_by_name() {
-        let err = Profile::parse(br#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}"#).unwrap_err();
+        let err = Profile::parse(br#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listenerPath"), "{err}");
         let err = Profile::parse(br#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"]}"#)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SECCOMP_FILTER_FLAG_LOG"), "{err}");
         assert!(Profile::parse(b"[1, 2]").is_err());
-        assert!(Profile::parse(br#"{"syscalls": []}"#).unwrap_err().contains("defaultAction"));
+        assert!(Profile::parse(br#"{"syscalls": []}"#).unwrap_err().to_string().contains("defaultAction"));
     }
 
     #[test]
     fn a_missing_or_huge_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Profile::load(&dir.path().join("nope.json")).unwrap_err();
+        let err = Profile::load(&dir.path().join("nope.json")).unwrap_err().to_string();
         assert!(err.starts_with("cannot load seccomp profile") && err.contains("nope.json"), "{err}");
         let big = dir.path().join("big.json");
         std::fs::write(&big, vec![b' '; MAX_PROFILE_BYTES as usize + 1]).unwrap();
-        assert!(Profile::load(&big).unwrap_err().contains("larger than"));
+        assert!(Profile::load(&big).unwrap_err().to_string().contains("larger than"));
     }
 }
