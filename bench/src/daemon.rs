@@ -30,7 +30,19 @@ fn bridge() -> String {
 /// Settings that keep this run's pods on a bridge, address range and cgroup subpath of their
 /// own, apart from other daemons and from a benchmark running beside it.
 fn config_text() -> String {
-    format!("network:\n  bridge: {}\n  pod_cidr: {}\ncgroup_subpath: {}\n", bridge(), pod_cidr(), cgroup_subpath())
+    format!(
+        "network:\n  bridge: {}\n  pod_cidr: {}\n  service_cidr: {}\ncgroup_subpath: {}\n",
+        bridge(),
+        pod_cidr(),
+        service_cidr(),
+        cgroup_subpath()
+    )
+}
+
+/// This run's Service block: the default one is the installed daemon's, whose ClusterIP
+/// listeners (SO_REUSEPORT) this run's would otherwise share.
+fn service_cidr() -> String {
+    format!("10.245.{}.0/22", (std::process::id() % 64) * 4)
 }
 
 /// This run's pod address range.
@@ -209,6 +221,10 @@ impl BenchDaemon {
         remove_cgroups();
         // The daemon leaves its bridge up for the pods of its next start; this run has none.
         let _ = Command::new("ip").args(["link", "del", &bridge()]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["route", "del", "local", &service_cidr(), "dev", "lo", "table", "local"])
+            .stderr(Stdio::null())
+            .status();
         coracled::net::masquerade::remove(&bridge(), &pod_cidr());
     }
 }

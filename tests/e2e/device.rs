@@ -256,12 +256,14 @@ fn shipped_config_parses_and_shows_the_real_defaults() {
     assert_eq!(shown, defaults, "every value shown in cross/config.yaml is the real default");
 }
 
-/// A coracled started on a temp dir with its own cgroup subpath, killed (and its cgroups
-/// removed) when dropped so no daemon outlives its test.
+/// A coracled started on a temp dir with its own cgroup subpath, bridge and address blocks
+/// (the harness's slot: the shipped config names the installed daemon's), killed (and its
+/// cgroups removed) when dropped so no daemon outlives its test.
 struct TestDaemon {
     child: Child,
     dir: tempfile::TempDir,
     cgroup_subpath: String,
+    slot: coracle_e2e::Slot,
 }
 
 impl TestDaemon {
@@ -271,16 +273,20 @@ impl TestDaemon {
         let cgroup_subpath =
             format!("coracle-device-test-{}-{}", std::process::id(), dir.path().display()).replace(['/', '.'], "-");
         let log = fs::File::create(dir.path().join("coracled.log")).unwrap();
+        // The config shipped in the tarballs, as installed.
+        let config = repo_root().join("cross/config.yaml");
+        let slot = coracle_e2e::Slot::claim();
+        let isolated = slot.overrides(&fs::read_to_string(&config).unwrap(), &dir.path().join("run"), &cgroup_subpath);
         let child = Command::new(program)
             .args(args)
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| coracle_e2e::inherited(name)))
             .env("RUST_LOG", "info")
             .env("CORACLE_DATA_DIR", dir.path().join("data"))
-            .env("CORACLE_RUN_DIR", dir.path().join("run"))
             .env("CORACLE_SOCKET", dir.path().join("coracle.sock"))
             .env("CORACLE_MANIFESTS", dir.path().join("manifests"))
-            .env("CORACLE_CGROUP_SUBPATH", &cgroup_subpath)
-            // The config shipped in the tarballs, as installed.
-            .env("CORACLE_CONFIG", repo_root().join("cross/config.yaml"))
+            .env("CORACLE_CONFIG", config)
+            .envs(isolated)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -288,7 +294,7 @@ impl TestDaemon {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", program.display()));
-        TestDaemon { child, dir, cgroup_subpath }
+        TestDaemon { child, dir, cgroup_subpath, slot }
     }
 
     fn socket(&self) -> PathBuf {
@@ -361,6 +367,9 @@ impl Drop for TestDaemon {
         }
         for dir in self.cgroup_dirs() {
             remove_cgroup_tree(&dir);
+        }
+        if is_root() {
+            self.slot.clean_up();
         }
         if std::thread::panicking() {
             eprintln!("coracled log:\n{}", self.log());

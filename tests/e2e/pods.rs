@@ -6,7 +6,6 @@ use coracle_e2e::{skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -33,37 +32,20 @@ macro_rules! on_both_runtimes {
     };
 }
 
-/// The number of the next board's own network (see `Board::start`).
-static NEXT_NETWORK: AtomicU8 = AtomicU8::new(0);
-
 /// A daemon with a fast restart backoff and the busybox image loaded.
 struct Board {
     daemon: Daemon,
-    /// This board's network number: bridge corapodN, pod CIDR 10.234.N.0/24.
-    network: u8,
-}
-
-impl Drop for Board {
-    /// The daemon leaves its bridge and masquerade chain for the pods of its next start; a
-    /// test's board has no next start.
-    fn drop(&mut self) {
-        self.daemon.stop();
-        let n = self.network;
-        let _ = std::process::Command::new("ip").args(["link", "del", &format!("corapod{n}")]).status();
-        coracled::net::masquerade::remove(&format!("corapod{n}"), &format!("10.234.{n}.0/24"));
-    }
 }
 
 impl Board {
-    /// A daemon on `rt` with a network of its own plus the `network:` keys in `network`
-    /// (indented lines); None (after saying why) when the test cannot run here: not root, or
-    /// no runc for the OCI runtime.
+    /// A daemon on `rt` with the `network:` keys in `network` (indented lines); None (after
+    /// saying why) when the test cannot run here: not root, or no runc for the OCI runtime.
     ///
     /// Tests run in parallel, and a daemon's pod bridge, pod addresses and Service block are
-    /// host-wide: two daemons on the default `coracle0` bridge would each lease 10.88.0.2
-    /// from their own lease store, and a Service would reach whichever pod answered ARP.
-    /// So every board gets its own bridge, pod CIDR and service CIDR, numbered by start
-    /// order (the same number always names the same bridge and blocks, across runs too).
+    /// host-wide: two daemons on the same bridge would each lease its first address from their
+    /// own lease store, and a Service would reach whichever pod answered ARP. The harness gives
+    /// every daemon a bridge, pod CIDR and Service CIDR of its own (`coracle_e2e::isolation`),
+    /// and removes them when the test's daemon goes.
     fn start(rt: Runtime, network: &str) -> Option<Board> {
         if skip_unless_root("containers need namespaces and cgroups") {
             return None;
@@ -73,13 +55,12 @@ impl Board {
             return None;
         }
         let kind = if rt == Runtime::Oci { "oci" } else { "builtin" };
-        let n = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
+        let network = if network.is_empty() { String::new() } else { format!("network:\n{network}") };
         let yaml = format!(
-            "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_seconds: 600\nruntime:\n  kind: {kind}\n  oci_binary: runc\n\
-             network:\n  bridge: corapod{n}\n  pod_cidr: 10.234.{n}.0/24\n  service_cidr: 10.97.{n}.0/24\n{network}"
+            "backoff:\n  base_seconds: 1\n  cap_seconds: 4\n  reset_seconds: 600\nruntime:\n  kind: {kind}\n  oci_binary: runc\n{network}"
         );
         let daemon = Daemon::start_with_config(&yaml);
-        let board = Board { daemon, network: n };
+        let board = Board { daemon };
         board.daemon.load_busybox("busybox:latest", &["sh"]);
         Some(board)
     }

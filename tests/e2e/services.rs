@@ -17,7 +17,8 @@ const LONG: Duration = Duration::from_secs(90);
 /// The bound on the endpoint-removal check: generous, as the figure itself is printed.
 const REMOVAL_BOUND: Duration = Duration::from_secs(5);
 
-/// The daemons of these tests bind the same ClusterIPs and node ports on the host: one at a time.
+/// The daemons of these tests allocate the same node ports (from 30000, bound on the host):
+/// one at a time. Their ClusterIPs differ: each has a Service CIDR of its own (the harness's).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,7 +31,8 @@ enum Mode {
 impl Mode {
     fn config(self) -> &'static str {
         match self {
-            Mode::Cni => "network:\n  bridge: corae2e0\n  pod_cidr: 10.233.0.0/24\n",
+            // The bridge, pod CIDR and Service CIDR are the harness's (`Daemon::slot`).
+            Mode::Cni => "network:\n  mode: cni\n",
             Mode::HostNetwork => "network:\n  mode: host\n",
             Mode::LoopbackOnly => "network:\n  mode: none\n",
         }
@@ -120,15 +122,6 @@ fn create(daemon: &Daemon, resource: &str, body: &Value) -> Value {
         daemon.http("POST", &format!("/api/v1/namespaces/default/{resource}"), Some(&body.to_string()));
     assert_eq!(status, 201, "creating {resource}: {text}");
     serde_json::from_str(&text).unwrap()
-}
-
-/// Stops the daemon and removes the CNI mode's bridge, so the next test starts clean.
-fn stop_and_clean(daemon: &mut Daemon, mode: Mode) {
-    daemon.stop();
-    if mode == Mode::Cni {
-        let _ = std::process::Command::new("ip").args(["link", "del", "corae2e0"]).status();
-        coracled::net::masquerade::remove("corae2e0", "10.233.0.0/24");
-    }
 }
 
 /// `#[test] fn NAME()` running `scenario(mode)`, skipped without root.
@@ -248,7 +241,7 @@ fn exercise(mode: Mode) {
         &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "again"},
                 "spec": {"clusterIP": cluster_ip.to_string(), "ports": [{"port": 80}]}}),
     );
-    stop_and_clean(&mut daemon, mode);
+    daemon.stop();
 }
 
 /// Allocation through every write path: taken or out-of-range requests are 422 naming the
@@ -522,7 +515,7 @@ fn port_forward(mode: Mode) {
     assert!(out.status.success(), "deleting the pod: {}", String::from_utf8_lossy(&out.stderr));
     let status = wait_for("port-forward exiting once its pod is deleted", LONG, || forward.child.try_wait().ok()?);
     assert_eq!(status.code(), Some(1), "port-forward's exit status once its pod went");
-    stop_and_clean(&mut daemon, mode);
+    daemon.stop();
 }
 
 /// A daemon that has wired a pod into its bridge owns it: a second daemon configured with the
@@ -542,22 +535,26 @@ fn a_second_daemon_on_an_owned_bridge_fails_at_start() {
     let owner =
         format!("owned by another coracled (pid {}, data dir {}", daemon.pid().unwrap(), daemon.data_dir().display());
 
-    let (status, log) =
-        Daemon::start_expecting_exit(Mode::Cni.config(), LONG).expect("the second daemon exits at start");
+    let (bridge, pod_cidr) = (daemon.slot().bridge(), daemon.slot().pod_cidr());
+    let same = format!("network:\n  bridge: {bridge}\n  pod_cidr: {pod_cidr}\n");
+    let (status, log) = Daemon::start_expecting_exit(&same, LONG).expect("the second daemon exits at start");
     assert!(!status.success(), "{log}");
-    assert!(log.contains(&format!("network.bridge \"corae2e0\" is {owner}")), "{log}");
+    assert!(log.contains(&format!("network.bridge {bridge:?} is {owner}")), "{log}");
 
-    let overlapping = "network:\n  bridge: corae2e9\n  pod_cidr: 10.233.0.128/25\n";
-    let (status, log) = Daemon::start_expecting_exit(overlapping, LONG).expect("the overlapping daemon exits at start");
+    // The upper half of the owner's /24, on a bridge of its own.
+    let half = pod_cidr.replace(".0/24", ".128/25");
+    let overlapping = format!("network:\n  bridge: {bridge}x\n  pod_cidr: {half}\n");
+    let (status, log) =
+        Daemon::start_expecting_exit(&overlapping, LONG).expect("the overlapping daemon exits at start");
     assert!(!status.success(), "{log}");
-    assert!(log.contains("network.pod_cidr 10.233.0.128/25 overlaps 10.233.0.0/24 of bridge \"corae2e0\""), "{log}");
+    assert!(log.contains(&format!("network.pod_cidr {half} overlaps {pod_cidr} of bridge {bridge:?}")), "{log}");
 
     let (status, body) = daemon.http("DELETE", "/api/v1/namespaces/default/pods/web", None);
     assert_eq!(status, 200, "{body}");
     wait_for("the web pod gone", LONG, || {
         (daemon.http("GET", "/api/v1/namespaces/default/pods/web", None).0 == 404).then_some(())
     });
-    stop_and_clean(&mut daemon, Mode::Cni);
+    daemon.stop();
 }
 
 /// The rolling-update Deployment: busybox httpd answering `VERSION hostname`, Ready once it
@@ -712,7 +709,7 @@ fn rolling_update_under_load(mode: Mode) {
         let pods = daemon.get_json("/api/v1/namespaces/default/pods?labelSelector=app%3Droll");
         pods["items"].as_array()?.is_empty().then_some(())
     });
-    stop_and_clean(&mut daemon, mode);
+    daemon.stop();
 }
 
 /// Waits until answers at `addr` start with `prefix` (every replica of one version serving).

@@ -5,11 +5,13 @@ pub mod bombs;
 pub mod hostile;
 pub mod http;
 pub mod images;
+pub mod isolation;
 pub mod output;
 pub mod python;
 pub mod rawtar;
 
 pub use http::{HttpResponse, WatchStream};
+pub use isolation::Slot;
 pub use output::{fails, ok, ok_stderr, stderr, stdout};
 
 use std::fs::{File, OpenOptions};
@@ -91,7 +93,9 @@ pub fn skip_unless_root(why: &str) -> bool {
     true
 }
 
-/// A coracled running on its own temp directories.
+/// A coracled running on its own temp directories, with a bridge, address blocks, run dir
+/// and cgroup subpath of its own (see [`isolation`]): it never meets the installed daemon
+/// nor another test's.
 pub struct Daemon {
     dir: tempfile::TempDir,
     socket: PathBuf,
@@ -99,10 +103,18 @@ pub struct Daemon {
     manifests_dir: PathBuf,
     log_path: PathBuf,
     args: Vec<String>,
+    /// The `--config` file's text (the daemon never reads /etc/coracle/config.yaml).
+    config_yaml: String,
     /// The daemon's own `cgroup_subpath`, so daemons side by side never see each other's pods.
     cgroup_subpath: String,
+    /// Its bridge and address blocks, held until the daemon is dropped (kept across restarts).
+    slot: Slot,
     child: Option<Child>,
 }
+
+/// The config of a daemon started without one: loopback-only pods (no bridge, no iptables
+/// rules: cheaper, and what most tests need).
+const DEFAULT_CONFIG: &str = "network:\n  mode: none\n";
 
 /// Daemons started by this test process so far, for unique cgroup subpaths.
 static DAEMONS: AtomicU32 = AtomicU32::new(0);
@@ -176,7 +188,7 @@ impl Daemon {
 
     /// As `start`, with extra command-line arguments.
     pub fn start_with(extra_args: &[&str]) -> Daemon {
-        let mut daemon = Daemon::prepare(extra_args);
+        let mut daemon = Daemon::prepare(DEFAULT_CONFIG, extra_args);
         daemon.spawn();
         daemon
     }
@@ -188,7 +200,7 @@ impl Daemon {
 
     /// As `start_with_config`, with extra command-line arguments.
     pub fn start_with_config_args(config_yaml: &str, extra_args: &[&str]) -> Daemon {
-        let mut daemon = Daemon::prepare_with_config(config_yaml, extra_args);
+        let mut daemon = Daemon::prepare(config_yaml, extra_args);
         daemon.spawn();
         daemon
     }
@@ -196,7 +208,7 @@ impl Daemon {
     /// Starts a daemon reading `config_yaml` that should refuse to start: its exit status and
     /// log once it exits within `timeout`, or None when it still runs then (it is killed).
     pub fn start_expecting_exit(config_yaml: &str, timeout: Duration) -> Option<(ExitStatus, String)> {
-        let mut daemon = Daemon::prepare_with_config(config_yaml, &[]);
+        let mut daemon = Daemon::prepare(config_yaml, &[]);
         daemon.launch();
         // Still running: dropping the daemon kills it.
         let status = wait_exit(daemon.child.as_mut().expect("a launched daemon"), timeout)?;
@@ -204,28 +216,26 @@ impl Daemon {
         Some((status, daemon.log()))
     }
 
-    /// `prepare`, with `config_yaml` written to the temp dir and named by `--config`.
-    fn prepare_with_config(config_yaml: &str, extra_args: &[&str]) -> Daemon {
-        let mut daemon = Daemon::prepare(extra_args);
-        let path = daemon.root().join("config.yaml");
-        std::fs::write(&path, config_yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        daemon.args.extend(["--config".to_string(), path.display().to_string()]);
-        daemon
-    }
-
-    /// A daemon on fresh directories, not started yet.
-    fn prepare(extra_args: &[&str]) -> Daemon {
+    /// A daemon on fresh directories reading `config_yaml` (written to the temp dir and named
+    /// by `--config`), not started yet.
+    fn prepare(config_yaml: &str, extra_args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new().prefix("coracle-e2e-").tempdir().expect("creating a temp dir");
         let root = dir.path().to_path_buf();
         let manifests_dir = root.join("manifests");
         std::fs::create_dir_all(&manifests_dir).expect("creating the manifests dir");
+        let config = root.join("config.yaml");
+        std::fs::write(&config, config_yaml).unwrap_or_else(|e| panic!("writing {}: {e}", config.display()));
+        let mut args = vec!["--config".to_string(), config.display().to_string()];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
         Daemon {
             socket: root.join("run/coracle.sock"),
             data_dir: root.join("data"),
             manifests_dir,
             log_path: root.join("coracled.log"),
-            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            args,
+            config_yaml: config_yaml.to_string(),
             cgroup_subpath: format!("coracle-test-{}-{}", std::process::id(), DAEMONS.fetch_add(1, Ordering::Relaxed)),
+            slot: Slot::claim(),
             dir,
             child: None,
         }
@@ -261,6 +271,11 @@ impl Daemon {
         &self.cgroup_subpath
     }
 
+    /// The daemon's bridge, pod CIDR and Service CIDR where its config left the defaults.
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
     /// The daemon's cgroup base directories, one per hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         cgroup_dirs(&self.cgroup_subpath)
@@ -281,6 +296,7 @@ impl Daemon {
     fn launch(&mut self) {
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening the daemon log");
         writeln!(&log, "----- coracled starting -----").ok();
+        let isolated = self.slot.overrides(&self.config_yaml, &self.dir.path().join("run"), &self.cgroup_subpath);
         let child = Command::new(bin("coracled"))
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -289,14 +305,12 @@ impl Daemon {
             .arg("--manifests")
             .arg(&self.manifests_dir)
             .args(&self.args)
+            // Only what the test and the harness say: no CORACLE_* of the shell running the
+            // tests, no systemd unit's identity (its pod scope, its notify socket).
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| inherited(name)))
             .env("RUST_LOG", std::env::var("CORACLE_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .env_remove("CORACLE_CONFIG")
-            // Per-daemon runtime state, so tests running side by side never share it.
-            .env("CORACLE_RUN_DIR", self.dir.path().join("run"))
-            .env("CORACLE_CGROUP_SUBPATH", &self.cgroup_subpath)
-            // Default-config daemons run side by side: without a config of their own they get
-            // loopback-only pods, so none of them claims the shared CNI bridge.
-            .envs((!self.args.iter().any(|a| a == "--config")).then_some(("CORACLE_NETWORK", "none")))
+            .envs(isolated)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log)
@@ -443,11 +457,31 @@ impl Drop for Daemon {
         if is_root() {
             remove_cgroup_trees(&self.cgroup_dirs());
             unmount_below(self.dir.path());
+            // Before the slot is let go: its bridge and route are still ours.
+            self.slot.clean_up();
         }
         if std::thread::panicking() {
             eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());
         }
     }
+}
+
+/// Whether a test daemon inherits the variable `name` from the test process: not the
+/// `CORACLE_*` settings of whoever runs the tests, nor the identity of a systemd unit the
+/// tests may run in (the daemon would put its pods in that unit's scope and notify it).
+pub fn inherited(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    !(name.starts_with("CORACLE_")
+        || [
+            "INVOCATION_ID",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+        ]
+        .contains(&name.as_ref()))
 }
 
 /// `child`'s exit status once it exits within `timeout`; None if it still runs then.
