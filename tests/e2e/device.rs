@@ -593,20 +593,34 @@ fn enable_binfmt(board: &Board) {
     run(Command::new("update-binfmts").args(["--enable", board.qemu.trim_end_matches("-static")]));
 }
 
-/// Cross-compiles coracled's library tests and returns the test executable's path.
-fn cross_test_binary(board: &Board) -> PathBuf {
+/// Cross-compiles coracled's library tests for every board in one cargo run (each ends in a
+/// long single-threaded LTO step, which the other core spends on the next board) and returns
+/// each board's test executable, in `BOARDS` order.
+fn cross_test_binaries() -> Vec<PathBuf> {
     let root = repo_root();
-    let out = run(Command::new("nice")
-        .args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json", "-p", "coracled"])
-        .args(["--target", board.triple])
-        .env("CARGO_TARGET_DIR", root.join("target/cross"))
-        .current_dir(&root));
-    String::from_utf8_lossy(&out.stdout)
+    let mut cmd = Command::new("nice");
+    cmd.args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json", "-p", "coracled"]);
+    for board in &BOARDS {
+        cmd.args(["--target", board.triple]);
+    }
+    let out = run(cmd.env("CARGO_TARGET_DIR", root.join("target/cross")).current_dir(&root));
+    let executables: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "coracled")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("no coracled test executable for {}", board.triple))
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .collect();
+    // target/cross/TRIPLE/release/deps/coracled-HASH
+    BOARDS
+        .iter()
+        .map(|board| {
+            executables
+                .iter()
+                .find(|exe| exe.components().any(|c| c.as_os_str() == board.triple))
+                .cloned()
+                .unwrap_or_else(|| panic!("no coracled test executable for {} in {executables:?}", board.triple))
+        })
+        .collect()
 }
 
 #[test]
@@ -623,8 +637,9 @@ fn cross_binaries_run_under_qemu() {
     let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
     run(Command::new(root.join("cross/build")).args(&names).current_dir(&root));
     let version = workspace_version();
+    let test_binaries = cross_test_binaries();
 
-    for board in &BOARDS {
+    for (board, tests) in BOARDS.iter().zip(&test_binaries) {
         assert!(have(board.qemu), "{} missing: apt-get install qemu-user-static", board.qemu);
         let unpacked = tempfile::tempdir().unwrap();
         let tarball = root.join(format!("dist/coracle-{version}-{}.tar.gz", board.name));
@@ -684,9 +699,8 @@ fn cross_binaries_run_under_qemu() {
         // The store's tests, durability included, on the board's architecture. The durability
         // test re-executes itself, so the kernel must hand foreign binaries to qemu (binfmt).
         enable_binfmt(board);
-        let tests = cross_test_binary(board);
         let data = tempfile::tempdir().unwrap();
-        let out = run(Command::new(&tests).arg("store::").env("TMPDIR", data.path()));
+        let out = run(Command::new(tests).arg("store::").env("TMPDIR", data.path()));
         let text = String::from_utf8_lossy(&out.stdout);
         let passed = text.lines().filter(|l| l.starts_with("test store::") && l.ends_with(" ok")).count();
         assert!(passed > 0, "{}: no store test ran:\n{text}", board.name);
