@@ -15,11 +15,6 @@ use std::time::Duration;
 /// A full pass over every Service even when no event asked for one.
 const RESYNC: Duration = Duration::from_secs(60);
 
-/// Whether a Service is a LoadBalancer.
-pub fn is_load_balancer(svc: &Service) -> bool {
-    svc.spec.type_.as_deref() == Some("LoadBalancer")
-}
-
 /// The status a LoadBalancer Service shows on a node at `node_ip`.
 pub fn load_balancer_status(node_ip: IpAddr) -> ServiceStatus {
     ServiceStatus {
@@ -69,7 +64,7 @@ impl Reconciler for ServiceController {
 
     fn reconcile(&mut self, key: &ObjectKey) -> SyncResult {
         let Some(svc) = self.store.get_as::<Service>(&key.namespace, &key.name) else { return Ok(None) };
-        if !is_load_balancer(&svc) || svc.metadata.deletion_timestamp.is_some() {
+        if !svc.is_load_balancer() || svc.metadata.deletion_timestamp.is_some() {
             return Ok(None);
         }
         let want = load_balancer_status(self.node_ip);

@@ -65,11 +65,6 @@ fn protocol(p: Option<&str>) -> Option<Protocol> {
     }
 }
 
-/// Whether a Service is a LoadBalancer (served on the node address, k3s ServiceLB style).
-pub fn is_load_balancer(svc: &Service) -> bool {
-    svc.spec.type_.as_deref() == Some("LoadBalancer")
-}
-
 /// The plan for every service port of `services`.
 pub fn plan<'a>(
     services: impl IntoIterator<Item = &'a Service>,
@@ -111,7 +106,7 @@ pub fn plan<'a>(
             if let Some(np) = sp.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0) {
                 listen.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), np));
             }
-            if is_load_balancer(svc) && !ctx.node_ip.is_loopback() {
+            if svc.is_load_balancer() && !ctx.node_ip.is_loopback() {
                 listen.push(SocketAddr::new(ctx.node_ip, port));
             }
             if listen.is_empty() {

@@ -20,6 +20,14 @@ pub struct Service {
     pub status: Option<ServiceStatus>,
 }
 
+impl Service {
+    /// Whether this is a LoadBalancer Service: served on the node's address (k3s ServiceLB
+    /// style) by the proxy, its status written by the service controller.
+    pub fn is_load_balancer(&self) -> bool {
+        self.spec.type_.as_deref() == Some("LoadBalancer")
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
