@@ -100,14 +100,7 @@ fn to_components(v: &mut Value) {
 /// The OpenAPI 3.0 document of one group-version.
 fn group_version_doc(gv: GroupVersion) -> Value {
     let mut paths = Map::new();
-    for item in openapi_paths::paths(gv) {
-        let mut path = Map::new();
-        path.insert("parameters".into(), Value::Array(item.params.iter().map(parameter).collect()));
-        for op in &item.operations {
-            path.insert(op.method.into(), operation(op));
-        }
-        paths.insert(item.path, Value::Object(path));
-    }
+    openapi_paths::render_into(&mut paths, openapi_paths::paths(gv), parameter, operation);
     let paths = Value::Object(paths);
     let schemas: Map<String, Value> = closure(&paths, &definitions()).into_iter().collect();
     let mut doc = json!({

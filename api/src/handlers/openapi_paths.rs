@@ -449,3 +449,21 @@ pub fn kind_definitions(gv: GroupVersion) -> Vec<(String, serde_json::Value)> {
     }
     out
 }
+
+/// Renders path items into `paths` with one OpenAPI version's parameter and operation forms:
+/// v3 and v2 differ only in those two.
+pub fn render_into(
+    paths: &mut serde_json::Map<String, serde_json::Value>,
+    items: Vec<PathItem>,
+    parameter: fn(&Param) -> serde_json::Value,
+    operation: fn(&Operation) -> serde_json::Value,
+) {
+    for item in items {
+        let mut path = serde_json::Map::new();
+        path.insert("parameters".into(), serde_json::Value::Array(item.params.iter().map(parameter).collect()));
+        for op in &item.operations {
+            path.insert(op.method.into(), operation(op));
+        }
+        paths.insert(item.path, serde_json::Value::Object(path));
+    }
+}

@@ -58,14 +58,7 @@ fn operation(op: &Operation) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for gv in openapi_paths::all() {
-        for item in openapi_paths::paths(gv) {
-            let mut path = Map::new();
-            path.insert("parameters".into(), Value::Array(item.params.iter().map(parameter).collect()));
-            for op in &item.operations {
-                path.insert(op.method.into(), operation(op));
-            }
-            paths.insert(item.path, Value::Object(path));
-        }
+        openapi_paths::render_into(&mut paths, openapi_paths::paths(gv), parameter, operation);
     }
     let paths = Value::Object(paths);
     let definitions: Map<String, Value> = closure(&paths, &definitions()).into_iter().collect();
