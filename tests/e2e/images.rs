@@ -7,7 +7,7 @@
 use coracle_e2e::bombs::{bomb_image, gzip_bomb, GZIP_LAYER};
 use coracle_e2e::hostile::{defused_layer, oci_archive, refused, DEFUSED_DEVICES};
 use coracle_e2e::images::{write_image, Format, ImageBuild};
-use coracle_e2e::{skip_unless_root, wait_for, Daemon};
+use coracle_e2e::{skip_unless_free_space, skip_unless_root, wait_for, Daemon};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -175,6 +175,10 @@ fn a_hostile_image_makes_no_device_and_its_set_id_files_stay_private() {
 #[test]
 fn compression_bombs_stop_at_their_budget() {
     if skip_unless_root("the daemon's /proc/PID/io is root's to read") {
+        return;
+    }
+    // The bombs must meet their own budgets, not the free-space one (512 MiB is ample).
+    if skip_unless_free_space(&std::env::temp_dir(), 512 * MIB) {
         return;
     }
     let d = Daemon::start_with_config(&format!("{NO_NETWORK}images: {{max_layer_bytes: {}}}\n", 32 * MIB));

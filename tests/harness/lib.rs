@@ -93,6 +93,28 @@ pub fn skip_unless_root(why: &str) -> bool {
     true
 }
 
+/// Returns true (after printing why) when the file system holding `path` has fewer than
+/// `bytes` free: tests that must reach a size or ratio budget would otherwise meet the
+/// free-space budget (or ENOSPC) first, which is the daemon right and the test not testing
+/// what it names.
+pub fn skip_unless_free_space(path: &Path, bytes: u64) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("a path without NUL");
+    // SAFETY: an all-zero statvfs is a valid value for statvfs(3) to overwrite.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is NUL-terminated and s is a valid, writable statvfs.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut s) };
+    assert_eq!(rc, 0, "statvfs {}: {}", path.display(), std::io::Error::last_os_error());
+    // The casts widen on 32-bit targets and are identities on 64-bit ones.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize));
+    if free >= bytes {
+        return false;
+    }
+    eprintln!("skipping: {} has {free} bytes free, this test needs {bytes}", path.display());
+    true
+}
+
 /// A coracled running on its own temp directories, with a bridge, address blocks, run dir
 /// and cgroup subpath of its own (see [`isolation`]): it never meets the installed daemon
 /// nor another test's.

@@ -11,6 +11,7 @@ use coracle_config::settings::ImageSettings;
 use coracle_e2e::bombs::{bomb_image, gzip_bomb, zstd_bomb, GZIP_LAYER, ZSTD_LAYER};
 use coracle_e2e::images::{write_image, Compression, Format, ImageBuild};
 use coracle_e2e::rawtar::{raw_tar, RawEntry};
+use coracle_e2e::skip_unless_free_space;
 use std::cell::Cell;
 use std::fs;
 use std::io::{self, Read};
@@ -18,6 +19,9 @@ use std::path::Path;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
+/// Free space a bomb test needs so that its own budget, not the free-space one, stops it:
+/// the staged archive and the ratio's grace are well under 80 % of this.
+const BOMB_ROOM: u64 = 512 * MIB;
 
 /// Bytes this thread has passed to write(2) and friends so far (`wchar`).
 fn written_by_this_thread() -> u64 {
@@ -43,6 +47,9 @@ fn load_measured(settings: &ImageSettings, archive: &[u8], data: &Path) -> (Stri
 #[test]
 fn a_twenty_gib_gzip_bomb_stops_at_the_ratio_after_its_grace() {
     let work = tempfile::tempdir().unwrap();
+    if skip_unless_free_space(work.path(), BOMB_ROOM) {
+        return;
+    }
     let archive = bomb_image("localhost/bomb-gzip:1", &gzip_bomb("zeros", 20 * GIB), GZIP_LAYER);
     let (err, written) = load_measured(&ImageSettings::default(), &archive, &work.path().join("data"));
     assert!(err.contains("layer sha256:") && err.contains("of localhost/bomb-gzip:1"), "{err}");
@@ -57,6 +64,9 @@ fn a_twenty_gib_gzip_bomb_stops_at_the_ratio_after_its_grace() {
 #[test]
 fn a_layer_budget_stops_a_bomb_at_the_budget() {
     let work = tempfile::tempdir().unwrap();
+    if skip_unless_free_space(work.path(), BOMB_ROOM) {
+        return;
+    }
     let settings = ImageSettings { max_layer_bytes: Some(8 * MIB), max_compression_ratio: 0, ..Default::default() };
     let archive = bomb_image("localhost/bomb-cap:1", &gzip_bomb("zeros", 20 * GIB), GZIP_LAYER);
     let (err, written) = load_measured(&settings, &archive, &work.path().join("data"));
@@ -68,6 +78,9 @@ fn a_layer_budget_stops_a_bomb_at_the_budget() {
 #[test]
 fn a_zstd_bomb_stops_at_the_ratio() {
     let work = tempfile::tempdir().unwrap();
+    if skip_unless_free_space(work.path(), BOMB_ROOM) {
+        return;
+    }
     let archive = bomb_image("localhost/bomb-zstd:1", &zstd_bomb("zeros", 20 * GIB), ZSTD_LAYER);
     assert!(archive.len() < 2 << 20, "{} bytes of zstd for 20 GiB", archive.len());
     let (err, written) = load_measured(&ImageSettings::default(), &archive, &work.path().join("data"));
@@ -78,6 +91,9 @@ fn a_zstd_bomb_stops_at_the_ratio() {
 #[test]
 fn a_whole_archive_bomb_stops_while_staging() {
     let work = tempfile::tempdir().unwrap();
+    if skip_unless_free_space(work.path(), BOMB_ROOM) {
+        return;
+    }
     let archive = gzip_bomb(&format!("blobs/sha256/{}", "0".repeat(64)), 20 * GIB);
     let (err, written) = load_measured(&ImageSettings::default(), &archive, &work.path().join("data"));
     assert!(err.starts_with("image archive: expands to more than 100 times"), "{err}");
