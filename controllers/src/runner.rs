@@ -140,14 +140,16 @@ impl WorkQueue {
 pub fn spawn<R: Reconciler>(ctx: &ControllerContext, reconciler: R, resync: Duration) -> JoinHandle<()> {
     let heartbeat: LoopHeartbeat = ctx.watchdog.as_ref().map(|w| (w.register(reconciler.name()), w.beat_every()));
     let store = ctx.store.clone();
+    // One loop for every controller, not one copy of it per type.
+    let mut reconciler: Box<dyn Reconciler> = Box::new(reconciler);
     std::thread::Builder::new()
         .name(reconciler.name().to_string())
-        .spawn(move || run(&store, reconciler, resync, heartbeat))
+        .spawn(move || run(&store, reconciler.as_mut(), resync, heartbeat))
         .expect("spawning a controller thread")
 }
 
 /// Reconciles one key and queues what it asked for.
-fn reconcile_one<R: Reconciler>(store: &Store, r: &mut R, queue: &mut WorkQueue, key: &ObjectKey) {
+fn reconcile_one(store: &Store, r: &mut dyn Reconciler, queue: &mut WorkQueue, key: &ObjectKey) {
     let now = Instant::now();
     match r.reconcile(key) {
         Ok(requeue) => {
@@ -169,7 +171,7 @@ fn reconcile_one<R: Reconciler>(store: &Store, r: &mut R, queue: &mut WorkQueue,
     }
 }
 
-fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: LoopHeartbeat) {
+fn run(store: &Store, r: &mut dyn Reconciler, resync: Duration, heartbeat: LoopHeartbeat) {
     log::info!("{}: started", r.name());
     let beat_every = heartbeat.as_ref().map_or(Duration::MAX, |(_, every)| *every);
     let beat = || heartbeat.iter().for_each(|(h, _)| h.beat());
@@ -196,7 +198,7 @@ fn run<R: Reconciler>(store: &Store, mut r: R, resync: Duration, heartbeat: Loop
                 next_resync = now + resync;
             }
             for key in queue.pop_due(now) {
-                reconcile_one(store, &mut r, &mut queue, &key);
+                reconcile_one(store, r, &mut queue, &key);
             }
             let wake = queue.next_due().map_or(next_resync, |t| t.min(next_resync));
             let wait = wake.saturating_duration_since(Instant::now()).min(beat_every);

@@ -4,7 +4,7 @@
 
 use super::{Filter, Store, StoreError};
 use coracle_config::meta::LabelSelector;
-use coracle_config::object::{Object, Resource};
+use coracle_config::object::{Object, Resource, ResourceInfo};
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -98,10 +98,20 @@ impl Store {
     /// `selector` matches (None: all; an empty selector matches all, as in Kubernetes),
     /// ordered by namespace and name.
     pub fn list_as<T: Resource>(&self, namespace: Option<&str>, selector: Option<&LabelSelector>) -> Vec<Typed<T>> {
-        let namespace = namespace.filter(|_| T::INFO.namespaced).map(str::to_string);
-        let filter = Filter { resource: Some(&T::INFO), namespace };
-        let selected = |o: &Object| selector.is_none_or(|s| s.matches(&o.metadata().labels));
-        self.list_where(&filter, selected).into_iter().filter_map(|o| Typed::new(o).ok()).collect()
+        let listed = self.list_selected(&T::INFO, namespace, selector);
+        listed.into_iter().filter_map(|o| Typed::new(o).ok()).collect()
+    }
+
+    /// `list_as`'s work, once for every kind.
+    fn list_selected(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        selector: Option<&LabelSelector>,
+    ) -> Vec<Arc<Object>> {
+        let namespace = namespace.filter(|_| info.namespaced).map(str::to_string);
+        let filter = Filter { resource: Some(info), namespace };
+        self.list_where(&filter, |o| selector.is_none_or(|s| s.matches(&o.metadata().labels)))
     }
 
     /// [`Store::create`] of a `T`, answered with the stored `T`.
