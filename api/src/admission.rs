@@ -54,7 +54,7 @@ pub fn invalid_message(resource: &ResourceInfo, name: &str, errors: &[FieldError
 /// stored `autoscaling/v2` form first, so every later step sees one shape.
 pub fn decode(value: serde_json::Value) -> Result<Parsed, AdmissionError> {
     let value = if is_v1_autoscaler(&value) {
-        let v1: HorizontalPodAutoscalerV1 = serde_json::from_value(value)
+        let v1 = HorizontalPodAutoscalerV1::from_json(value)
             .map_err(|e| AdmissionError::Decode(format!("decoding autoscaling/v1 HorizontalPodAutoscaler: {e}")))?;
         serde_json::to_value(v1.to_v2()).expect("autoscalers serialize")
     } else {

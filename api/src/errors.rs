@@ -6,6 +6,7 @@ use coracle_config::meta::{Status, StatusCause, StatusDetails};
 use coracle_config::object::ResourceInfo;
 use coracle_config::validation::FieldError;
 use coracle_runtime::image::ImageError;
+use coracle_runtime::ExecError;
 use coracle_store::StoreError;
 use std::fmt;
 
@@ -80,6 +81,24 @@ impl From<ImageError> for ApiError {
             }
             ImageError::Io { .. } => ApiError::Internal(error.to_string()),
             _ => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+impl From<ExecError> for ApiError {
+    /// A command run in a container: with no running instance to run it in, 404 (the
+    /// kubelet's "container not found"); past its timeout, 504 Timeout; a program that
+    /// could not start or a runtime that could not set it up, 500, as Kubernetes answers
+    /// "error executing command in container".
+    fn from(error: ExecError) -> ApiError {
+        match &error {
+            ExecError::NotRunning { .. } => {
+                ApiError::Status { code: 404, reason: "NotFound", message: error.to_string() }
+            }
+            ExecError::TimedOut { .. } => ApiError::Status { code: 504, reason: "Timeout", message: error.to_string() },
+            ExecError::Start(_) | ExecError::Runtime(_) => {
+                ApiError::Internal(format!("error executing command in container: {error}"))
+            }
         }
     }
 }
@@ -259,5 +278,25 @@ mod tests {
         assert_eq!(ApiError::PayloadTooLarge { limit: 1 }.code(), 413);
         assert_eq!(ApiError::UnsupportedMediaType("application/x".into()).code(), 415);
         assert_eq!(ApiError::Admission(AdmissionError::Decode("bad".into())).code(), 400);
+    }
+
+    #[test]
+    fn exec_errors_carry_their_codes() {
+        use coracle_runtime::ExecOutput;
+        use std::time::Duration;
+        let gone = ApiError::from(ExecError::NotRunning { id: "u_app_0".into() }).status();
+        assert_eq!((gone.code, gone.reason.as_str()), (404, "NotFound"));
+        assert_eq!(gone.message, "container u_app_0 is not running");
+        let slow = ExecError::TimedOut { timeout: Duration::from_secs(1), output: ExecOutput::default() };
+        assert_eq!(ApiError::from(slow).status().reason, "Timeout");
+        let missing = ApiError::from(ExecError::Start("exec: \"nope\": executable file not found in $PATH".into()));
+        let status = missing.status();
+        assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"));
+        assert_eq!(
+            status.message,
+            "Internal error occurred: error executing command in container: \
+             exec: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(ApiError::from(ExecError::Runtime("pipe: EMFILE".into())).code(), 500);
     }
 }

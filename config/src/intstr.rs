@@ -15,17 +15,12 @@ impl IntOrString {
     /// (Kubernetes' `GetScaledValueFromIntOrPercent`). A percentage too large for the result
     /// (`maxSurge: 1000000000000%`, which validation lets through as Kubernetes does) gives
     /// `i32::MAX`, never an overflow.
-    pub fn scaled_value(&self, total: i32, round_up: bool) -> Result<i32, String> {
+    pub fn scaled_value(&self, total: i32, round_up: bool) -> Result<i32, ScaleError> {
         match self {
             IntOrString::Int(v) => Ok(*v),
             IntOrString::String(s) => {
-                let Some(pct) = s.strip_suffix('%') else {
-                    return Err(format!(
-                        "invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"
-                    ));
-                };
-                let pct: i64 =
-                    pct.parse().map_err(|_| format!("invalid value for IntOrString: invalid value {s:?}"))?;
+                let Some(pct) = s.strip_suffix('%') else { return Err(ScaleError::NotAPercentage(s.clone())) };
+                let pct: i64 = pct.parse().map_err(|_| ScaleError::BadPercentage(s.clone()))?;
                 // i64 × i32 always fits an i128, and so does the rounding.
                 let scaled = i128::from(pct) * i128::from(total);
                 let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
@@ -34,6 +29,28 @@ impl IntOrString {
         }
     }
 }
+
+/// Why a count-or-percentage could not be scaled, in Kubernetes' words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScaleError {
+    /// A string without `%`.
+    NotAPercentage(String),
+    /// `N%` where N is not an integer that fits 64 bits.
+    BadPercentage(String),
+}
+
+impl fmt::Display for ScaleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScaleError::NotAPercentage(s) => {
+                write!(f, "invalid value for IntOrString: invalid type: string is not a percentage: {s:?}")
+            }
+            ScaleError::BadPercentage(s) => write!(f, "invalid value for IntOrString: invalid value {s:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ScaleError {}
 
 impl fmt::Display for IntOrString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -80,6 +80,14 @@ pub struct LabelSelectorRequirement {
 }
 
 impl LabelSelector {
+    /// Decodes one from JSON with the object model's decoder (`tracked`; the error names the
+    /// field's path). Not generic, so the crates above share this one copy of the decoding
+    /// code instead of each instantiating serde's for their own deserializer.
+    #[inline(never)]
+    pub fn from_json(value: serde_json::Value) -> Result<LabelSelector, crate::tracked::DecodeError> {
+        crate::tracked::from_value(value)
+    }
+
     /// True when `labels` satisfy the selector. An empty selector matches everything,
     /// as in Kubernetes; callers that must refuse empty selectors validate first. A
     /// selector with an unknown operator (which validation refuses) matches nothing.

@@ -1,6 +1,14 @@
 //! The command line, as a plain clap `Command` so completions and a man page can be
 //! generated from the same definition (`Cli::command()`).
 
+mod image;
+mod rollout;
+
+pub use image::{ImageArgs, ImageCommand, ImageImportArgs, ImageLoadArgs, ImageLsArgs, ImageRmArgs};
+pub use rollout::{
+    RolloutArgs, RolloutCommand, RolloutHistoryArgs, RolloutStatusArgs, RolloutTargetArgs, RolloutUndoArgs,
+};
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -299,72 +307,6 @@ pub struct SetImageArgs {
     pub args: Vec<String>,
 }
 
-/// `rollout SUBCOMMAND`.
-#[derive(Debug, Args)]
-pub struct RolloutArgs {
-    #[command(subcommand)]
-    pub command: RolloutCommand,
-}
-
-/// The rollout verbs.
-#[derive(Debug, Subcommand)]
-pub enum RolloutCommand {
-    /// Show the status of the rollout
-    Status(RolloutStatusArgs),
-    /// View rollout history
-    History(RolloutHistoryArgs),
-    /// Undo a previous rollout
-    Undo(RolloutUndoArgs),
-    /// Mark the provided resource as paused
-    Pause(RolloutTargetArgs),
-    /// Resume a paused resource
-    Resume(RolloutTargetArgs),
-    /// Restart a resource
-    Restart(RolloutTargetArgs),
-}
-
-/// The deployment a rollout verb acts on.
-#[derive(Debug, Args)]
-pub struct RolloutTargetArgs {
-    /// The deployment: TYPE/NAME or TYPE NAME
-    #[arg(required = true, num_args = 1..=2)]
-    pub resource: Vec<String>,
-}
-
-/// `rollout status`.
-#[derive(Debug, Args)]
-pub struct RolloutStatusArgs {
-    #[command(flatten)]
-    pub target: RolloutTargetArgs,
-    /// Watch the status of the rollout until it's done
-    #[arg(short = 'w', long, default_value = "true", num_args = 0..=1, default_missing_value = "true",
-          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub watch: bool,
-    /// The length of time to wait before ending watch (e.g. 5m); zero means never
-    #[arg(long, default_value = "0s")]
-    pub timeout: String,
-}
-
-/// `rollout history`.
-#[derive(Debug, Args)]
-pub struct RolloutHistoryArgs {
-    #[command(flatten)]
-    pub target: RolloutTargetArgs,
-    /// See the details, including the pod template, of the revision specified
-    #[arg(long, default_value_t = 0)]
-    pub revision: i64,
-}
-
-/// `rollout undo`.
-#[derive(Debug, Args)]
-pub struct RolloutUndoArgs {
-    #[command(flatten)]
-    pub target: RolloutTargetArgs,
-    /// The revision to roll back to; 0 rolls back to the previous revision
-    #[arg(long = "to-revision", default_value_t = 0)]
-    pub to_revision: i64,
-}
-
 /// `logs POD|TYPE/NAME [-c C]`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -451,64 +393,6 @@ pub struct TopNodeArgs {
     /// If present, print output without headers
     #[arg(long = "no-headers")]
     pub no_headers: bool,
-}
-
-/// `image SUBCOMMAND`.
-#[derive(Debug, Args)]
-pub struct ImageArgs {
-    #[command(subcommand)]
-    pub command: ImageCommand,
-}
-
-/// The image store verbs.
-#[derive(Debug, Subcommand)]
-pub enum ImageCommand {
-    /// Load images from a docker-save or OCI archive (- for stdin)
-    Load(ImageLoadArgs),
-    /// Import a root filesystem directory on the board as an image
-    Import(ImageImportArgs),
-    /// List the stored images
-    #[command(visible_alias = "list")]
-    Ls(ImageLsArgs),
-    /// Remove images by reference or digest
-    #[command(visible_alias = "remove")]
-    Rm(ImageRmArgs),
-}
-
-/// `image load FILE|-`.
-#[derive(Debug, Args)]
-pub struct ImageLoadArgs {
-    /// The archive (tar, optionally gzip or zstd compressed); - reads stdin
-    #[arg(value_name = "FILE")]
-    pub file: Option<String>,
-    /// Read from this archive instead of the positional argument
-    #[arg(short = 'i', long = "input", conflicts_with = "file")]
-    pub input: Option<String>,
-}
-
-/// `image import DIR NAME:TAG`.
-#[derive(Debug, Args)]
-pub struct ImageImportArgs {
-    /// The root filesystem directory (on the board, where coracled runs)
-    pub dir: PathBuf,
-    /// The reference to store it under, e.g. myapp:1.0
-    pub reference: String,
-}
-
-/// `image ls`.
-#[derive(Debug, Args)]
-pub struct ImageLsArgs {
-    /// Print only the image references
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-}
-
-/// `image rm REF…`.
-#[derive(Debug, Args)]
-pub struct ImageRmArgs {
-    /// Image references or digests
-    #[arg(required = true)]
-    pub references: Vec<String>,
 }
 
 #[cfg(test)]

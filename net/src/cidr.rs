@@ -1,7 +1,8 @@
 //! IPv4 CIDR blocks: the pod range handed to CNI and the range ClusterIPs come from.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{AddrParseError, Ipv4Addr};
+use std::num::ParseIntError;
 use std::str::FromStr;
 
 /// An IPv4 block such as `10.96.0.0/16`; the base is kept with its host bits cleared.
@@ -13,9 +14,9 @@ pub struct Ipv4Cidr {
 
 impl Ipv4Cidr {
     /// The block of `addr/prefix` (host bits of `addr` are dropped).
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Ipv4Cidr, String> {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Ipv4Cidr, CidrError> {
         if prefix > 32 {
-            return Err(format!("prefix length {prefix} is longer than 32"));
+            return Err(CidrError::PrefixTooLong { text: None, prefix });
         }
         Ok(Ipv4Cidr { base: u32::from(addr) & mask(prefix), prefix })
     }
@@ -60,13 +61,66 @@ fn mask(prefix: u8) -> u32 {
 }
 
 impl FromStr for Ipv4Cidr {
-    type Err = String;
+    type Err = CidrError;
 
-    fn from_str(s: &str) -> Result<Ipv4Cidr, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("CIDR {s:?}: expected ADDRESS/PREFIX"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|e| format!("CIDR {s:?}: address {addr:?}: {e}"))?;
-        let prefix: u8 = prefix.parse().map_err(|e| format!("CIDR {s:?}: prefix {prefix:?}: {e}"))?;
-        Ipv4Cidr::new(addr, prefix).map_err(|e| format!("CIDR {s:?}: {e}"))
+    fn from_str(s: &str) -> Result<Ipv4Cidr, CidrError> {
+        let text = || s.to_string();
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| CidrError::Form { text: text() })?;
+        let addr: Ipv4Addr = addr.parse().map_err(|source| CidrError::Address { text: text(), source })?;
+        let prefix: u8 = prefix.parse().map_err(|source| CidrError::Prefix { text: text(), source })?;
+        Ipv4Cidr::new(addr, prefix).map_err(|_| CidrError::PrefixTooLong { text: Some(text()), prefix })
+    }
+}
+
+/// A block that is not one: the text as written, and which part is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CidrError {
+    /// No `/PREFIX`.
+    Form {
+        text: String,
+    },
+    Address {
+        text: String,
+        source: AddrParseError,
+    },
+    Prefix {
+        text: String,
+        source: ParseIntError,
+    },
+    /// A prefix over 32 bits (`text` when parsed from text).
+    PrefixTooLong {
+        text: Option<String>,
+        prefix: u8,
+    },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::Form { text } => write!(f, "CIDR {text:?}: expected ADDRESS/PREFIX"),
+            CidrError::Address { text, source } => {
+                let addr = text.split_once('/').map_or(text.as_str(), |(a, _)| a);
+                write!(f, "CIDR {text:?}: address {addr:?}: {source}")
+            }
+            CidrError::Prefix { text, source } => {
+                let prefix = text.split_once('/').map_or("", |(_, p)| p);
+                write!(f, "CIDR {text:?}: prefix {prefix:?}: {source}")
+            }
+            CidrError::PrefixTooLong { text: Some(text), prefix } => {
+                write!(f, "CIDR {text:?}: prefix length {prefix} is longer than 32")
+            }
+            CidrError::PrefixTooLong { text: None, prefix } => write!(f, "prefix length {prefix} is longer than 32"),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CidrError::Address { source, .. } => Some(source),
+            CidrError::Prefix { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 
@@ -94,9 +148,10 @@ mod tests {
 
     #[test]
     fn refuses_malformed_blocks_naming_the_part() {
-        assert!("10.96.0.0".parse::<Ipv4Cidr>().unwrap_err().contains("ADDRESS/PREFIX"));
-        assert!("10.96.0.0/33".parse::<Ipv4Cidr>().unwrap_err().contains("longer than 32"));
-        assert!("10.96.0/16".parse::<Ipv4Cidr>().unwrap_err().contains("address"));
+        let error = |s: &str| s.parse::<Ipv4Cidr>().unwrap_err().to_string();
+        assert!(error("10.96.0.0").contains("ADDRESS/PREFIX"));
+        assert!(error("10.96.0.0/33").contains("longer than 32"));
+        assert!(error("10.96.0/16").contains("address"));
         assert_eq!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().size(), 1 << 32);
     }
 }

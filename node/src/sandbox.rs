@@ -1,6 +1,7 @@
 //! A pod's sandbox: its network namespace (or the host's) through the runtime, plus the
 //! hook where pod networking (CNI) plugs in.
 
+use super::events::Reason;
 use super::layout;
 use coracle_config::core::{Pod, Service};
 use coracle_config::settings::NetworkMode;
@@ -46,10 +47,10 @@ impl std::fmt::Display for PodSandboxError {
 
 impl PodSandboxError {
     /// The reason of the Warning event the pod gets for this failure (the kubelet's).
-    pub fn event_reason(&self) -> &'static str {
+    pub fn event_reason(&self) -> Reason {
         match self {
-            PodSandboxError::Teardown(_) | PodSandboxError::Remove { .. } => "FailedKillPod",
-            _ => "FailedCreatePodSandBox",
+            PodSandboxError::Teardown(_) | PodSandboxError::Remove { .. } => Reason::FailedKillPod,
+            _ => Reason::FailedCreatePodSandBox,
         }
     }
 }

@@ -5,11 +5,11 @@
 //! sandbox, cgroups, volumes and logs go, and the pod object is removed from the store.
 
 use super::{layout, sandbox, NodeContext};
+use crate::events::{self, Reason};
 use coracle_config::core::Pod;
 use coracle_config::object::{Object, Resource};
 use coracle_config::time::MAX_SPAN;
 use coracle_runtime::{ContainerRuntime, ContainerState};
-use coracle_store::events::EventType;
 use coracle_store::{DeleteOptions, StoreError};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant, SystemTime};
@@ -116,7 +116,7 @@ pub fn signal_pod(ctx: &NodeContext, pod: &Pod, ids: &[(String, String)], deadli
     let stop_one = |name: &str, id: &str| {
         let mut reference = coracle_store::events::reference_to(&Object::Pod(pod.clone()));
         reference.field_path = format!("spec.containers{{{name}}}");
-        ctx.recorder.record_ref(&reference, EventType::Normal, "Killing", format!("Stopping container {name}"));
+        events::record(&ctx.recorder, &reference, Reason::Killing, format!("Stopping container {name}"));
         pre_stop(name, deadline.duration_since(SystemTime::now()).unwrap_or_default());
         if let Err(e) = ctx.runtime.signal(id, Signal::SIGTERM) {
             log::warn!("node: SIGTERM to container {id}: {e}");

@@ -1,10 +1,37 @@
 //! What a DELETE does to one object: remove it now, or keep it marked for deletion
 //! (finalizers pending, a pod terminating gracefully, foreground propagation).
 
-use super::{DeleteOptions, Propagation};
 use coracle_config::object::Object;
 use coracle_config::time::{span, MAX_SPAN_SECONDS};
 use std::time::SystemTime;
+
+/// How dependents of a deleted object are treated (`propagationPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// The owner goes now; the garbage collector deletes dependents afterwards.
+    #[default]
+    Background,
+    /// Dependents go first; the owner stays, with a deletionTimestamp and the
+    /// `foregroundDeletion` finalizer, until they are gone.
+    Foreground,
+    /// Dependents stay, with the owner's reference removed.
+    Orphan,
+}
+
+/// What a DELETE asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    pub propagation: Propagation,
+    /// For pods: Some(0) removes at once; otherwise the pod is marked terminating
+    /// (deletionTimestamp, deletionGracePeriodSeconds) when graceful pod deletion is on,
+    /// and the node removes it once its containers are gone.
+    pub grace_period_seconds: Option<i64>,
+    /// `preconditions.uid` / `preconditions.resourceVersion`.
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+    /// `dryRun=All`: answer what the delete would do, change nothing.
+    pub dry_run: bool,
+}
 
 /// The finalizer that holds an owner back until its dependents are gone.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";

@@ -7,6 +7,7 @@
 //! in-memory work, so reads, lists and new watches never wait for the disk, and never see
 //! a change before it is durable.
 
+mod checks;
 mod deletion;
 mod error;
 pub mod events;
@@ -22,11 +23,12 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
-pub use deletion::{DEFAULT_POD_GRACE_SECONDS, FOREGROUND_FINALIZER};
+pub use deletion::{DeleteOptions, Propagation, DEFAULT_POD_GRACE_SECONDS, FOREGROUND_FINALIZER};
 pub use error::StoreError;
 pub use typed::Typed;
 pub use watch::{Filter, WatchEnd, WatchEvent, WatchFilter, Watcher};
 
+use checks::{check_path_safe, check_preconditions, conflict};
 use coracle_config::object::{Object, ResourceInfo};
 use deletion::DeletePlan;
 use files::Layout;
@@ -38,34 +40,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use version::VersionCeiling;
 use watch::WatchHub;
-
-/// How dependents of a deleted object are treated (`propagationPolicy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Propagation {
-    /// The owner goes now; the garbage collector deletes dependents afterwards.
-    #[default]
-    Background,
-    /// Dependents go first; the owner stays, with a deletionTimestamp and the
-    /// `foregroundDeletion` finalizer, until they are gone.
-    Foreground,
-    /// Dependents stay, with the owner's reference removed.
-    Orphan,
-}
-
-/// What a DELETE asked for.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeleteOptions {
-    pub propagation: Propagation,
-    /// For pods: Some(0) removes at once; otherwise the pod is marked terminating
-    /// (deletionTimestamp, deletionGracePeriodSeconds) when graceful pod deletion is on,
-    /// and the node removes it once its containers are gone.
-    pub grace_period_seconds: Option<i64>,
-    /// `preconditions.uid` / `preconditions.resourceVersion`.
-    pub precondition_uid: Option<String>,
-    pub precondition_resource_version: Option<String>,
-    /// `dryRun=All`: answer what the delete would do, change nothing.
-    pub dry_run: bool,
-}
 
 /// Cheap to clone; every clone is the same store.
 #[derive(Clone)]
@@ -101,37 +75,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every change to the guarded state completes before its guard drops, so a panic in
     // another holder leaves nothing half-done worth refusing to read.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Names become file names: refuse anything that could leave its folder.
-fn check_path_safe(field: &str, value: &str) -> Result<(), StoreError> {
-    let bad = value.is_empty() || value.starts_with('.') || value.contains(['/', '\0']) || value.len() > 253;
-    if bad {
-        return Err(StoreError::Invalid { message: format!("{field} {value:?} cannot be stored: not a valid name") });
-    }
-    Ok(())
-}
-
-fn conflict(obj: &Object, message: impl Into<String>) -> StoreError {
-    StoreError::Conflict { resource: obj.info(), name: obj.metadata().name.clone(), message: message.into() }
-}
-
-/// 409 when `incoming` carries a resourceVersion or uid other than the stored object's.
-fn check_preconditions(current: &Object, incoming: &Object) -> Result<(), StoreError> {
-    let (cur, new) = (current.metadata(), incoming.metadata());
-    if !new.resource_version.is_empty() && new.resource_version != cur.resource_version {
-        return Err(conflict(
-            current,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
-    }
-    if !new.uid.is_empty() && new.uid != cur.uid {
-        return Err(conflict(
-            current,
-            format!("Precondition failed: UID in precondition: {}, UID in object meta: {}", new.uid, cur.uid),
-        ));
-    }
-    Ok(())
 }
 
 impl Store {

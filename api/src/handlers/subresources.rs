@@ -113,7 +113,7 @@ fn selector_query(object: &Value) -> Result<String, ApiError> {
     if selector.is_null() {
         return Ok(String::new());
     }
-    let selector: LabelSelector = serde_json::from_value(selector)
+    let selector = LabelSelector::from_json(selector)
         .map_err(|e| ApiError::BadRequest(format!("spec.selector of the scaled object: {e}")))?;
     Ok(selector.to_query())
 }

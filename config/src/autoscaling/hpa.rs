@@ -237,6 +237,14 @@ impl HorizontalPodAutoscaler {
 }
 
 impl HorizontalPodAutoscalerV1 {
+    /// Decodes one from JSON with the object model's decoder (`tracked`; the error names the
+    /// field's path). Not generic, so the crates above share this one copy of the decoding
+    /// code instead of each instantiating serde's for their own deserializer.
+    #[inline(never)]
+    pub fn from_json(value: serde_json::Value) -> Result<HorizontalPodAutoscalerV1, crate::tracked::DecodeError> {
+        crate::tracked::from_value(value)
+    }
+
     /// The stored v2 form of a v1 autoscaler.
     pub fn to_v2(&self) -> HorizontalPodAutoscaler {
         let metrics = self

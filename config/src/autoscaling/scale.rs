@@ -1,6 +1,7 @@
 //! `autoscaling/v1.Scale`: the `/scale` subresource of deployments and replica sets.
 
 use crate::meta::ObjectMeta;
+use crate::tracked::{self, DecodeError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,16 @@ pub struct Scale {
     pub spec: ScaleSpec,
     #[serde(default)]
     pub status: ScaleStatus,
+}
+
+impl Scale {
+    /// Decodes one from JSON with the object model's decoder (`tracked`; the error names the
+    /// field's path). Not generic, so the crates above share this one copy of the decoding
+    /// code instead of each instantiating serde's for their own deserializer.
+    #[inline(never)]
+    pub fn from_json(value: serde_json::Value) -> Result<Scale, DecodeError> {
+        tracked::from_value(value)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

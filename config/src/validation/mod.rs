@@ -4,6 +4,7 @@
 mod apps;
 mod autoscaling;
 mod field;
+mod handlers;
 mod meta;
 pub mod names;
 mod pod;

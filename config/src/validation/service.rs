@@ -1,9 +1,10 @@
 //! Core `v1` validation of Services and Endpoints.
 
 use super::field::{quote, FieldError, Path};
+use super::handlers::port_num_or_name;
 use super::meta;
 use super::names;
-use super::pod::{port_num_or_name, protocol, required_label};
+use super::pod::{protocol, required_label};
 use crate::core::{EndpointAddress, Endpoints, ServiceSpec};
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -69,10 +69,7 @@ fn describe_object(ctx: &Context, object: &Object) -> Result<String, CtlError> {
         }
         Object::Service(s) => {
             let endpoints = match ctx.get(&Endpoints::INFO, &ns, &s.metadata.name) {
-                Ok(v) => Some(
-                    coracle_config::tracked::from_value::<Endpoints>(v)
-                        .map_err(|e| CtlError::client(format!("decoding endpoints {:?}: {e}", s.metadata.name)))?,
-                ),
+                Ok(v) => Some(decode_as::<Endpoints>(&v)?),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e),
             };
@@ -83,12 +80,30 @@ fn describe_object(ctx: &Context, object: &Object) -> Result<String, CtlError> {
     })
 }
 
-fn typed_list<T: Resource>(ctx: &Context, namespace: &str, selector: Option<&str>) -> Result<Vec<T>, CtlError> {
+fn typed_list<T: Resource + TryFrom<Object, Error = Object>>(
+    ctx: &Context,
+    namespace: &str,
+    selector: Option<&str>,
+) -> Result<Vec<T>, CtlError> {
     let path = with_query(&T::INFO.collection_path(Some(namespace)), &[("labelSelector", selector.unwrap_or(""))]);
     let list = ctx.client.get(&path)?;
-    let items = list.get("items").cloned().unwrap_or(Value::Array(vec![]));
-    coracle_config::tracked::from_value::<Vec<T>>(if items.is_null() { Value::Array(vec![]) } else { items })
-        .map_err(|e| CtlError::client(format!("decoding the {} list: {e}", T::INFO.plural)))
+    list_items(&list, T::INFO.plural)?.iter().map(decode_as::<T>).collect()
+}
+
+/// The `items` of a list the server sent (none when absent or null).
+fn list_items<'v>(list: &'v Value, plural: &str) -> Result<&'v [Value], CtlError> {
+    match list.get("items") {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(CtlError::client(format!("decoding the {plural} list: items is not a list: {other}"))),
+    }
+}
+
+/// One `T` through the object model's decoder (`decode`), so the ctl carries no second copy
+/// of every kind's decoding code.
+fn decode_as<T: Resource + TryFrom<Object, Error = Object>>(value: &Value) -> Result<T, CtlError> {
+    T::try_from(decode(&T::INFO, value)?)
+        .map_err(|other| CtlError::client(format!("expected a {}, decoded a {}", T::INFO.kind, other.info().kind)))
 }
 
 /// The events about `object`; a server without events (404) means none.
@@ -109,9 +124,8 @@ fn events_for(ctx: &Context, object: &Object) -> Result<Vec<Event>, CtlError> {
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let items = list.get("items").cloned().filter(|v| !v.is_null()).unwrap_or(Value::Array(vec![]));
-    let events: Vec<Event> = coracle_config::tracked::from_value(items)
-        .map_err(|e| CtlError::client(format!("decoding the events list: {e}")))?;
+    let events =
+        list_items(&list, Event::INFO.plural)?.iter().map(decode_as::<Event>).collect::<Result<Vec<_>, _>>()?;
     // Match locally too, so a server that ignores fieldSelector shows only this object's events.
     Ok(events
         .into_iter()

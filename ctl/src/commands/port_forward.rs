@@ -11,7 +11,7 @@ use crate::error::CtlError;
 use crate::selector::Selector;
 use coracle_config::core::{Pod, Service};
 use coracle_config::intstr::IntOrString;
-use coracle_config::{Object, ResourceInfo};
+use coracle_config::{Object, Resource, ResourceInfo};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 
@@ -68,8 +68,10 @@ fn wait_until_gone(client: &Client, path: &str, uid: &str) -> String {
     loop {
         std::thread::sleep(POD_CHECK);
         let pod = match client.get(path) {
-            Ok(value) => match serde_json::from_value::<Pod>(value) {
-                Ok(pod) => pod,
+            // Through the object model's decoder: the ctl keeps no second copy of a pod's.
+            Ok(value) => match Object::from_json(&Pod::INFO, value).map(Pod::try_from) {
+                Ok(Ok(pod)) => pod,
+                Ok(Err(other)) => return format!("not a pod: {}", other.info().kind),
                 Err(e) => return format!("unreadable pod: {e}"),
             },
             Err(e) => return e.to_string(),

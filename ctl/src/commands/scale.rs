@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: &ScaleArgs) -> Result<(), CtlError> {
     let target = parse_target(&args.resource, SCALABLE, "scale")?;
     let path = format!("{}/scale", target.info.object_path(&ctx.namespace, &target.name));
     if args.current_replicas >= 0 {
-        let live: Scale = serde_json::from_value(ctx.client.get(&path)?)
+        let live = Scale::from_json(ctx.client.get(&path)?)
             .map_err(|e| CtlError::client(format!("decoding the Scale of {}: {e}", target.name)))?;
         check_precondition(args.current_replicas, live.spec.replicas.unwrap_or(0))?;
     }

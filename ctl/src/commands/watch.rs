@@ -114,8 +114,12 @@ impl Watch {
 
 /// The `Status` of an ERROR event.
 pub fn error_status(event: &WatchEvent) -> Status {
-    serde_json::from_value(event.object.clone())
-        .unwrap_or_else(|_| Status::failure(500, "InternalError", format!("watch error: {}", event.object)))
+    // Decoded from bytes, as every error answer is: the ctl keeps one copy of Status's
+    // decoding code, not a second one for a JSON value.
+    serde_json::to_vec(&event.object)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| Status::failure(500, "InternalError", format!("watch error: {}", event.object)))
 }
 
 /// A deadline `timeout` from now; zero means none, and so does a timeout beyond what the

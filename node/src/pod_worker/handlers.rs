@@ -3,11 +3,11 @@
 //! hooks. Their exec actions go through the container runtime's `exec`.
 
 use super::{all_containers, grace_period, PodWorker};
+use crate::events::{self, Reason};
 use crate::probes::{self, exec, network, Outcome, ProbeKind, ProbeState, Verdict};
 use crate::termination;
 use coracle_config::core::{Container, ExecAction, HttpGetAction, LifecycleHandler, Pod, Probe, TcpSocketAction};
 use coracle_config::meta::ObjectReference;
-use coracle_store::events::EventType;
 use std::time::{Duration, Instant};
 
 /// The longest a postStart hook may run. The kubelet waits for as long as it takes; here a
@@ -74,7 +74,7 @@ impl PodWorker {
                     if kind != ProbeKind::Readiness {
                         let what = if kind == ProbeKind::Liveness { "liveness" } else { "startup" };
                         let message = format!("Container {name} failed {what} probe, will be restarted");
-                        self.ctx.recorder.record_ref(&reference, EventType::Normal, "Killing", message);
+                        events::record(&self.ctx.recorder, &reference, Reason::Killing, message);
                         self.stop_container(pod, name);
                         *wake = Instant::now();
                         return;
@@ -93,10 +93,10 @@ impl PodWorker {
     }
 
     fn unhealthy(&self, reference: &ObjectReference, kind: ProbeKind, message: &str) {
-        self.ctx.recorder.record_ref(
+        events::record(
+            &self.ctx.recorder,
             reference,
-            EventType::Warning,
-            "Unhealthy",
+            Reason::Unhealthy,
             format!("{} probe failed: {message}", kind.as_str()),
         );
     }
@@ -166,10 +166,10 @@ impl PodWorker {
         let Some(hook) = container.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref()) else { return };
         if let Outcome::Failure(message) = self.run_hook(pod, name, hook, budget) {
             log::warn!("node: preStop hook of container {name} in pod {}: {message}", pod.metadata.name);
-            self.ctx.recorder.record_ref(
+            events::record(
+                &self.ctx.recorder,
                 &self.reference(pod, name),
-                EventType::Warning,
-                "FailedPreStopHook",
+                Reason::FailedPreStopHook,
                 format!("PreStopHook failed: {message}"),
             );
         }
@@ -185,14 +185,9 @@ impl PodWorker {
         log::warn!("node: postStart hook of container {name} in pod {}: {message}", pod.metadata.name);
         let reference = self.reference(pod, name);
         let recorder = &self.ctx.recorder;
-        recorder.record_ref(
-            &reference,
-            EventType::Warning,
-            "FailedPostStartHook",
-            format!("PostStartHook failed: {message}"),
-        );
+        events::record(recorder, &reference, Reason::FailedPostStartHook, format!("PostStartHook failed: {message}"));
         // The kubelet's words for this kill.
-        recorder.record_ref(&reference, EventType::Normal, "Killing", "FailedPostStartHook".to_string());
+        events::record(recorder, &reference, Reason::Killing, "FailedPostStartHook".to_string());
         self.stop_container(pod, name);
     }
 }

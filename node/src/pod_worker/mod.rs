@@ -15,10 +15,10 @@ mod stop;
 
 use super::sandbox::PodSandbox;
 use super::{termination, NodeContext};
+use crate::events::Reason;
 use coracle_config::core::{Container, Pod, Service};
 use coracle_config::meta::ObjectReference;
 use coracle_config::object::Object;
-use coracle_store::events::EventType;
 use slots::Slots;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ impl PodWorker {
         }
         if let Err(e) = self.prepare(pod) {
             log::warn!("node: pod {}/{}: {e}", pod.metadata.namespace, pod.metadata.name);
-            self.event_pod(pod, EventType::Warning, e.event_reason(), &e.to_string());
+            self.event_pod(pod, e.event_reason(), &e.to_string());
             self.write_status(pod);
             return Next::At(now + RETRY);
         }
@@ -111,8 +111,9 @@ impl PodWorker {
         r
     }
 
-    fn event_pod(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
-        self.ctx.recorder.record(&Object::Pod(pod.clone()), type_, reason, message.to_string());
+    fn event_pod(&self, pod: &Pod, reason: Reason, message: &str) {
+        let involved = coracle_store::events::reference_to(&Object::Pod(pod.clone()));
+        crate::events::record(&self.ctx.recorder, &involved, reason, message);
     }
 }
 

@@ -5,11 +5,11 @@
 use super::{all_containers, PodWorker, RETRY};
 use crate::backoff::RestartBackoff;
 use crate::container_spec::{self, SpecInputs};
+use crate::events::{self, Reason};
 use crate::{layout, sandbox, status, termination};
 use coracle_config::core::{Container, ContainerStateTerminated, Pod};
 use coracle_runtime::cgroups::Limits;
 use coracle_runtime::ContainerState as RuntimeState;
-use coracle_store::events::EventType;
 use std::time::{Duration, Instant};
 
 impl PodWorker {
@@ -94,10 +94,10 @@ impl PodWorker {
         if restart {
             let delay = slot.backoff.crashed(&self.ctx.backoff, ran, now);
             let message = status::crash_loop_message(delay, &slot.name, pod);
-            self.ctx.recorder.record_ref(
+            events::record(
+                &self.ctx.recorder,
                 &reference,
-                EventType::Warning,
-                "BackOff",
+                Reason::BackOff,
                 format!(
                     "Back-off restarting failed container {} in pod {}_{}({})",
                     slot.name, pod.metadata.name, pod.metadata.namespace, pod.metadata.uid
@@ -154,7 +154,7 @@ impl PodWorker {
             };
             let message = format!("Container {} definition changed, will be restarted", c.name);
             log::info!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
-            self.ctx.recorder.record_ref(&self.reference(pod, &c.name), EventType::Normal, "Killing", message);
+            events::record(&self.ctx.recorder, &self.reference(pod, &c.name), Reason::Killing, message);
             self.stop_container(pod, &c.name);
             // The exit is taken now, so the restart neither waits for a pass nor asks the policy.
             let exit = self.ctx.runtime.state(&id);
@@ -194,7 +194,7 @@ impl PodWorker {
             Ok(None) => {
                 let (reason, message) = missing_image(&container, slot.waiting.as_ref());
                 if slot.waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
-                    self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", message.clone());
+                    events::record(&self.ctx.recorder, &reference, Reason::Failed, message.clone());
                 }
                 slot.waiting = Some((reason.into(), message));
                 return Err(RETRY);
@@ -206,7 +206,7 @@ impl PodWorker {
         };
         if slot.image_id != image.digest {
             let msg = format!("Container image {:?} already present on machine", container.image);
-            self.ctx.recorder.record_ref(&reference, EventType::Normal, "Pulled", msg);
+            events::record(&self.ctx.recorder, &reference, Reason::Pulled, msg);
         }
         slot.image_id = image.digest.clone();
         if let Some(old) = slot.id.take() {
@@ -246,7 +246,7 @@ impl PodWorker {
             Ok(s) => s,
             Err(e) => {
                 if self.slots.get(name).and_then(|s| s.waiting.as_ref()).map(|w| &w.1) != Some(&e.message) {
-                    self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", e.message.clone());
+                    events::record(&self.ctx.recorder, &reference, Reason::Failed, e.message.clone());
                 }
                 self.set_waiting(name, e.reason, e.message);
                 return Err(RETRY);
@@ -272,7 +272,7 @@ impl PodWorker {
         slot.waiting = None;
         slot.finished = false;
         let created = format!("Created container {}", container.name);
-        self.ctx.recorder.record_ref(&reference, EventType::Normal, "Created", created);
+        events::record(&self.ctx.recorder, &reference, Reason::Created, created);
         let began = Instant::now();
         match self.ctx.runtime.start(&spec) {
             Ok(handle) => {
@@ -280,7 +280,7 @@ impl PodWorker {
                 let (namespace, pod_name) = (&pod.metadata.namespace, &pod.metadata.name);
                 log::info!("node: started {id} (pid {}) for pod {namespace}/{pod_name}", handle.pid);
                 let started = format!("Started container {}", container.name);
-                self.ctx.recorder.record_ref(&reference, EventType::Normal, "Started", started);
+                events::record(&self.ctx.recorder, &reference, Reason::Started, started);
                 let started_at = match self.ctx.runtime.state(&id) {
                     RuntimeState::Running { started_at, .. } => started_at,
                     _ => coracle_config::time::now(),
@@ -296,7 +296,7 @@ impl PodWorker {
             }
             Err(e) => {
                 log::warn!("node: starting {id}: {e}");
-                self.ctx.recorder.record_ref(&reference, EventType::Warning, "Failed", format!("Error: {e}"));
+                events::record(&self.ctx.recorder, &reference, Reason::Failed, format!("Error: {e}"));
                 let now = coracle_config::time::now();
                 let t = ContainerStateTerminated {
                     exit_code: 128,

@@ -4,9 +4,9 @@
 //! what runs: a container that stopped shows its exit, even on an object finalizers hold.
 
 use super::{grace_period, Next, PodWorker};
+use crate::events::Reason;
 use crate::termination;
 use coracle_config::core::Pod;
-use coracle_store::events::EventType;
 use std::time::{Duration, SystemTime};
 
 impl PodWorker {
@@ -14,7 +14,7 @@ impl PodWorker {
     pub(super) fn deadline_exceeded(&mut self, pod: &Pod) {
         let message = "Pod was active on the node longer than the specified deadline";
         log::info!("node: pod {}/{}: {message}", pod.metadata.namespace, pod.metadata.name);
-        self.event_pod(pod, EventType::Normal, "DeadlineExceeded", message);
+        self.event_pod(pod, Reason::DeadlineExceeded, message);
         self.terminal = true;
         self.failure = Some(("DeadlineExceeded".into(), message.into()));
         let running: Vec<(String, String)> = self

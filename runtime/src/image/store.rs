@@ -57,22 +57,13 @@ pub struct ImageSummary {
     pub size: u64,
 }
 
-/// What `remove` did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Removal {
-    /// Names that no longer point anywhere.
-    pub untagged: Vec<String>,
-    /// The image digest deleted, when no name pointed at it any more.
-    pub deleted: Option<String>,
-}
-
 /// The image store; cheap to share behind an `Arc` (all methods take `&self`).
 pub struct ImageStore {
-    root: PathBuf,
+    pub(super) root: PathBuf,
     privileged: bool,
     limits: ImageSettings,
     index: Mutex<IndexFile>,
-    seq: AtomicU64,
+    pub(super) seq: AtomicU64,
 }
 
 /// A private directory under DATA/images/tmp, removed when dropped.
@@ -290,75 +281,6 @@ impl ImageStore {
         }))
     }
 
-    /// Removes a name (or, by digest, the image and all its names). Refused while
-    /// `in_use(digest)` says a pod uses the image. Layers other images share stay.
-    pub fn remove(&self, reference: &str, in_use: &dyn Fn(&str) -> bool) -> Result<Removal, ImageError> {
-        let mut index = self.lock();
-        let (digest, canonical) =
-            find(&index, reference)?.ok_or_else(|| ImageError::NotFound { reference: reference.to_string() })?;
-        if in_use(&digest) {
-            return Err(ImageError::InUse { reference: canonical, digest });
-        }
-        let mut next = index.clone();
-        let mut removal = Removal::default();
-        if next.tags.get(&canonical) == Some(&digest) {
-            next.tags.remove(&canonical);
-            removal.untagged.push(canonical);
-        } else {
-            next.tags.retain(|name, d| {
-                let keep = *d != digest;
-                if !keep {
-                    removal.untagged.push(name.clone());
-                }
-                keep
-            });
-        }
-        if !next.tags.values().any(|d| *d == digest) {
-            next.images.remove(&digest);
-            removal.deleted = Some(digest);
-        }
-        next.save(&self.index_path())?;
-        *index = next;
-        if removal.deleted.is_some() {
-            self.prune_locked(&index)?;
-        }
-        Ok(removal)
-    }
-
-    /// Deletes layers and blobs no image refers to; returns how many layers went.
-    pub fn prune_unused_layers(&self) -> Result<usize, ImageError> {
-        let index = self.lock();
-        self.prune_locked(&index)
-    }
-
-    fn prune_locked(&self, index: &IndexFile) -> Result<usize, ImageError> {
-        let layers = self.root.join("layers");
-        let mut removed = 0;
-        for entry in fs::read_dir(&layers).map_err(|e| ImageError::io("reading", &layers, e))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if index.uses_layer(&format!("sha256:{name}")) {
-                continue;
-            }
-            // Out of layers/ first, so an interrupted delete never leaves a partial layer there.
-            let trash =
-                self.root.join("tmp").join(format!("trash-{}-{name}", self.seq.fetch_add(1, Ordering::Relaxed)));
-            fs::rename(entry.path(), &trash).map_err(|e| ImageError::io("removing layer", &entry.path(), e))?;
-            remove_tree(&trash).map_err(|e| ImageError::io("removing layer", &trash, e))?;
-            removed += 1;
-        }
-        let blobs = self.root.join("blobs/sha256");
-        for entry in fs::read_dir(&blobs).map_err(|e| ImageError::io("reading", &blobs, e))?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !index.uses_blob(&format!("sha256:{name}")) {
-                fs::remove_file(entry.path()).map_err(|e| ImageError::io("removing blob", &entry.path(), e))?;
-            }
-        }
-        if removed > 0 {
-            fsync_dir(&layers)?;
-        }
-        Ok(removed)
-    }
-
     /// Verifies and unpacks everything `src` holds into `staging` within `budget`, then
     /// commits it unless the client has gone.
     fn load_dir(&self, src: &Path, staging: &Staging, budget: &mut Budget<'_>) -> Result<Vec<String>, ImageError> {
@@ -485,7 +407,7 @@ impl ImageStore {
         Ok(Staging(dir))
     }
 
-    fn lock(&self) -> MutexGuard<'_, IndexFile> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, IndexFile> {
         // The index is only replaced whole after a successful save, so a panic elsewhere
         // cannot leave it half-updated: poisoning carries no information here.
         self.index.lock().unwrap_or_else(|p| p.into_inner())
@@ -499,7 +421,7 @@ impl ImageStore {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
-    fn index_path(&self) -> PathBuf {
+    pub(super) fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
 }
@@ -524,7 +446,7 @@ fn log_skipped_devices(what: &str, skipped: &[PathBuf]) {
 }
 
 /// The manifest digest `reference` names and its canonical spelling.
-fn find(index: &IndexFile, reference: &str) -> Result<Option<(String, String)>, ImageError> {
+pub(super) fn find(index: &IndexFile, reference: &str) -> Result<Option<(String, String)>, ImageError> {
     if reference.starts_with("sha256:") {
         let d = Digest::parse(reference)?;
         return Ok(index.images.contains_key(d.as_str()).then(|| (d.to_string(), d.to_string())));
