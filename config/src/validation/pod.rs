@@ -4,8 +4,8 @@ use super::field::{quote, FieldError, Path};
 use super::meta;
 use super::names;
 use crate::core::{
-    Container, ContainerPort, ExecAction, HttpGetAction, LifecycleHandler, PodSpec, Probe, ResourceRequirements,
-    SeccompProfile, TcpSocketAction, Volume,
+    AppArmorProfile, Container, ContainerPort, ExecAction, HttpGetAction, LifecycleHandler, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, Sysctl, TcpSocketAction, Volume,
 };
 use crate::IntOrString;
 use std::collections::BTreeSet;
@@ -105,6 +105,72 @@ pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs:
             id_range(Some(g), &p.child("supplementalGroups").index(i), errs);
         }
         seccomp_profile(sc.seccomp_profile.as_ref(), &p.child("seccompProfile"), errs);
+        unenforced(sc.app_armor_profile.as_ref(), &sc.se_linux_options, &sc.windows_options, &p, errs);
+        sysctls(sc.sysctls.as_deref().unwrap_or_default(), &p.child("sysctls"), errs);
+    }
+}
+
+/// What the node cannot enforce, refused by name rather than dropped: SELinux labels and
+/// Windows options always; an AppArmor profile other than `Unconfined` (the node loads no
+/// AppArmor, and kubelet refuses such pods on a node without it too).
+fn unenforced(
+    app_armor: Option<&AppArmorProfile>,
+    se_linux: &Option<serde_json::Value>,
+    windows: &Option<serde_json::Value>,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) {
+    if se_linux.is_some() {
+        errs.push(FieldError::forbidden(
+            &path.child("seLinuxOptions"),
+            "not supported by Coracle: the node has no SELinux",
+        ));
+    }
+    if windows.is_some() {
+        errs.push(FieldError::forbidden(
+            &path.child("windowsOptions"),
+            "not supported by Coracle: containers run on Linux",
+        ));
+    }
+    let Some(profile) = app_armor else { return };
+    let path = path.child("appArmorProfile");
+    match profile.type_.as_str() {
+        "" => errs.push(FieldError::required(&path.child("type"), "type is required when appArmorProfile is set")),
+        "Unconfined" => {}
+        t => errs.push(FieldError::not_supported(&path.child("type"), t, &["Unconfined"])),
+    }
+    if let Some(p) = &profile.localhost_profile {
+        if profile.type_ != "Localhost" {
+            errs.push(FieldError::invalid(
+                &path.child("localhostProfile"),
+                quote(p),
+                "can only be set when AppArmor type is Localhost",
+            ));
+        }
+    }
+}
+
+/// Pod sysctls are refused by name: the node sets none (kubelet's `SysctlForbidden`).
+fn sysctls(sysctls: &[Sysctl], path: &Path, errs: &mut Vec<FieldError>) {
+    for (i, s) in sysctls.iter().enumerate() {
+        errs.push(FieldError::forbidden(
+            &path.index(i).child("name"),
+            &format!("sysctl {} is not supported by Coracle", quote(&s.name)),
+        ));
+    }
+}
+
+/// `container.apparmor.security.beta.kubernetes.io/<container>` annotations, the older form
+/// of `appArmorProfile`: only `unconfined` is accepted, as for the field.
+pub fn app_armor_annotations(
+    annotations: &std::collections::BTreeMap<String, String>,
+    path: &Path,
+    errs: &mut Vec<FieldError>,
+) {
+    for (key, value) in annotations {
+        if key.starts_with("container.apparmor.security.beta.kubernetes.io/") && value != "unconfined" {
+            errs.push(FieldError::not_supported(&path.key(key), value, &["unconfined"]));
+        }
     }
 }
 
@@ -251,6 +317,7 @@ fn container(
             }
         }
         seccomp_profile(sc.seccomp_profile.as_ref(), &p.child("seccompProfile"), errs);
+        unenforced(sc.app_armor_profile.as_ref(), &sc.se_linux_options, &sc.windows_options, &p, errs);
     }
 }
 
