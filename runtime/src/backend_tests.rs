@@ -121,6 +121,7 @@ fn fixture(backend: Backend, pod: &str, test: &str) -> Option<Fixture> {
             hostname: pod.into(),
             network: SandboxNetwork::New,
             resolv_conf: Some("nameserver 10.96.0.10\n".into()),
+            sysctls: Vec::new(),
         })
         .unwrap();
     Some(Fixture { _tmp: tmp, base, backend, runtime, sandbox })
@@ -479,6 +480,7 @@ fn a_host_network_sandbox_shares_the_host_netns(backend: Backend) {
             hostname: "pod-hostnet".into(),
             network: SandboxNetwork::Host,
             resolv_conf: None,
+            sysctls: Vec::new(),
         })
         .unwrap();
     assert_eq!(f.sandbox.netns_path, None);

@@ -3,7 +3,9 @@
 //! mounts, a user namespace, keyctl, perf_event_open, kernel and cgroup files, reboot, setns,
 //! ptrace of a host process — is denied, and the container sees Docker's capabilities,
 //! `Seccomp: 2` and no host cgroup path. `seccompProfile: Unconfined`, a Localhost profile and
-//! `privileged: true` each lift exactly what they should. Needs root; the runc half needs runc.
+//! `privileged: true` each lift exactly what they should. Beside them: mountinfo names no host
+//! data-dir path, a container reads its own memory limit at /sys/fs/cgroup, and safe sysctls
+//! are set in the pod's namespaces only. Needs root; the runc half needs runc.
 
 use coracle_e2e::{skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
@@ -193,6 +195,36 @@ fn reads_own_memory_limit(daemon: &Daemon) {
     expect("limits", &lines, &["67108864"]);
 }
 
+/// The safe sysctls a pod names are set in its own network and IPC namespaces, and only there.
+fn sets_safe_sysctls_in_the_pods_namespaces(daemon: &Daemon) {
+    let host = |name: &str| std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap();
+    let before = (host("net/ipv4/ip_unprivileged_port_start"), host("kernel/shm_rmid_forced"));
+    let script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced \
+                  /proc/sys/net/ipv4/ip_local_port_range; echo 'battery: done'";
+    let body = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sysctls"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"sysctls": [
+                {"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"},
+                {"name": "kernel/shm_rmid_forced", "value": "1"},
+                {"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"},
+            ]},
+            "containers": [{
+                "name": "probe", "image": "busybox:latest", "imagePullPolicy": "Never",
+                "command": ["sh", "-c", script],
+            }],
+        }
+    });
+    let lines = finish(daemon, "sysctls", &body);
+    expect("sysctls", &lines, &["80", "1", "40000\t50000"]);
+    assert_eq!(
+        (host("net/ipv4/ip_unprivileged_port_start"), host("kernel/shm_rmid_forced")),
+        before,
+        "the host's own changed"
+    );
+}
+
 /// The capabilities a privileged container gets: all that this (root) test process holds.
 fn own_bounding_set() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -265,6 +297,7 @@ fn battery(rt: Runtime) {
     }
 
     reads_own_memory_limit(&daemon);
+    sets_safe_sysctls_in_the_pods_namespaces(&daemon);
 
     // Unconfined lifts seccomp, and only seccomp: keyctl, perf_event_open and a user namespace
     // are the kernel's to judge now; devices, capabilities and read-only files stay.

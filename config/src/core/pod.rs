@@ -314,7 +314,7 @@ pub struct AppArmorProfile {
     pub localhost_profile: Option<String>,
 }
 
-/// `securityContext.sysctls[]`: held so validation can refuse each by name.
+/// `securityContext.sysctls[]`: one of the safe set, set in the pod's namespaces.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sysctl {

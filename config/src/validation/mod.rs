@@ -12,7 +12,7 @@ mod service;
 
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
 pub use meta::go_selector;
-pub use pod::MAX_SECONDS;
+pub use pod::{sysctl_name, MAX_SECONDS, SAFE_SYSCTLS};
 pub use service::NODE_PORT_RANGE;
 
 use crate::core::Event;

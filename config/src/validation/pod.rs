@@ -106,7 +106,8 @@ pub fn validate_pod_spec(spec: &PodSpec, owner: PodSpecOwner, path: &Path, errs:
         }
         seccomp_profile(sc.seccomp_profile.as_ref(), &p.child("seccompProfile"), errs);
         unenforced(sc.app_armor_profile.as_ref(), &sc.se_linux_options, &sc.windows_options, &p, errs);
-        sysctls(sc.sysctls.as_deref().unwrap_or_default(), &p.child("sysctls"), errs);
+        let host_network = spec.host_network == Some(true);
+        sysctls(sc.sysctls.as_deref().unwrap_or_default(), host_network, &p.child("sysctls"), errs);
     }
 }
 
@@ -150,13 +151,51 @@ fn unenforced(
     }
 }
 
-/// Pod sysctls are refused by name: the node sets none (kubelet's `SysctlForbidden`).
-fn sysctls(sysctls: &[Sysctl], path: &Path, errs: &mut Vec<FieldError>) {
+/// kubelet's safe sysctls (its default allowlist): namespaced, and isolated from other pods.
+/// The node sets them in the pod's own network and IPC namespaces; any other is refused.
+pub const SAFE_SYSCTLS: [&str; 12] = [
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_wmem",
+];
+
+/// A sysctl's name with dots between its parts: Kubernetes also takes slashes there when the
+/// first separator is one (`net/ipv4/tcp_syncookies`).
+pub fn sysctl_name(name: &str) -> String {
+    match name.find(['.', '/']) {
+        Some(i) if name[i..].starts_with('/') => name.replace('/', "."),
+        _ => name.to_string(),
+    }
+}
+
+/// The pod's sysctls: each named once, from the safe set (kubelet refuses the rest as
+/// `SysctlForbidden`, in the same words), and no network one on the host's network.
+fn sysctls(sysctls: &[Sysctl], host_network: bool, path: &Path, errs: &mut Vec<FieldError>) {
+    let mut seen = BTreeSet::new();
     for (i, s) in sysctls.iter().enumerate() {
-        errs.push(FieldError::forbidden(
-            &path.index(i).child("name"),
-            &format!("sysctl {} is not supported by Coracle", quote(&s.name)),
-        ));
+        let p = path.index(i).child("name");
+        let name = sysctl_name(&s.name);
+        if s.name.is_empty() {
+            errs.push(FieldError::required(&p, ""));
+        } else if !seen.insert(name.clone()) {
+            errs.push(FieldError::duplicate(&p, quote(&s.name)));
+        } else if !SAFE_SYSCTLS.contains(&name.as_str()) {
+            errs.push(FieldError::forbidden(&p, &format!("forbidden sysctl: {} not allowlisted", quote(&s.name))));
+        } else if host_network && name.starts_with("net.") {
+            errs.push(FieldError::forbidden(
+                &p,
+                &format!("forbidden sysctl: {} not allowed with host net enabled", quote(&s.name)),
+            ));
+        }
     }
 }
 

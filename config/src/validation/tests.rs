@@ -471,12 +471,37 @@ fn what_the_node_cannot_enforce_is_refused_by_name() {
         ),
         vec![
             format!("{c0}.windowsOptions: Forbidden: not supported by Coracle: containers run on Linux"),
-            format!("{c0}.appArmorProfile.type: Unsupported value: \"RuntimeDefault\": supported values: \"Unconfined\""),
-            "spec.securityContext.seLinuxOptions: Forbidden: not supported by Coracle: the node has no SELinux".to_string(),
-            "spec.securityContext.sysctls[0].name: Forbidden: sysctl \"net.ipv4.tcp_syncookies\" is not supported by Coracle".to_string(),
-            "spec.securityContext.sysctls[1].name: Forbidden: sysctl \"kernel.msgmax\" is not supported by Coracle".to_string(),
+            format!(
+                "{c0}.appArmorProfile.type: Unsupported value: \"RuntimeDefault\": supported values: \"Unconfined\""
+            ),
+            "spec.securityContext.seLinuxOptions: Forbidden: not supported by Coracle: the node has no SELinux"
+                .to_string(),
+            "spec.securityContext.sysctls[1].name: Forbidden: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
+                .to_string(),
         ]
     );
+    // The safe set, in either spelling, once each; no network one on the host's network.
+    let safe = json!({"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"}, {"name": "kernel/shm_rmid_forced", "value": "1"}]});
+    assert_eq!(with(safe.clone(), json!({})), Vec::<String>::new());
+    let mut p = pod();
+    p["spec"]["securityContext"] = safe;
+    p["spec"]["hostNetwork"] = json!(true);
+    assert_eq!(
+        errors_of(p),
+        vec!["spec.securityContext.sysctls[0].name: Forbidden: forbidden sysctl: \"net.ipv4.ip_local_port_range\" not allowed with host net enabled".to_string()]
+    );
+    assert_eq!(
+        with(
+            json!({"sysctls": [{"name": "net/ipv4/tcp_syncookies", "value": "1"}, {"name": "net.ipv4.tcp_syncookies", "value": "0"}, {"name": "", "value": "0"}]}),
+            json!({})
+        ),
+        vec![
+            "spec.securityContext.sysctls[1].name: Duplicate value: \"net.ipv4.tcp_syncookies\"".to_string(),
+            "spec.securityContext.sysctls[2].name: Required value".to_string(),
+        ]
+    );
+    assert_eq!(sysctl_name("net/ipv4/tcp_syncookies"), "net.ipv4.tcp_syncookies");
+    assert_eq!(sysctl_name("kernel.shm_rmid_forced"), "kernel.shm_rmid_forced");
     assert_eq!(
         with(json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-apparmor-example"}}), json!({"appArmorProfile": {"type": "Unconfined", "localhostProfile": "x"}})),
         vec![
