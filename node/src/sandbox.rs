@@ -82,6 +82,12 @@ pub struct PodSandbox {
     pub ip: Option<IpAddr>,
 }
 
+/// The pod's sysctls as the sandbox sets them: dotted names (validation took only the safe set).
+fn sysctls(pod: &Pod) -> Vec<(String, String)> {
+    let listed = pod.spec.security_context.as_ref().and_then(|sc| sc.sysctls.as_deref()).unwrap_or_default();
+    listed.iter().map(|s| (coracle_config::validation::sysctl_name(&s.name), s.value.clone())).collect()
+}
+
 /// Creates (or finds) the pod's sandbox and wires its network; repeatable. `mode` is the
 /// daemon's `network.mode` (`host` puts every pod on the host network); `services` feed
 /// the service lines of the pod's /etc/hosts.
@@ -99,6 +105,7 @@ pub fn ensure(
         hostname: hostname(pod),
         network: if host { SandboxNetwork::Host } else { SandboxNetwork::New },
         resolv_conf: None,
+        sysctls: sysctls(pod),
     };
     let began = std::time::Instant::now();
     let sandbox = runtime.create_sandbox(&spec).map_err(PodSandboxError::Create)?;

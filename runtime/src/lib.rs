@@ -5,6 +5,7 @@
 
 pub mod builtin;
 pub mod capabilities;
+pub mod cgroupfs;
 pub mod cgroups;
 pub mod container_runtime;
 pub mod cri_log;

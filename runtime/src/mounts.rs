@@ -63,6 +63,7 @@ pub fn prepare_root(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
     do_mount(Some(Path::new("proc")), &proc_dir, Some("proc"), NOSUID_NOEXEC_NODEV, None)?;
     mount_dev(&root.join("dev"))?;
     mount_sys(&root.join("sys"), spec.confinement.privileged)?;
+    crate::cgroupfs::mount_cgroupfs(&root.join("sys/fs/cgroup"), spec.confinement.privileged)?;
     for m in &spec.mounts {
         mount_volume(root, m)?;
     }
@@ -85,13 +86,7 @@ pub fn mount_rootfs(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
         return do_mount(Some(&rootfs.upper_dir), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None);
     }
     mkdir_p(&rootfs.work_dir)?;
-    let lower: Vec<String> = rootfs.layers.iter().rev().map(|l| l.display().to_string()).collect();
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        rootfs.upper_dir.display(),
-        rootfs.work_dir.display()
-    );
+    let (base, options) = overlay_options(&rootfs.layers, &rootfs.upper_dir, &rootfs.work_dir);
     // The kernel reads mount options from a single page.
     if options.len() >= 4096 {
         return Err(format!(
@@ -100,7 +95,7 @@ pub fn mount_rootfs(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
             options.len()
         ));
     }
-    match mount(Some("overlay"), root, Some("overlay"), MsFlags::empty(), Some(options.as_str())) {
+    match mount_overlay_from(&base, root, &options) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::ENODEV) => {
             // No overlayfs: the writable layer becomes a full copy of the image, made once.
@@ -113,6 +108,48 @@ pub fn mount_rootfs(spec: &ContainerSpec, root: &Path) -> Result<(), String> {
         }
         Err(e) => Err(format!("mount overlay rootfs on {} ({options}): {e}", root.display())),
     }
+}
+
+/// The directory every one of `dirs` lies under (`/` at worst).
+fn common_parent<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> PathBuf {
+    let mut common: Option<PathBuf> = None;
+    for dir in dirs {
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        common = Some(match common {
+            None => parent.to_path_buf(),
+            // An ancestor of every parent, never a directory itself (its relative path would be empty).
+            Some(c) => c.ancestors().find(|a| parent.starts_with(a)).unwrap_or(Path::new("/")).to_path_buf(),
+        });
+    }
+    common.unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Overlay's options naming the layers relative to their common parent (returned first), as
+/// containerd does (`compactLowerdirOption`): the options stay short, and the container's
+/// mountinfo, which shows them as given, names no host directory.
+pub fn overlay_options(layers: &[PathBuf], upper: &Path, work: &Path) -> (PathBuf, String) {
+    let all = layers.iter().map(PathBuf::as_path).chain([upper, work]);
+    let base = common_parent(all);
+    let rel = |p: &Path| p.strip_prefix(&base).unwrap_or(p).display().to_string();
+    let lower: Vec<String> = layers.iter().rev().map(|l| rel(l)).collect();
+    let options = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), rel(upper), rel(work));
+    (base, options)
+}
+
+/// Mounts overlay at `target` (absolute) with `options` relative to `base`: the kernel resolves
+/// the options' paths from the caller's working directory, so this process changes into
+/// `base` for the call and back (the container's init and the shim are single-threaded here).
+fn mount_overlay_from(base: &Path, target: &Path, options: &str) -> nix::Result<()> {
+    // Resolved before the change of directory, which would move a relative target.
+    let target = std::path::absolute(target).map_err(|_| nix::errno::Errno::EINVAL)?;
+    let back = std::fs::File::open(".").ok();
+    nix::unistd::chdir(base)?;
+    let mounted = mount(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(options));
+    let returned = match &back {
+        Some(dir) => nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(dir)),
+        None => nix::unistd::chdir("/"),
+    };
+    mounted.and(returned)
 }
 
 fn mount_dev(dev: &Path) -> Result<(), String> {
@@ -254,4 +291,29 @@ pub fn protect_kernel_paths() -> Result<(), String> {
 /// Remounts `/` read-only (`readOnlyRootFilesystem`), leaving the mounts beneath it as they are.
 pub fn make_root_readonly() -> Result<(), String> {
     do_mount(None, Path::new("/"), None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_name_layers_relative_to_their_common_parent() {
+        let layers: Vec<PathBuf> = ["/data/store/layers/aa/fs", "/data/store/layers/bb/fs"].map(PathBuf::from).into();
+        let (base, options) =
+            overlay_options(&layers, Path::new("/data/containers/c1/upper"), Path::new("/data/containers/c1/work"));
+        assert_eq!(base, Path::new("/data"));
+        // Top layer first, as overlay's lowerdir lists them.
+        assert_eq!(
+            options,
+            "lowerdir=store/layers/bb/fs:store/layers/aa/fs,upperdir=containers/c1/upper,workdir=containers/c1/work"
+        );
+        let (base, options) = overlay_options(&layers[..1], Path::new("/u/upper"), Path::new("/u/work"));
+        assert_eq!(
+            (base.as_path(), options.as_str()),
+            (Path::new("/"), "lowerdir=data/store/layers/aa/fs,upperdir=u/upper,workdir=u/work")
+        );
+        assert_eq!(common_parent([Path::new("/a/b/c")]), Path::new("/a/b"));
+        assert_eq!(common_parent([Path::new("/a/b/c"), Path::new("/a/b")]), Path::new("/a"));
+    }
 }

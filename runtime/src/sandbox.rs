@@ -30,6 +30,8 @@ pub enum SandboxError {
     Encode { id: String, source: serde_json::Error },
     /// The thread making the namespaces panicked.
     ThreadPanicked,
+    /// A network sysctl on the host network would set the host's own.
+    HostSysctl(String),
 }
 
 impl fmt::Display for SandboxError {
@@ -42,6 +44,9 @@ impl fmt::Display for SandboxError {
             SandboxError::Loopback { id, source } => write!(f, "sandbox {id}: bring up lo: {source}"),
             SandboxError::Encode { id, source } => write!(f, "encode sandbox {id}: {source}"),
             SandboxError::ThreadPanicked => f.write_str("sandbox namespace thread panicked"),
+            SandboxError::HostSysctl(name) => {
+                write!(f, "forbidden sysctl: {name:?} not allowed with host net enabled")
+            }
         }
     }
 }
@@ -53,7 +58,7 @@ impl std::error::Error for SandboxError {
             SandboxError::Namespace { source, .. } => Some(source),
             SandboxError::Loopback { source, .. } => Some(source),
             SandboxError::Encode { source, .. } => Some(source),
-            SandboxError::InvalidId(_) | SandboxError::ThreadPanicked => None,
+            SandboxError::InvalidId(_) | SandboxError::ThreadPanicked | SandboxError::HostSysctl(_) => None,
         }
     }
 }
@@ -149,9 +154,12 @@ pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, SandboxErro
     if let Some(existing) = load(run_dir, &spec.id) {
         return Ok(existing);
     }
+    let host = spec.network == SandboxNetwork::Host;
+    if let Some((name, _)) = spec.sysctls.iter().find(|(name, _)| host && name.starts_with("net.")) {
+        return Err(SandboxError::HostSysctl(name.clone()));
+    }
     let dir = sandbox_dir(run_dir, &spec.id);
     std::fs::create_dir_all(&dir).map_err(|source| SandboxError::Io { action: "create", path: dir.clone(), source })?;
-    let host = spec.network == SandboxNetwork::Host;
     let sandbox = Sandbox {
         id: spec.id.clone(),
         netns_path: (!host).then(|| dir.join("net")),
@@ -170,7 +178,7 @@ pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, SandboxErro
         None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     write_in_place(&sandbox.resolv_conf_path, &resolv)?;
-    let pinned = pin_namespaces(&sandbox);
+    let pinned = pin_namespaces(&sandbox, &spec.sysctls);
     if let Err(e) = pinned {
         let _ = remove(run_dir, &spec.id);
         return Err(e);
@@ -181,10 +189,11 @@ pub fn create(run_dir: &Path, spec: &SandboxSpec) -> Result<Sandbox, SandboxErro
     Ok(sandbox)
 }
 
-/// Creates the namespaces on a throwaway thread (net and ipc may be unshared per thread) and
-/// bind-mounts them so they outlive it.
-fn pin_namespaces(sandbox: &Sandbox) -> Result<(), SandboxError> {
+/// Creates the namespaces on a throwaway thread (net and ipc may be unshared per thread), sets
+/// the pod's sysctls in them, and bind-mounts them so they outlive it.
+fn pin_namespaces(sandbox: &Sandbox, sysctls: &[(String, String)]) -> Result<(), SandboxError> {
     let sandbox = sandbox.clone();
+    let sysctls = sysctls.to_vec();
     std::thread::spawn(move || {
         let mut flags = CloneFlags::CLONE_NEWIPC;
         if sandbox.netns_path.is_some() {
@@ -197,6 +206,11 @@ fn pin_namespaces(sandbox: &Sandbox) -> Result<(), SandboxError> {
         if let Some(netns) = &sandbox.netns_path {
             loopback_up().map_err(|source| SandboxError::Loopback { id: sandbox.id.clone(), source })?;
             pin("/proc/thread-self/ns/net", netns)?;
+        }
+        // /proc/sys/net and the IPC sysctls are this thread's namespaces' own.
+        for (name, value) in &sysctls {
+            let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|source| SandboxError::Io { action: "write", path, source })?;
         }
         pin("/proc/thread-self/ns/ipc", &sandbox.ipcns_path)
     })
@@ -308,6 +322,7 @@ mod tests {
             hostname: "pod-a".into(),
             network: SandboxNetwork::New,
             resolv_conf: Some("nameserver 10.0.0.10\n".into()),
+            sysctls: Vec::new(),
         };
         let sandbox = create(run.path(), &spec).unwrap();
         let netns = sandbox.netns_path.clone().unwrap();
@@ -322,5 +337,20 @@ mod tests {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&run.path().display().to_string()), "no pinned namespace left mounted");
         remove(run.path(), "pod-a").unwrap();
+    }
+
+    #[test]
+    fn a_network_sysctl_on_the_host_network_is_refused_before_anything_is_made() {
+        let run = tempfile::tempdir().unwrap();
+        let spec = SandboxSpec {
+            id: "pod-h".into(),
+            hostname: "pod-h".into(),
+            network: SandboxNetwork::Host,
+            resolv_conf: None,
+            sysctls: vec![("net.ipv4.tcp_syncookies".into(), "1".into())],
+        };
+        let err = create(run.path(), &spec).unwrap_err();
+        assert_eq!(err.to_string(), "forbidden sysctl: \"net.ipv4.tcp_syncookies\" not allowed with host net enabled");
+        assert!(!sandbox_dir(run.path(), "pod-h").exists());
     }
 }

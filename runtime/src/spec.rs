@@ -16,6 +16,10 @@ pub struct SandboxSpec {
     pub network: SandboxNetwork,
     /// Contents of the pod's /etc/resolv.conf; `None` copies the host's.
     pub resolv_conf: Option<String>,
+    /// The pod's namespaced sysctls (dotted name, value), set in its new network and IPC
+    /// namespaces when they are made; refused with the host network.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// The network a sandbox uses.

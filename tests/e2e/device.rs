@@ -593,34 +593,37 @@ fn enable_binfmt(board: &Board) {
     run(Command::new("update-binfmts").args(["--enable", board.qemu.trim_end_matches("-static")]));
 }
 
-/// Cross-compiles coracled's library tests for every board in one cargo run (each ends in a
-/// long single-threaded LTO step, which the other core spends on the next board) and returns
-/// each board's test executable, in `BOARDS` order.
-fn cross_test_binaries() -> Vec<PathBuf> {
+/// Cross-compiles coracled's and the runtime's library tests for every board in one cargo run
+/// (each ends in a long single-threaded LTO step, which the other core spends on the next
+/// board) and returns each board's two test executables, in `BOARDS` order.
+fn cross_test_binaries() -> Vec<(PathBuf, PathBuf)> {
     let root = repo_root();
     let mut cmd = Command::new("nice");
-    cmd.args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json", "-p", "coracled"]);
+    cmd.args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json"]);
+    cmd.args(["-p", "coracled", "-p", "coracle-runtime"]);
     for board in &BOARDS {
         cmd.args(["--target", board.triple]);
     }
     let out = run(cmd.env("CARGO_TARGET_DIR", root.join("target/cross")).current_dir(&root));
-    let executables: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+    let artifacts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "coracled")
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .filter(|m| m["reason"] == "compiler-artifact")
         .collect();
-    // target/cross/TRIPLE/release/deps/coracled-HASH
-    BOARDS
-        .iter()
-        .map(|board| {
-            executables
-                .iter()
-                .find(|exe| exe.components().any(|c| c.as_os_str() == board.triple))
-                .cloned()
-                .unwrap_or_else(|| panic!("no coracled test executable for {} in {executables:?}", board.triple))
-        })
-        .collect()
+    // target/cross/TRIPLE/release/deps/NAME-HASH
+    let executable = |name: &str, board: &Board| {
+        let found: Vec<PathBuf> = artifacts
+            .iter()
+            .filter(|m| m["target"]["name"] == name)
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .collect();
+        found
+            .iter()
+            .find(|exe| exe.components().any(|c| c.as_os_str() == board.triple))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} test executable for {} in {found:?}", board.triple))
+    };
+    BOARDS.iter().map(|board| (executable("coracled", board), executable("coracle_runtime", board))).collect()
 }
 
 #[test]
@@ -639,7 +642,7 @@ fn cross_binaries_run_under_qemu() {
     let version = workspace_version();
     let test_binaries = cross_test_binaries();
 
-    for (board, tests) in BOARDS.iter().zip(&test_binaries) {
+    for (board, (tests, runtime_tests)) in BOARDS.iter().zip(&test_binaries) {
         assert!(have(board.qemu), "{} missing: apt-get install qemu-user-static", board.qemu);
         let unpacked = tempfile::tempdir().unwrap();
         let tarball = root.join(format!("dist/coracle-{version}-{}.tar.gz", board.name));
@@ -704,5 +707,22 @@ fn cross_binaries_run_under_qemu() {
         let text = String::from_utf8_lossy(&out.stdout);
         let passed = text.lines().filter(|l| l.starts_with("test store::") && l.ends_with(" ok")).count();
         assert!(passed > 0, "{}: no store test ran:\n{text}", board.name);
+
+        // The seccomp filters the board's build compiles (its own architecture's and its compat
+        // one's, retargeted for 32-bit ARM) judged on synthetic calls by the runtime's BPF
+        // interpreter. Not installed: qemu-user refuses a guest's seccomp(2) and
+        // PR_SET_SECCOMP (the filter would judge qemu's host calls, not the guest's), so the
+        // test that installs a filter for real runs on the host only.
+        let out = run(Command::new(runtime_tests).args(["seccomp::", "--skip", "a_process_under_runtime_default"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for test in
+            ["the_filters_this_build_installs_decide_as_dockers_profile", "the_tables_are_sorted_and_agree_with_libc"]
+        {
+            assert!(
+                text.lines().any(|l| l.starts_with("test seccomp::") && l.contains(test) && l.ends_with(" ok")),
+                "{}: seccomp test {test} did not pass:\n{text}",
+                board.name
+            );
+        }
     }
 }

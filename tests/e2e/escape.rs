@@ -3,7 +3,9 @@
 //! mounts, a user namespace, keyctl, perf_event_open, kernel and cgroup files, reboot, setns,
 //! ptrace of a host process — is denied, and the container sees Docker's capabilities,
 //! `Seccomp: 2` and no host cgroup path. `seccompProfile: Unconfined`, a Localhost profile and
-//! `privileged: true` each lift exactly what they should. Needs root; the runc half needs runc.
+//! `privileged: true` each lift exactly what they should. Beside them: mountinfo names no host
+//! data-dir path, a container reads its own memory limit at /sys/fs/cgroup, and safe sysctls
+//! are set in the pod's namespaces only. Needs root; the runc half needs runc.
 
 use coracle_e2e::{skip_unless_root, wait_for, Daemon};
 use serde_json::{json, Value};
@@ -71,6 +73,7 @@ fn script(daemon_pid: u32) -> String {
     let moves = [
         "grep -E '^(CapEff|Seccomp):' /proc/self/status",
         "cat /proc/self/cgroup",
+        "sed 's/^/mountinfo: /' /proc/self/mountinfo",
         "busybox mknod /tmp/blk b 7 0 && echo 'mknod-b: ok'",
         "/probe/escape open /tmp/blk",
         "busybox mknod /tmp/chr c 1 1 && echo 'mknod-c: ok'",
@@ -115,6 +118,12 @@ fn pod(name: &str, script: &str, security: Value, probe: &Path) -> Value {
 /// Runs the battery in a pod and returns what it printed, one line per entry.
 fn run_pod(daemon: &Daemon, name: &str, security: Value, probe: &Path) -> Vec<String> {
     let body = pod(name, &script(daemon.pid().expect("a running daemon")), security, probe);
+    finish(daemon, name, &body)
+}
+
+/// Creates the pod `body` named `name`, waits for it to succeed and returns what it printed;
+/// its script must end by printing `battery: done`.
+fn finish(daemon: &Daemon, name: &str, body: &Value) -> Vec<String> {
     let (status, text) = daemon.http("POST", PODS, Some(&body.to_string()));
     assert_eq!(status, 201, "creating pod {name}: {text}");
     let uid = serde_json::from_str::<Value>(&text).unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
@@ -144,6 +153,76 @@ fn refuse(pod: &str, lines: &[String], unwanted: &[&str]) {
     for u in unwanted {
         assert!(!lines.iter().any(|l| l == u), "pod {pod}: line {u:?} in\n{}", lines.join("\n"));
     }
+}
+
+/// Mountinfo names no path under the daemon's data dir where it can be avoided: the overlay
+/// root's options name its layers relative to their common parent. Only the fourth field
+/// may: a bind mount's root within its filesystem (the pod's /etc/hosts, a volume), which
+/// the kernel prints whatever the mounter does, as for runc under Docker.
+fn no_data_dir_in_mountinfo(daemon: &Daemon, lines: &[String]) {
+    // Without its leading slash: a path made relative to `/` would still name it.
+    let data = daemon.data_dir().display().to_string().trim_start_matches('/').to_string();
+    let mountinfo: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("mountinfo: ")).collect();
+    let root = mountinfo
+        .iter()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in mountinfo:\n{}", mountinfo.join("\n")));
+    assert!(root.contains(" - overlay overlay ") && root.contains("lowerdir="), "/ is not the overlay: {root}");
+    for line in &mountinfo {
+        let without_root: Vec<&str> = line.split(' ').enumerate().filter(|(i, _)| *i != 3).map(|(_, f)| f).collect();
+        let shown = without_root.join(" ");
+        assert!(!shown.contains(&data), "mountinfo names the data dir {data}: {line}");
+    }
+}
+
+/// A container reads its own memory limit where Kubernetes workloads look for it (a JVM,
+/// Go's automaxprocs): the cgroup filesystem at /sys/fs/cgroup, rooted at its own cgroup.
+fn reads_own_memory_limit(daemon: &Daemon) {
+    let script = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+                  echo 'battery: done'";
+    let body = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "limits"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "probe", "image": "busybox:latest", "imagePullPolicy": "Never",
+                "command": ["sh", "-c", script],
+                "resources": {"limits": {"memory": "64Mi"}},
+            }],
+        }
+    });
+    let lines = finish(daemon, "limits", &body);
+    expect("limits", &lines, &["67108864"]);
+}
+
+/// The safe sysctls a pod names are set in its own network and IPC namespaces, and only there.
+fn sets_safe_sysctls_in_the_pods_namespaces(daemon: &Daemon) {
+    let host = |name: &str| std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap();
+    let before = (host("net/ipv4/ip_unprivileged_port_start"), host("kernel/shm_rmid_forced"));
+    let script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced \
+                  /proc/sys/net/ipv4/ip_local_port_range; echo 'battery: done'";
+    let body = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sysctls"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"sysctls": [
+                {"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"},
+                {"name": "kernel/shm_rmid_forced", "value": "1"},
+                {"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"},
+            ]},
+            "containers": [{
+                "name": "probe", "image": "busybox:latest", "imagePullPolicy": "Never",
+                "command": ["sh", "-c", script],
+            }],
+        }
+    });
+    let lines = finish(daemon, "sysctls", &body);
+    expect("sysctls", &lines, &["80", "1", "40000\t50000"]);
+    assert_eq!(
+        (host("net/ipv4/ip_unprivileged_port_start"), host("kernel/shm_rmid_forced")),
+        before,
+        "the host's own changed"
+    );
 }
 
 /// The capabilities a privileged container gets: all that this (root) test process holds.
@@ -203,19 +282,22 @@ fn battery(rt: Runtime) {
         "mkdir /tmp/made: ok",
     ];
     expect("confined", &lines, &denied);
-    // The cgroup tree: runc mounts it read-only, the builtin runtime not at all.
+    // The cgroup tree: both runtimes mount the container's own, read-only.
     let cgroup_writes: Vec<&String> = lines.iter().filter(|l| l.starts_with("cgroup-mkdir")).collect();
     assert!(!cgroup_writes.is_empty(), "{lines:?}");
     for line in &cgroup_writes {
-        let refused = line.ends_with(": EROFS") || *line == "cgroup-mkdir: no cgroup filesystem mounted";
-        assert!(refused, "the pod could write to the cgroup tree: {line}");
+        assert!(line.ends_with(": EROFS"), "the pod could write to the cgroup tree: {line}");
     }
+    no_data_dir_in_mountinfo(&daemon, &lines);
     let cgroups: Vec<&String> =
         lines.iter().filter(|l| l.split(':').count() == 3 && l.starts_with(char::is_numeric)).collect();
     assert!(!cgroups.is_empty(), "{lines:?}");
     for line in cgroups {
         assert!(line.ends_with(":/"), "a host cgroup path leaks into the pod: {line}");
     }
+
+    reads_own_memory_limit(&daemon);
+    sets_safe_sysctls_in_the_pods_namespaces(&daemon);
 
     // Unconfined lifts seccomp, and only seccomp: keyctl, perf_event_open and a user namespace
     // are the kernel's to judge now; devices, capabilities and read-only files stay.

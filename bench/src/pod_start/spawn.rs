@@ -53,6 +53,7 @@ impl Rig {
                 hostname: SANDBOX_ID.into(),
                 network: SandboxNetwork::New,
                 resolv_conf: Some("nameserver 127.0.0.1\n".into()),
+                sysctls: Vec::new(),
             })
             .map_err(|e| format!("creating sandbox {SANDBOX_ID}: {e}"))?;
         Ok(Rig { tmp, runtime, sandbox, cgroups })

@@ -292,6 +292,36 @@ pub struct SecurityContext {
     /// Overrides the pod's; Coracle's default is `RuntimeDefault` (Kubernetes' is Unconfined).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    /// Only `Unconfined` is accepted: the node enforces no AppArmor (validation refuses the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
+    /// Held only so validation can refuse it by name: the node has no SELinux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se_linux_options: Option<serde_json::Value>,
+    /// Held only so validation can refuse it by name: containers run on Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_options: Option<serde_json::Value>,
+}
+
+/// `securityContext.appArmorProfile`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppArmorProfile {
+    /// `RuntimeDefault`, `Unconfined` or `Localhost`.
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localhost_profile: Option<String>,
+}
+
+/// `securityContext.sysctls[]`: one of the safe set, set in the pod's namespaces.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sysctl {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
 }
 
 /// `securityContext.seccompProfile`.
@@ -322,6 +352,15 @@ pub struct PodSecurityContext {
     /// Every container's profile unless its own securityContext names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<SeccompProfile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_armor_profile: Option<AppArmorProfile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se_linux_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_options: Option<serde_json::Value>,
+    /// An Option so that an explicit null reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<Vec<Sysctl>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

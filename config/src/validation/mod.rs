@@ -13,7 +13,7 @@ mod service;
 
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
 pub use meta::go_selector;
-pub use pod::MAX_SECONDS;
+pub use pod::{sysctl_name, MAX_SECONDS, SAFE_SYSCTLS};
 pub use service::NODE_PORT_RANGE;
 
 use crate::core::Event;
@@ -27,7 +27,10 @@ pub fn validate(obj: &Object) -> Result<(), Vec<FieldError>> {
     let info = obj.info();
     meta::object_meta(obj.metadata(), info.namespaced, name_rule(obj), &Path::new("metadata"), &mut errs);
     match obj {
-        Object::Pod(p) => pod::validate_pod_spec(&p.spec, PodSpecOwner::Pod, &Path::new("spec"), &mut errs),
+        Object::Pod(p) => {
+            pod::app_armor_annotations(&p.metadata.annotations, &Path::new("metadata").child("annotations"), &mut errs);
+            pod::validate_pod_spec(&p.spec, PodSpecOwner::Pod, &Path::new("spec"), &mut errs)
+        }
         Object::Service(s) => service::service_spec(&s.spec, &mut errs),
         Object::Endpoints(e) => service::endpoints(e, &mut errs),
         Object::Event(e) => event(e, &mut errs),

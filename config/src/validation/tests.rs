@@ -446,3 +446,86 @@ fn security_contexts_are_checked_as_kubernetes_does() {
         vec![format!("{c0}: Invalid value: false: cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN")]
     );
 }
+
+#[test]
+fn what_the_node_cannot_enforce_is_refused_by_name() {
+    let with = |pod_sc: Value, sc: Value| {
+        let mut p = pod();
+        p["spec"]["securityContext"] = pod_sc;
+        p["spec"]["containers"][0]["securityContext"] = sc;
+        errors_of(p)
+    };
+    let c0 = "spec.containers[0].securityContext";
+    // Unconfined is what happens anyway; explicit nulls are absent fields.
+    assert_eq!(
+        with(
+            json!({"appArmorProfile": {"type": "Unconfined"}, "seLinuxOptions": null, "sysctls": null}),
+            json!({"appArmorProfile": null, "windowsOptions": null})
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with(
+            json!({"seLinuxOptions": {"level": "s0:c123,c456"}, "sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}, {"name": "kernel.msgmax", "value": "1"}]}),
+            json!({"appArmorProfile": {"type": "RuntimeDefault"}, "windowsOptions": {"runAsUserName": "x"}})
+        ),
+        vec![
+            format!("{c0}.windowsOptions: Forbidden: not supported by Coracle: containers run on Linux"),
+            format!(
+                "{c0}.appArmorProfile.type: Unsupported value: \"RuntimeDefault\": supported values: \"Unconfined\""
+            ),
+            "spec.securityContext.seLinuxOptions: Forbidden: not supported by Coracle: the node has no SELinux"
+                .to_string(),
+            "spec.securityContext.sysctls[1].name: Forbidden: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
+                .to_string(),
+        ]
+    );
+    // The safe set, in either spelling, once each; no network one on the host's network.
+    let safe = json!({"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"}, {"name": "kernel/shm_rmid_forced", "value": "1"}]});
+    assert_eq!(with(safe.clone(), json!({})), Vec::<String>::new());
+    let mut p = pod();
+    p["spec"]["securityContext"] = safe;
+    p["spec"]["hostNetwork"] = json!(true);
+    assert_eq!(
+        errors_of(p),
+        vec!["spec.securityContext.sysctls[0].name: Forbidden: forbidden sysctl: \"net.ipv4.ip_local_port_range\" not allowed with host net enabled".to_string()]
+    );
+    assert_eq!(
+        with(
+            json!({"sysctls": [{"name": "net/ipv4/tcp_syncookies", "value": "1"}, {"name": "net.ipv4.tcp_syncookies", "value": "0"}, {"name": "", "value": "0"}]}),
+            json!({})
+        ),
+        vec![
+            "spec.securityContext.sysctls[1].name: Duplicate value: \"net.ipv4.tcp_syncookies\"".to_string(),
+            "spec.securityContext.sysctls[2].name: Required value".to_string(),
+        ]
+    );
+    assert_eq!(sysctl_name("net/ipv4/tcp_syncookies"), "net.ipv4.tcp_syncookies");
+    assert_eq!(sysctl_name("kernel.shm_rmid_forced"), "kernel.shm_rmid_forced");
+    assert_eq!(
+        with(json!({"appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-apparmor-example"}}), json!({"appArmorProfile": {"type": "Unconfined", "localhostProfile": "x"}})),
+        vec![
+            format!("{c0}.appArmorProfile.localhostProfile: Invalid value: \"x\": can only be set when AppArmor type is Localhost"),
+            "spec.securityContext.appArmorProfile.type: Unsupported value: \"Localhost\": supported values: \"Unconfined\"".to_string(),
+        ]
+    );
+    // The annotation form, on a pod and in a Deployment's template.
+    let key = "container.apparmor.security.beta.kubernetes.io/app";
+    let mut p = pod();
+    p["metadata"]["annotations"] = json!({key: "runtime/default", "other": "x"});
+    assert_eq!(
+        errors_of(p),
+        vec![format!(
+            "metadata.annotations[{key}]: Unsupported value: \"runtime/default\": supported values: \"unconfined\""
+        )]
+    );
+    let mut p = pod();
+    p["metadata"]["annotations"] = json!({key: "unconfined"});
+    assert_eq!(errors_of(p), Vec::<String>::new());
+    let mut d = deployment();
+    d["spec"]["template"]["metadata"]["annotations"] = json!({key: "localhost/k8s-apparmor-example"});
+    assert_eq!(
+        errors_of(d),
+        vec![format!("spec.template.metadata.annotations[{key}]: Unsupported value: \"localhost/k8s-apparmor-example\": supported values: \"unconfined\"")]
+    );
+}

@@ -7,28 +7,58 @@
 //! - one filter per other action (ERRNO(ENOSYS) for clone3, …) returning it for the calls
 //!   its rules match and "allow" for everything else.
 //!
-//! seccompiler knows x86_64, aarch64 and riscv64. Its programs are the same for every
-//! architecture but for the audit-arch check at their head, so for 32-bit ARM the program is
-//! compiled as aarch64's and that one constant is swapped for AUDIT_ARCH_ARM.
+//! seccompiler compiles for one architecture (x86_64, aarch64 or riscv64) per filter and kills
+//! a call of any other at the filter's head. Where the kernel also runs a compat
+//! architecture's binaries (i386 on x86_64, 32-bit ARM on aarch64, which Docker's profile
+//! allows), each architecture gets its own stack, as libseccomp builds one filter judging
+//! several: every stack lets the other architectures' calls through (its head's "kill"
+//! becomes "allow"), and a gate filter in front kills the calls of any architecture not
+//! listed. 32-bit programs are compiled as their 64-bit sibling's with the architecture
+//! check's constant swapped: the programs differ in nothing else (arguments are compared as
+//! 64-bit values, whose upper half a 32-bit call has zero).
+//!
+//! x32 calls (x86_64's AUDIT_ARCH with bit 30 set in the number) are refused with EPERM by the
+//! gate whatever the profile: Docker allows them, but Coracle carries no x32 table, and
+//! without the gate a deny-list profile would let them past its rules.
 
 use super::resolve::{Action, Compare, Op, Resolved};
+use super::syscalls::{Arch, Compiler};
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 use std::collections::BTreeMap;
 
-#[cfg(target_arch = "x86_64")]
-const TARGET: TargetArch = TargetArch::x86_64;
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
-const TARGET: TargetArch = TargetArch::aarch64;
-#[cfg(target_arch = "riscv64")]
-const TARGET: TargetArch = TargetArch::riscv64;
+/// linux/audit.h's AUDIT_ARCH_X86_64, and x32's bit in the call number (asm/unistd.h).
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// linux/audit.h: AUDIT_ARCH_AARCH64 and AUDIT_ARCH_ARM.
-#[cfg(any(target_arch = "arm", test))]
-const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
-#[cfg(target_arch = "arm")]
-const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+/// classic BPF's instruction codes (linux/bpf_common.h) and seccomp's offsets and returns.
+const LD_W_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const JGE_K: u16 = 0x35;
+const RET_K: u16 = 0x06;
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+const RET_ALLOW: u32 = 0x7fff_0000;
+
+fn target(c: Compiler) -> (TargetArch, u32) {
+    match c {
+        Compiler::X86_64 => (TargetArch::x86_64, AUDIT_ARCH_X86_64),
+        Compiler::Aarch64 => (TargetArch::aarch64, 0xC000_00B7),
+        Compiler::Riscv64 => (TargetArch::riscv64, 0xC000_00F3),
+    }
+}
+
+fn stmt(code: u16, k: u32) -> sock_filter {
+    sock_filter { code, jt: 0, jf: 0, k }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
 
 fn action(a: Action) -> SeccompAction {
     match a {
@@ -76,35 +106,51 @@ fn rule_map<'a>(
     Ok(map.into_iter().map(|(nr, rules)| (nr, rules.unwrap_or_default())).collect())
 }
 
-fn build(rules: BTreeMap<i64, Vec<SeccompRule>>, mismatch: Action, matched: Action) -> Result<BpfProgram, String> {
-    let filter = SeccompFilter::new(rules, action(mismatch), action(matched), TARGET)
+fn build(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: Action,
+    matched: Action,
+    arch: &Arch,
+    chained: bool,
+) -> Result<BpfProgram, String> {
+    let (compiler, compiler_audit) = target(arch.compiler);
+    let filter = SeccompFilter::new(rules, action(mismatch), action(matched), compiler)
         .map_err(|e| format!("seccomp filter: {e}"))?;
     let mut program: BpfProgram = filter.try_into().map_err(|e| format!("compile seccomp filter: {e}"))?;
-    retarget(&mut program)?;
+    // seccompiler's head: load seccomp_data.arch; jeq AUDIT_ARCH, skip one; kill the process.
+    let head = [stmt(LD_W_ABS, DATA_ARCH), jump(JEQ_K, compiler_audit, 1, 0), stmt(RET_K, RET_KILL_PROCESS)];
+    if program.len() < 3 || program[..3] != head {
+        return Err("compiled seccomp filter does not begin with the architecture check".into());
+    }
+    program[1].k = arch.audit;
+    if chained {
+        program[2].k = RET_ALLOW;
+    }
     Ok(program)
 }
 
-/// Points the program's architecture check at 32-bit ARM (compiled as aarch64's).
-#[cfg(target_arch = "arm")]
-fn retarget(program: &mut BpfProgram) -> Result<(), String> {
-    // seccompiler's head: load seccomp_data.arch; jeq AUDIT_ARCH, skip one; kill process.
-    let check = program.get_mut(1).ok_or("compiled seccomp filter has no architecture check")?;
-    if check.k != AUDIT_ARCH_AARCH64 {
-        return Err(format!("compiled seccomp filter checks architecture {:#x}, not aarch64's", check.k));
+/// The filter in front of chained architectures' stacks: their calls pass (x32's excepted),
+/// any other architecture's kill the process.
+fn gate(arches: &[&Arch]) -> BpfProgram {
+    let mut p = vec![stmt(LD_W_ABS, DATA_ARCH)];
+    for arch in arches {
+        if arch.audit == AUDIT_ARCH_X86_64 {
+            // Not this architecture: skip the four below. Else x32 (bit 30) → EPERM, others pass.
+            p.push(jump(JEQ_K, arch.audit, 0, 4));
+            p.push(stmt(LD_W_ABS, DATA_NR));
+            p.push(jump(JGE_K, X32_SYSCALL_BIT, 0, 1));
+            p.push(stmt(RET_K, RET_ERRNO | libc::EPERM as u32));
+        } else {
+            p.push(jump(JEQ_K, arch.audit, 0, 1));
+        }
+        p.push(stmt(RET_K, RET_ALLOW));
     }
-    check.k = AUDIT_ARCH_ARM;
-    Ok(())
+    p.push(stmt(RET_K, RET_KILL_PROCESS));
+    p
 }
 
-/// seccompiler targets this architecture itself: nothing to change.
-#[cfg(not(target_arch = "arm"))]
-fn retarget(_program: &mut BpfProgram) -> Result<(), String> {
-    Ok(())
-}
-
-/// The filters for `resolved`, in the order to install them (the base filter last, so that
-/// the others install before it could refuse seccomp(2) itself).
-pub fn compile(resolved: &Resolved) -> Result<Vec<BpfProgram>, String> {
+/// One architecture's stack, in the order to install it (its base filter last).
+fn stack(resolved: &Resolved, chained: bool) -> Result<Vec<BpfProgram>, String> {
     let default = resolved.default_action;
     // Rules repeating the default change nothing.
     let effective: Vec<_> = resolved.rules.iter().filter(|r| r.action != default).collect();
@@ -114,11 +160,34 @@ pub fn compile(resolved: &Resolved) -> Result<Vec<BpfProgram>, String> {
     let mut programs = Vec::new();
     for a in actions {
         let rules = rule_map(effective.iter().copied().filter(|r| r.action == a))?;
-        programs.push(build(rules, Action::Allow, a)?);
+        programs.push(build(rules, Action::Allow, a, resolved.arch, chained)?);
     }
     if default != Action::Allow {
-        programs.push(build(rule_map(effective.iter().copied())?, default, Action::Allow)?);
+        programs.push(build(rule_map(effective.iter().copied())?, default, Action::Allow, resolved.arch, chained)?);
     }
+    Ok(programs)
+}
+
+/// The filters for `resolved` (this architecture's rules first, then the compat ones'), in
+/// the order to install them: the gate, the compat stacks, this architecture's stack with its
+/// base filter last, so that the others install before it could refuse seccomp(2) itself.
+pub fn compile(resolved: &[Resolved]) -> Result<Vec<BpfProgram>, String> {
+    let Some((native, compat)) = resolved.split_first() else { return Ok(Vec::new()) };
+    let chained = !compat.is_empty();
+    let mut programs = Vec::new();
+    if chained {
+        let arches: Vec<&Arch> = resolved.iter().map(|r| r.arch).collect();
+        programs.push(gate(&arches));
+    }
+    for r in compat {
+        programs.extend(stack(r, chained)?);
+    }
+    let own = stack(native, chained)?;
+    // Nothing to filter for any architecture (an allow-all profile): no gate either.
+    if own.is_empty() && programs.len() == usize::from(chained) {
+        return Ok(Vec::new());
+    }
+    programs.extend(own);
     Ok(programs)
 }
 
@@ -147,19 +216,8 @@ pub fn install_in_child(programs: &[BpfProgram]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// For tests: the AUDIT_ARCH the programs check.
+/// For tests: the AUDIT_ARCH a stack's program checks.
 #[cfg(test)]
 pub(crate) fn checked_arch(program: &BpfProgram) -> u32 {
     program[1].k
 }
-
-#[cfg(test)]
-pub(crate) const NATIVE_AUDIT_ARCH: u32 = if cfg!(target_arch = "x86_64") {
-    0xC000_003E
-} else if cfg!(target_arch = "aarch64") {
-    AUDIT_ARCH_AARCH64
-} else if cfg!(target_arch = "arm") {
-    0x4000_0028
-} else {
-    0xC000_00F3
-};

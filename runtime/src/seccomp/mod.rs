@@ -3,6 +3,8 @@
 //! profile is resolved against the container's capabilities and this machine, compiled with
 //! seccompiler for the builtin runtime, or handed to the OCI runtime in the bundle.
 
+#[cfg(test)]
+mod bpf;
 pub mod compile;
 pub mod default;
 pub mod oci;
@@ -31,14 +33,21 @@ pub enum Seccomp {
 
 impl Seccomp {
     /// The rules for a container with capabilities `caps` (`CAP_`-prefixed) on this
-    /// machine; `None` when unconfined.
-    pub fn resolve(&self, caps: Vec<String>) -> Result<Option<resolve::Resolved>, String> {
+    /// machine, one set per architecture its kernel runs (this one first, then the compat
+    /// one); `None` when unconfined.
+    pub fn resolve(&self, caps: Vec<String>) -> Result<Option<Vec<resolve::Resolved>>, String> {
         let context = resolve::Context::here(caps);
-        match self {
-            Seccomp::Unconfined => Ok(None),
-            Seccomp::RuntimeDefault => resolve::resolve(&default::profile(), &context).map(Some),
-            Seccomp::Profile(profile) => resolve::resolve(profile, &context).map(Some),
-        }
+        let runtime_default;
+        let profile = match self {
+            Seccomp::Unconfined => return Ok(None),
+            Seccomp::RuntimeDefault => {
+                runtime_default = default::profile();
+                &runtime_default
+            }
+            Seccomp::Profile(profile) => profile,
+        };
+        let arches = std::iter::once(syscalls::NATIVE).chain(syscalls::COMPAT.iter().copied());
+        arches.map(|arch| resolve::resolve(profile, &context, arch)).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     /// The compiled filters for a container with capabilities `caps`; empty when unconfined.

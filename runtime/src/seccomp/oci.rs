@@ -1,8 +1,8 @@
 //! Resolved rules as the OCI runtime spec's `linux.seccomp`, for runc to compile with
-//! libseccomp: the same rules the builtin runtime installs, for this architecture only.
+//! libseccomp: the same rules the builtin runtime installs, for this architecture and its
+//! compat one (libseccomp applies each name on the architectures that have the call).
 
 use super::resolve::{Action, Op, Resolved, Rule};
-use super::syscalls::SCMP_ARCH;
 use serde_json::{json, Value};
 
 fn errno_of(action: Action) -> Option<u32> {
@@ -41,30 +41,38 @@ fn entry(names: Vec<&str>, action: Action, args: Vec<Value>) -> Value {
     e
 }
 
-/// `linux.seccomp` for `resolved`: unconditional rules grouped by action, the others one
-/// entry each, in the profile's order.
-pub fn linux_seccomp(resolved: &Resolved) -> Value {
+/// `linux.seccomp` for `resolved` (one set per architecture, this one first; all share the
+/// profile's default): unconditional rules grouped by action, the others one entry each, in
+/// the profile's order, each call once.
+pub fn linux_seccomp(resolved: &[Resolved]) -> Value {
     let mut syscalls: Vec<Value> = Vec::new();
     let mut plain: Vec<(Action, Vec<&str>)> = Vec::new();
-    for rule in &resolved.rules {
+    let mut conditional: Vec<&Rule> = Vec::new();
+    for rule in resolved.iter().flat_map(|r| &r.rules) {
         if rule.args.is_empty() {
             match plain.iter_mut().find(|(a, _)| *a == rule.action) {
                 Some((_, names)) if !names.contains(&rule.syscall) => names.push(rule.syscall),
                 Some(_) => {}
                 None => plain.push((rule.action, vec![rule.syscall])),
             }
-        } else {
+        } else if !conditional
+            .iter()
+            .any(|r| r.syscall == rule.syscall && r.action == rule.action && r.args == rule.args)
+        {
+            conditional.push(rule);
             syscalls.push(entry(vec![rule.syscall], rule.action, args(rule)));
         }
     }
     let mut all: Vec<Value> = plain.into_iter().map(|(action, names)| entry(names, action, Vec::new())).collect();
     all.extend(syscalls);
+    let default_action = resolved.first().map(|r| r.default_action).unwrap_or(Action::Allow);
+    let arches: Vec<&str> = resolved.iter().map(|r| r.arch.scmp).collect();
     let mut seccomp = json!({
-        "defaultAction": resolved.default_action.name(),
-        "architectures": [SCMP_ARCH],
+        "defaultAction": default_action.name(),
+        "architectures": arches,
         "syscalls": all,
     });
-    if let Some(n) = errno_of(resolved.default_action) {
+    if let Some(n) = errno_of(default_action) {
         seccomp["defaultErrnoRet"] = json!(n);
     }
     seccomp

@@ -1,9 +1,9 @@
 //! A profile made concrete for one container: the groups whose conditions hold for its
-//! capabilities, this architecture and this kernel, one rule per system call this
-//! architecture has, with actions and comparisons checked.
+//! capabilities, this machine's architecture and this kernel, one rule per system call the
+//! filtered architecture has (this one or its compat one), with actions and comparisons checked.
 
 use super::profile::{ArgCompare, Condition, Profile};
-use super::syscalls;
+use super::syscalls::{self, Arch};
 
 /// What the kernel does with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,9 +105,10 @@ pub struct Rule {
     pub args: Vec<Compare>,
 }
 
-/// A profile resolved for one container on this machine.
+/// A profile resolved for one container on this machine, for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    pub arch: &'static Arch,
     pub default_action: Action,
     pub rules: Vec<Rule>,
 }
@@ -117,7 +118,8 @@ pub struct Resolved {
 pub struct Context {
     /// The container's capabilities, `CAP_`-prefixed.
     pub caps: Vec<String>,
-    /// This architecture in Go's naming (`amd64`, `arm64`, `arm`, `riscv64`).
+    /// This machine's architecture in Go's naming (`amd64`, `arm64`, `arm`, `riscv64`): as in
+    /// Docker, the conditions of the compat architecture's rules are judged by it too.
     pub arch: &'static str,
     /// The running kernel's (major, minor).
     pub kernel: (u32, u32),
@@ -157,8 +159,8 @@ impl Context {
     }
 }
 
-/// The rules `profile` gives a container in `context`; errors name the group at fault.
-pub fn resolve(profile: &Profile, context: &Context) -> Result<Resolved, String> {
+/// The rules `profile` gives a container in `context` on `arch`; errors name the group at fault.
+pub fn resolve(profile: &Profile, context: &Context, arch: &'static Arch) -> Result<Resolved, String> {
     let default_action =
         Action::parse(&profile.default_action, profile.default_errno_ret).map_err(|e| format!("defaultAction: {e}"))?;
     let mut rules = Vec::new();
@@ -171,11 +173,11 @@ pub fn resolve(profile: &Profile, context: &Context) -> Result<Resolved, String>
         }
         for name in group.names.iter().chain(&group.name) {
             // A call this architecture lacks cannot be made here: nothing to filter (as runc).
-            let Some((syscall, number)) = syscalls::lookup(name) else { continue };
+            let Some((syscall, number)) = arch.lookup(name) else { continue };
             rules.push(Rule { syscall, number, action, args: args.clone() });
         }
     }
-    Ok(Resolved { default_action, rules })
+    Ok(Resolved { arch, default_action, rules })
 }
 
 #[cfg(test)]
@@ -211,11 +213,11 @@ mod tests {
             syscalls: vec![group(&["read", "no_such_call"], "SCMP_ACT_ALLOW"), admin, not_admin, future, elsewhere],
             ..Default::default()
         };
-        let plain = resolve(&profile, &context(&["CAP_CHOWN"])).unwrap();
+        let plain = resolve(&profile, &context(&["CAP_CHOWN"]), syscalls::NATIVE).unwrap();
         assert_eq!(plain.default_action, Action::Errno(1));
         let names: Vec<_> = plain.rules.iter().map(|r| (r.syscall, r.action)).collect();
         assert_eq!(names, [("read", Action::Allow), ("clone3", Action::Errno(38))]);
-        let admin = resolve(&profile, &context(&["cap_sys_admin"])).unwrap();
+        let admin = resolve(&profile, &context(&["cap_sys_admin"]), syscalls::NATIVE).unwrap();
         let names: Vec<_> = admin.rules.iter().map(|r| r.syscall).collect();
         assert_eq!(names, ["read", "mount"]);
     }
@@ -226,15 +228,17 @@ mod tests {
         bad.args = vec![ArgCompare { index: 6, value: 0, value_two: 0, op: "SCMP_CMP_EQ".into() }];
         let profile = Profile { default_action: "SCMP_ACT_ALLOW".into(), syscalls: vec![bad], ..Default::default() };
         assert_eq!(
-            resolve(&profile, &context(&[])).unwrap_err(),
+            resolve(&profile, &context(&[]), syscalls::NATIVE).unwrap_err(),
             "syscalls[0]: argument index 6: a system call has arguments 0 to 5"
         );
         let profile = Profile { default_action: "SCMP_ACT_NOTIFY".into(), ..Default::default() };
-        assert!(resolve(&profile, &context(&[])).unwrap_err().starts_with("defaultAction: action SCMP_ACT_NOTIFY"));
+        assert!(resolve(&profile, &context(&[]), syscalls::NATIVE)
+            .unwrap_err()
+            .starts_with("defaultAction: action SCMP_ACT_NOTIFY"));
         let mut errno = group(&["read"], "SCMP_ACT_ERRNO");
         errno.errno_ret = Some(70000);
         let profile = Profile { default_action: "SCMP_ACT_ALLOW".into(), syscalls: vec![errno], ..Default::default() };
-        assert!(resolve(&profile, &context(&[])).unwrap_err().contains("errnoRet 70000"));
+        assert!(resolve(&profile, &context(&[]), syscalls::NATIVE).unwrap_err().contains("errnoRet 70000"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ ARCHES = {
     "x86_64": ["gnu/b64/x86_64/not_x32.rs", "musl/b64/x86_64/mod.rs"],
     "aarch64": ["gnu/b64/aarch64/mod.rs", "musl/b64/aarch64/mod.rs"],
     "arm": ["gnu/b32/arm/mod.rs", "musl/b32/arm/mod.rs"],
+    # i386, the compat architecture of x86_64 kernels.
+    "x86": ["gnu/b32/x86/mod.rs", "musl/b32/x86/mod.rs"],
     "riscv64": ["gnu/b64/riscv64/mod.rs", "musl/b64/riscv64/mod.rs"],
 }
 # Since Linux 5.1 new system calls share one number on every architecture; these are newer
@@ -28,6 +30,7 @@ UNIFIED = {
 PRIVATE = {
     "x86_64": {"uretprobe": 335},
     "aarch64": {},
+    "x86": {},
     "arm": {"breakpoint": 0x0F0001, "cacheflush": 0x0F0002, "usr26": 0x0F0003, "usr32": 0x0F0004,
             "set_tls": 0x0F0005, "get_tls": 0x0F0006},
     "riscv64": {"riscv_hwprobe": 258, "riscv_flush_icache": 259},
