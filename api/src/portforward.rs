@@ -20,6 +20,7 @@
 
 use super::context::ApiContext;
 use super::errors::ApiError;
+use super::http::Request;
 use super::request::query_pairs;
 use super::routes::{self, Route};
 use coracle_config::core::Pod;
@@ -31,7 +32,6 @@ use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use super::http::Request;
 
 /// The `Upgrade` protocol both legs ask for, and the first leg's session header: one
 /// definition for both ends, in the wire crate.

@@ -112,8 +112,15 @@ fn authorized(request: &Request) -> bool {
 
 /// kube-apiserver's answer beyond its in-flight limit.
 fn too_many_streams(streams: &Streams) -> ApiError {
-    log::warn!("API: {} long-running requests (watches, followed logs, port-forwards) open: answering 429", streams.open());
-    ApiError::Status { code: 429, reason: "TooManyRequests", message: "Too many requests, please try again later.".into() }
+    log::warn!(
+        "API: {} long-running requests (watches, followed logs, port-forwards) open: answering 429",
+        streams.open()
+    );
+    ApiError::Status {
+        code: 429,
+        reason: "TooManyRequests",
+        message: "Too many requests, please try again later.".into(),
+    }
 }
 
 /// Reads the body up to the limit; a larger body is refused without reading the rest.
@@ -361,8 +368,13 @@ mod tests {
         let store = coracle_store::Store::open(&data).unwrap();
         let images = Arc::new(coracle_runtime::image::ImageStore::open(&data).unwrap());
         let socket = dir.join("api.sock");
-        let config =
-            ApiConfig { socket: socket.clone(), socket_group: None, listen: None, token: None, limits: Limits::default() };
+        let config = ApiConfig {
+            socket: socket.clone(),
+            socket_group: None,
+            listen: None,
+            token: None,
+            limits: Limits::default(),
+        };
         let services =
             Arc::new(coracle_net::services::allocator::ServiceAllocator::new("10.96.0.0/16".parse().unwrap()));
         (ApiServer::start(ApiContext::new(store, images, services, &data), &config).unwrap(), socket)

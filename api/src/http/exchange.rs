@@ -83,7 +83,14 @@ pub fn head_bytes(code: u16, headers: &[(String, String)]) -> Vec<u8> {
 }
 
 impl Request {
-    pub(super) fn new(head: Head, conn: Conn, buf: Vec<u8>, start: usize, token: Option<Arc<String>>, home: Home) -> Result<Request, (Conn, String)> {
+    pub(super) fn new(
+        head: Head,
+        conn: Conn,
+        buf: Vec<u8>,
+        start: usize,
+        token: Option<Arc<String>>,
+        home: Home,
+    ) -> Result<Request, (Conn, String)> {
         let framing = match Framing::of(head.header("Content-Length"), head.header("Transfer-Encoding")) {
             Ok(f) => f,
             Err(message) => return Err((conn, message)),

@@ -70,9 +70,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     }
     let mut headers = Vec::with_capacity(request.headers.len());
     for field in request.headers.iter() {
-        let value = std::str::from_utf8(field.value).map_err(|_| {
-            HeadError::Malformed(format!("the value of header {:?} is not valid UTF-8", field.name))
-        })?;
+        let value = std::str::from_utf8(field.value)
+            .map_err(|_| HeadError::Malformed(format!("the value of header {:?} is not valid UTF-8", field.name)))?;
         headers.push((field.name.to_string(), value.to_string()));
     }
     let head = Head {

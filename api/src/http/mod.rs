@@ -150,7 +150,11 @@ pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
 impl Server {
     /// Serves `listeners` with `handler` on `limits.workers` threads plus the reactor.
-    pub fn start(listeners: Vec<(Listener, Option<Arc<String>>)>, limits: Limits, handler: Handler) -> io::Result<Server> {
+    pub fn start(
+        listeners: Vec<(Listener, Option<Arc<String>>)>,
+        limits: Limits,
+        handler: Handler,
+    ) -> io::Result<Server> {
         let (wake_rx, wake_tx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
         wake_tx.set_nonblocking(true)?;

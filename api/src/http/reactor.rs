@@ -82,7 +82,6 @@ pub fn too_many_requests() -> Vec<u8> {
     status_bytes(429, "TooManyRequests", "Too many requests, please try again later.", &[("Retry-After", RETRY_AFTER)])
 }
 
-
 impl Reactor {
     pub(super) fn new(
         listeners: Vec<(Listener, Option<Arc<String>>)>,
@@ -185,7 +184,10 @@ impl Reactor {
             match Slot::take(&self.connections, self.limits.connections) {
                 Some(slot) => self.adopt(Conn::new(socket, slot), Vec::new(), token),
                 None => {
-                    log::warn!("API: {} connections open, the most allowed: closing a new one", self.limits.connections);
+                    log::warn!(
+                        "API: {} connections open, the most allowed: closing a new one",
+                        self.limits.connections
+                    );
                     drop(socket);
                 }
             }
@@ -219,7 +221,14 @@ impl Reactor {
     /// Closes a half-closed, answered connection once the client has had time to read.
     fn linger(&mut self, conn: Conn) {
         if conn.set_nonblocking(true).is_ok() {
-            self.watch(Waiting { conn, buf: Vec::new(), since: Instant::now(), token: None, closing: true, drained: 0 });
+            self.watch(Waiting {
+                conn,
+                buf: Vec::new(),
+                since: Instant::now(),
+                token: None,
+                closing: true,
+                drained: 0,
+            });
         }
     }
 
