@@ -111,7 +111,8 @@ fn malformed_oversized_nested_and_non_utf8_bodies_get_4xx() {
     let deep_yaml = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
     let json = ("Content-Type", "application/json");
     let yaml = ("Content-Type", "application/yaml");
-    let cases: Vec<(&str, (&str, &str), Vec<u8>, u16)> = vec![
+    type Header<'a> = (&'a str, &'a str);
+    let cases: Vec<(&str, Header, Vec<u8>, u16)> = vec![
         ("truncated JSON", json, b"{\"kind\": \"Pod\", ".to_vec(), 400),
         ("not JSON", json, b"<pod/>".to_vec(), 400),
         ("JSON not an object", json, b"[1, 2]".to_vec(), 400),
