@@ -123,6 +123,9 @@ fn too_many_streams(streams: &Streams) -> ApiError {
     }
 }
 
+/// How long an ordinary body (up to `MAX_BODY`) may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads the body up to the limit; a larger body is refused without reading the rest.
 fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
     if request.body_length().is_some_and(|n| n > MAX_BODY as u64) {
@@ -130,7 +133,7 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
     }
     let mut body = Vec::new();
     request
-        .body()
+        .body_within(BODY_TIMEOUT)
         .take(MAX_BODY as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
@@ -492,6 +495,23 @@ mod tests {
         assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
         stream.write_all(get.as_bytes()).unwrap();
         assert!(read_answers(&mut stream, 1).starts_with("HTTP/1.1 200 OK"));
+        api.shutdown();
+    }
+
+    #[test]
+    fn a_head_sent_a_byte_at_a_time_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        for head in ["GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /version HTTP/1.0\n\n"] {
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            for byte in head.bytes() {
+                stream.write_all(&[byte]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}: {reply}");
+        }
         api.shutdown();
     }
 

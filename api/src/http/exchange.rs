@@ -133,9 +133,15 @@ impl Request {
         self.input.source.client_gone()
     }
 
-    /// The body, read as it arrives.
+    /// The body, read as it arrives, for as long as it takes (an image upload).
     pub fn body(&mut self) -> BodyReader<'_> {
-        BodyReader { request: self }
+        BodyReader { request: self, deadline: None }
+    }
+
+    /// The body, which must have arrived within `within`: a client trickling a small body
+    /// cannot hold a worker for longer.
+    pub fn body_within(&mut self, within: std::time::Duration) -> BodyReader<'_> {
+        BodyReader { request: self, deadline: std::time::Instant::now().checked_add(within) }
     }
 
     /// Sends `response`; the connection returns to the reactor for the next request when it
@@ -192,10 +198,14 @@ impl Request {
 /// A request's body as a reader; its end is the body's end.
 pub struct BodyReader<'r> {
     request: &'r mut Request,
+    deadline: Option<std::time::Instant>,
 }
 
 impl Read for BodyReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the body did not arrive in time"));
+        }
         let request = &mut *self.request;
         if std::mem::take(&mut request.expect_continue) && request.framing != Framing::Done {
             request.input.source.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;

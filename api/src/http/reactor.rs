@@ -39,6 +39,9 @@ struct Waiting {
     /// `LINGER` passes or `LINGER_BYTES` came (counted in `drained`).
     closing: bool,
     drained: usize,
+    /// How much of `buf` was looked at for the head's end: a head sent a byte at a time is
+    /// scanned once, not re-parsed whole at every byte.
+    scanned: usize,
 }
 
 pub(super) struct Reactor {
@@ -201,7 +204,9 @@ impl Reactor {
             log::debug!("API: a connection: {e}");
             return;
         }
-        if let Some(id) = self.watch(Waiting { conn, buf, since: Instant::now(), token, closing: false, drained: 0 }) {
+        if let Some(id) =
+            self.watch(Waiting { conn, buf, since: Instant::now(), token, closing: false, drained: 0, scanned: 0 })
+        {
             self.try_dispatch(id);
         }
     }
@@ -228,6 +233,7 @@ impl Reactor {
                 token: None,
                 closing: true,
                 drained: 0,
+                scanned: 0,
             });
         }
     }
@@ -297,8 +303,13 @@ impl Reactor {
     }
 
     fn try_dispatch(&mut self, id: u64) {
-        let Some(waiting) = self.waiting.get(&id) else { return };
-        if waiting.buf.is_empty() {
+        let Some(waiting) = self.waiting.get_mut(&id) else { return };
+        // A head ends at an empty line: parse only once one may have come (or the bytes
+        // outgrew any head), so the cost stays linear in what the client sends.
+        let from = waiting.scanned.saturating_sub(2);
+        let ended = waiting.buf[from..].windows(2).any(|w| w == b"\n\n" || w == b"\n\r");
+        waiting.scanned = waiting.buf.len();
+        if !ended && waiting.buf.len() <= MAX_HEAD {
             return;
         }
         match head::parse(&waiting.buf) {
