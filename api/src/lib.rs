@@ -6,6 +6,7 @@ pub mod admission;
 pub mod context;
 pub mod errors;
 pub mod handlers;
+pub mod http;
 pub mod manifests;
 pub mod patch;
 pub mod portforward;
@@ -18,4 +19,5 @@ pub mod socket_group;
 pub mod table;
 
 pub use context::{ApiContext, ContainerUsage, MetricsSource, Usage};
+pub use http::Limits as ApiLimits;
 pub use server::{ApiConfig, ApiServer};

@@ -1,10 +1,10 @@
 //! `pods/{name}/portforward`: bytes carried between an API client and a port inside a pod's
 //! network namespace, so forwarding works alike for CNI, hostNetwork and loopback-only pods.
 //!
-//! The protocol, `coracle-portforward.v1`, is plain HTTP/1.1 Upgrade. tiny_http hands an
-//! upgraded connection over as one object that cannot be read on one thread while another
-//! writes it, so each direction of a forwarded connection travels on its own upgraded
-//! request ("leg"), and the two are paired by a session id:
+//! The protocol, `coracle-portforward.v1`, is plain HTTP/1.1 Upgrade. Each direction of a
+//! forwarded connection travels on its own upgraded request ("leg"), and the two are paired
+//! by a session id (the protocol was shaped by an HTTP server that could not read an upgraded
+//! connection on one thread while another wrote it, and `coracle port-forward` speaks it):
 //!
 //! 1. `POST /api/v1/namespaces/NS/pods/NAME/portforward?ports=PORT` with
 //!    `Connection: Upgrade` and `Upgrade: coracle-portforward.v1`. The daemon connects to
@@ -20,6 +20,7 @@
 
 use super::context::ApiContext;
 use super::errors::ApiError;
+use super::http::Request;
 use super::request::query_pairs;
 use super::routes::{self, Route};
 use coracle_config::core::Pod;
@@ -31,7 +32,6 @@ use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Request, Response};
 
 /// The `Upgrade` protocol both legs ask for, and the first leg's session header: one
 /// definition for both ends, in the wire crate.
@@ -77,19 +77,15 @@ fn target(path: &str) -> Option<(String, String)> {
     }
 }
 
-fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
 /// Checks a port-forward request and opens (or finds) its pod connection; nothing is sent
 /// to the client yet, so every failure can still be answered as a `Status`.
 pub fn open(ctx: &ApiContext, request: &Request) -> Result<Leg, ApiError> {
     let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
-    let method = request.method().as_str();
+    let method = request.method();
     if method != "POST" && method != "GET" {
         return Err(ApiError::MethodNotAllowed { method: method.into(), path: path.into() });
     }
-    check_upgrade(header(request, "Connection"), header(request, "Upgrade"))?;
+    check_upgrade(request.header("Connection"), request.header("Upgrade"))?;
     let (namespace, name) = target(path).ok_or_else(|| ApiError::PathNotFound(path.into()))?;
     let pairs = query_pairs(query);
     let port = parse_port(pairs.iter().find(|(k, _)| k == "ports").map(|(_, v)| v.as_str()))?;
@@ -211,9 +207,8 @@ impl Leg {
     pub fn run(self, request: Request) {
         match self {
             Leg::Download { mut pod, session, sessions } => {
-                let id = Header::from_bytes(SESSION_HEADER, session.as_bytes()).expect("a hex header value");
-                let mut client = request.upgrade(PROTOCOL, Response::empty(101).with_header(id));
-                let result = pump(&mut pod, &mut client);
+                let id = [(SESSION_HEADER.to_string(), session.clone())];
+                let result = request.upgrade(PROTOCOL, &id).and_then(|mut client| pump(&mut pod, &mut client));
                 sessions.forget(&session);
                 if let Err(e) = result {
                     log::debug!("port-forward {session}: pod → client ended: {e}");
@@ -221,8 +216,9 @@ impl Leg {
                 }
             }
             Leg::Upload { mut pod } => {
-                let mut client = request.upgrade(PROTOCOL, Response::empty(101));
-                match pump(&mut client, &mut pod) {
+                // The client may be quiet for as long as it likes: no read deadline.
+                let upgraded = request.upgrade(PROTOCOL, &[]).and_then(|c| c.without_read_timeout());
+                match upgraded.and_then(|mut client| pump(&mut client, &mut pod)) {
                     Ok(_) => {
                         let _ = pod.shutdown(Shutdown::Write);
                     }

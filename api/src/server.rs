@@ -1,21 +1,18 @@
-//! The API's HTTP edge: the unix-socket and TCP listeners, a thread per request (watches hold
-//! theirs for as long as they stream), bearer-token auth on TCP, and turning replies into
-//! HTTP responses.
+//! The API's HTTP edge: the unix-socket and TCP listeners served by the bounded HTTP server
+//! (`http`), bearer-token auth on TCP checked before anything else, the cap on long-running
+//! answers, and turning replies into HTTP responses.
 
 use super::context::ApiContext;
 use super::errors::ApiError;
 use super::handlers::{self, Reply};
+use super::http::{self, Limits, Listener, Request, Response, Streams};
 use super::portforward;
-use super::request::{self, HttpParts, MAX_BODY};
+use super::request::{self, ApiRequest, HttpParts, MAX_BODY};
 use super::socket_group::{self, SocketAccess};
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use tiny_http::{Header, Request, Response, Server};
 
 /// Where and how the API is served.
 #[derive(Clone, Debug)]
@@ -28,24 +25,20 @@ pub struct ApiConfig {
     pub listen: Option<String>,
     /// The bearer token TCP clients must present.
     pub token: Option<String>,
+    /// Threads, connections, streams and timeouts.
+    pub limits: Limits,
 }
 
 /// The running listeners.
 pub struct ApiServer {
-    servers: Vec<Arc<Server>>,
-    acceptors: Vec<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    server: http::Server,
     socket: PathBuf,
     tcp_addr: Option<std::net::SocketAddr>,
 }
 
-fn io_context(context: String) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> io::Error {
-    move |e| io::Error::other(format!("{context}: {e}"))
-}
-
 /// Binds the unix socket: parent created, a stale socket removed (a live one is an error),
 /// mode 0660, group `group` when the system has it.
-fn bind_unix(socket: &Path, group: Option<&str>) -> io::Result<Server> {
+fn bind_unix(socket: &Path, group: Option<&str>) -> io::Result<UnixListener> {
     if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| io::Error::new(e.kind(), format!("creating socket directory {}: {e}", parent.display())))?;
@@ -60,7 +53,8 @@ fn bind_unix(socket: &Path, group: Option<&str>) -> io::Result<Server> {
         std::fs::remove_file(socket)
             .map_err(|e| io::Error::new(e.kind(), format!("removing stale socket {}: {e}", socket.display())))?;
     }
-    let server = Server::http_unix(socket).map_err(io_context(format!("binding {}", socket.display())))?;
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", socket.display())))?;
     let access = socket_group::restrict(socket, group, Path::new(socket_group::GROUP_FILE))?;
     match access {
         SocketAccess::RootOnly { .. } if group.is_some_and(|g| !g.is_empty()) => {
@@ -68,45 +62,31 @@ fn bind_unix(socket: &Path, group: Option<&str>) -> io::Result<Server> {
         }
         _ => log::info!("{}", access.describe(socket)),
     }
-    Ok(server)
+    Ok(listener)
 }
 
 impl ApiServer {
     /// Starts serving `context` on the unix socket and, if configured, on TCP.
     pub fn start(context: ApiContext, config: &ApiConfig) -> io::Result<ApiServer> {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut servers = vec![(Arc::new(bind_unix(&config.socket, config.socket_group.as_deref())?), None)];
+        let mut listeners = vec![(Listener::Unix(bind_unix(&config.socket, config.socket_group.as_deref())?), None)];
         let mut tcp_addr = None;
         if let Some(addr) = &config.listen {
             let token = config.token.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("--listen {addr} needs a non-empty --token-file"))
             })?;
-            let server = Server::http(addr.as_str()).map_err(io_context(format!("listening on {addr}")))?;
-            tcp_addr = server.server_addr().to_ip();
-            servers.push((Arc::new(server), Some(Arc::new(token))));
+            let listener = std::net::TcpListener::bind(addr.as_str())
+                .map_err(|e| io::Error::new(e.kind(), format!("listening on {addr}: {e}")))?;
+            tcp_addr = listener.local_addr().ok();
+            listeners.push((Listener::Tcp(listener), Some(Arc::new(token))));
         }
-        let acceptors = servers
-            .iter()
-            .map(|(server, token)| {
-                let (server, token, context, stopping) =
-                    (server.clone(), token.clone(), context.clone(), stopping.clone());
-                std::thread::Builder::new()
-                    .name("api-accept".into())
-                    .spawn(move || accept_loop(&server, &context, token, &stopping))
-                    .expect("spawning the API acceptor")
-            })
-            .collect();
+        let streams = Streams::new(config.limits.streams);
+        let handler: http::Handler = Arc::new(move |request| serve(&context, &streams, request));
+        let server = http::Server::start(listeners, config.limits.clone(), handler)?;
         log::info!("API serving on {}", config.socket.display());
         if let Some(addr) = tcp_addr {
             log::info!("API serving on tcp {addr} (bearer token required)");
         }
-        Ok(ApiServer {
-            servers: servers.into_iter().map(|(s, _)| s).collect(),
-            acceptors,
-            stopping,
-            socket: config.socket.clone(),
-            tcp_addr,
-        })
+        Ok(ApiServer { server, socket: config.socket.clone(), tcp_addr })
     }
 
     /// The TCP address actually bound (useful with port 0).
@@ -116,59 +96,44 @@ impl ApiServer {
 
     /// Stops accepting requests and removes the socket. Open watches end with the process.
     pub fn shutdown(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for server in &self.servers {
-            server.unblock();
-        }
-        for acceptor in self.acceptors {
-            let _ = acceptor.join();
-        }
+        self.server.shutdown();
         if let Err(e) = std::fs::remove_file(&self.socket) {
             log::warn!("removing socket {}: {e}", self.socket.display());
         }
     }
 }
 
-fn accept_loop(server: &Server, context: &ApiContext, token: Option<Arc<String>>, stopping: &AtomicBool) {
-    loop {
-        match server.recv() {
-            Ok(request) => {
-                let (context, token) = (context.clone(), token.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("api-request".into())
-                    .spawn(move || serve(&context, request, token.as_deref().map(String::as_str)));
-                if let Err(e) = spawned {
-                    log::warn!("API: cannot spawn a request thread: {e}");
-                }
-            }
-            Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => {
-                log::warn!("API: accepting a request: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
-}
-
-fn authorized(request: &Request, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    let presented = header(request, "Authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+fn authorized(request: &Request) -> bool {
+    let Some(token) = request.token.as_deref() else { return true };
+    let presented = request.header("Authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     // Compare in constant time so the token cannot be guessed byte by byte.
     presented.len() == token.len() && presented.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// kube-apiserver's answer beyond its in-flight limit.
+fn too_many_streams(streams: &Streams) -> ApiError {
+    log::warn!(
+        "API: {} long-running requests (watches, followed logs, port-forwards) open: answering 429",
+        streams.open()
+    );
+    ApiError::Status {
+        code: 429,
+        reason: "TooManyRequests",
+        message: "Too many requests, please try again later.".into(),
+    }
+}
+
+/// How long an ordinary body (up to `MAX_BODY`) may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads the body up to the limit; a larger body is refused without reading the rest.
 fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+    if request.body_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
     }
     let mut body = Vec::new();
     request
-        .as_reader()
+        .body_within(BODY_TIMEOUT)
         .take(MAX_BODY as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
@@ -192,91 +157,127 @@ const ARCHIVE_TYPES: &[&str] = &[
 /// An image archive upload: the body streams into the image store, with no size limit.
 fn upload_image(context: &ApiContext, request: &mut Request) -> Result<Reply, ApiError> {
     let media =
-        header(request, "Content-Type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        request.header("Content-Type").unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if !ARCHIVE_TYPES.contains(&media.as_str()) {
         return Err(ApiError::UnsupportedMediaType(format!(
             "{media} (an image upload takes application/x-tar, application/gzip, application/zstd or \
              application/octet-stream)"
         )));
     }
-    let length = request.body_length();
+    let length = request.body_length().and_then(|n| usize::try_from(n).ok());
     // A duplicate, so the body can be borrowed for reading while the socket is polled.
-    let socket = request.socket().and_then(|s| s.try_clone_to_owned().ok());
-    handlers::images::load(&context.images, request.as_reader(), length, socket.as_ref().map(|s| s.as_fd()))
+    let socket = request.socket().try_clone_to_owned().ok();
+    let socket_fd = socket.as_ref().map(std::os::fd::AsFd::as_fd);
+    handlers::images::load(&context.images, request.body(), length, socket_fd)
 }
 
-fn serve(context: &ApiContext, mut request: Request, token: Option<&str>) {
-    let method = request.method().as_str().to_string();
+/// Whether a decoded request holds its answer open: it takes a stream slot first.
+fn long_running(request: &ApiRequest) -> bool {
+    match request {
+        ApiRequest::Watch { .. } => true,
+        ApiRequest::Log { query, .. } => query.follow,
+        _ => false,
+    }
+}
+
+/// Runs a long-running answer on a thread of its own, holding its stream slot until it ends.
+fn spawn_stream(slot: http::Slot, run: impl FnOnce() + Send + 'static) {
+    let spawned = std::thread::Builder::new().name("api-stream".into()).spawn(move || {
+        run();
+        drop(slot);
+    });
+    if let Err(e) = spawned {
+        log::warn!("API: cannot start a stream thread: {e}");
+    }
+}
+
+fn serve(context: &ApiContext, streams: &Streams, mut request: Request) {
+    let method = request.method().to_string();
     let url = request.url().to_string();
-    let result = if !authorized(&request, token) {
+    // The token first: an unauthenticated client gets nothing read, opened or streamed.
+    let result = if !authorized(&request) {
         Err(ApiError::Unauthorized)
     } else if portforward::is_portforward(&url) {
-        match portforward::open(context, &request) {
-            Ok(leg) => return leg.run(request),
-            Err(e) => Err(e),
+        match streams.take() {
+            None => Err(too_many_streams(streams)),
+            Some(slot) => match portforward::open(context, &request) {
+                Ok(leg) => return spawn_stream(slot, move || leg.run(request)),
+                Err(e) => Err(e),
+            },
         }
-    } else if header(&request, "Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
+    } else if request.header("Connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")) {
         // An upgrade request's body is the rest of the connection: reading it would hang.
         Err(ApiError::BadRequest(format!("{url} does not upgrade connections (only pods/NAME/portforward does)")))
     } else if request::is_image_upload(&method, &url) {
-        upload_image(context, &mut request)
+        upload_image(context, &mut request).map(|reply| (reply, None))
     } else {
         read_body(&mut request).and_then(|body| {
-            let content_type = header(&request, "Content-Type");
-            let accept = header(&request, "Accept");
+            let content_type = request.header("Content-Type");
+            let accept = request.header("Accept");
             let parts = HttpParts { method: &method, url: &url, content_type, accept, body: &body };
-            handlers::handle(context, request::parse(&parts)?)
+            let decoded = request::parse(&parts)?;
+            let slot = match long_running(&decoded) {
+                true => Some(streams.take().ok_or_else(|| too_many_streams(streams))?),
+                false => None,
+            };
+            handlers::handle(context, decoded).map(|reply| (reply, slot))
         })
     };
     match result {
-        Ok(Reply::Watch(mut stream)) => {
+        Ok((Reply::Watch(mut stream), slot)) => {
             log::debug!("{method} {url} → 200 (watch)");
-            stream_chunks(request, "application/json", || stream.next_line().map(String::into_bytes));
+            let run = move || stream_chunks(request, "application/json", || stream.next_line().map(String::into_bytes));
+            match slot {
+                Some(slot) => spawn_stream(slot, run),
+                None => run(),
+            }
         }
-        Ok(Reply::Stream { content_type, mut source }) => {
+        Ok((Reply::Stream { content_type, mut source }, slot)) => {
             log::debug!("{method} {url} → 200 (stream)");
-            stream_chunks(request, content_type, || source.next_chunk());
+            let run = move || stream_chunks(request, content_type, || source.next_chunk());
+            match slot {
+                Some(slot) => spawn_stream(slot, run),
+                None => run(),
+            }
         }
-        Ok(Reply::Bytes { code, content_type: kind, body }) => {
+        Ok((Reply::Bytes { code, content_type, body }, _)) => {
             log::debug!("{method} {url} → {code}");
-            respond(request, Response::from_data(body).with_status_code(code).with_header(content_type(kind)));
+            request.respond(Response::new(code, content_type, body));
         }
-        Ok(Reply::Json { code, body, warnings }) => {
+        Ok((Reply::Json { code, body, warnings }, _)) => {
             log::debug!("{method} {url} → {code}");
             let mut response = json_response(code, &body);
             for warning in warnings {
-                response.add_header(warning_header(&warning));
+                response.headers.push(("Warning".into(), warning_header(&warning)));
             }
-            respond(request, response);
+            request.respond(response);
         }
-        Ok(Reply::Text { code, body }) => {
+        Ok((Reply::Text { code, body }, _)) => {
             log::debug!("{method} {url} → {code}");
-            let response = Response::from_string(body).with_status_code(code).with_header(content_type("text/plain"));
-            respond(request, response);
+            request.respond(Response::new(code, "text/plain", body.into_bytes()));
         }
         Err(error) => {
-            let status = error.status();
+            let mut status = error.status();
             log::warn!("{method} {url} → {}: {}", status.code, status.message);
+            if status.code == 429 {
+                status.details.get_or_insert_with(Default::default).retry_after_seconds = Some(1);
+            }
             let mut response = json_response(status.code, &serde_json::to_value(&status).expect("status serializes"));
-            if status.code == 401 {
-                response.add_header(Header::from_bytes("WWW-Authenticate", "Bearer").expect("static header"));
+            match status.code {
+                401 => response.headers.push(("WWW-Authenticate".into(), "Bearer".into())),
+                429 => response.headers.push(("Retry-After".into(), "1".into())),
+                _ => {}
             }
-            if status.code == 413 {
-                response.add_header(Header::from_bytes("Connection", "close").expect("static header"));
-            }
-            respond(request, response);
+            request.respond(response);
         }
     }
 }
 
-fn content_type(value: &str) -> Header {
-    Header::from_bytes("Content-Type", value).expect("static header")
-}
-
-/// `Warning: 299 - "unknown field \"spec.foo\""`, as kube-apiserver sends it. The text
-/// may quote a client's bytes (an unknown field's name), and a header holds printable
-/// ASCII only: anything else is percent-encoded, which a quoted-string's unescaping keeps.
-pub fn warning_header(text: &str) -> Header {
+/// The value of `Warning: 299 - "unknown field \"spec.foo\""`, as kube-apiserver sends it.
+/// The text may quote a client's bytes (an unknown field's name), and a header holds
+/// printable ASCII only: anything else is percent-encoded, which a quoted-string's
+/// unescaping keeps.
+pub fn warning_header(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -293,55 +294,49 @@ pub fn warning_header(text: &str) -> Header {
             }
         }
     }
-    Header::from_bytes("Warning", format!("299 - \"{escaped}\"")).expect("printable ASCII is a valid header value")
+    format!("299 - \"{escaped}\"")
 }
 
-fn json_response(code: u16, body: &serde_json::Value) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_data(serde_json::to_vec(body).expect("JSON serializes"))
-        .with_status_code(code)
-        .with_header(content_type("application/json"))
+fn json_response(code: u16, body: &serde_json::Value) -> Response {
+    Response::new(code, "application/json", serde_json::to_vec(body).expect("JSON serializes"))
 }
 
-fn respond<R: Read>(request: Request, response: Response<R>) {
-    if let Err(e) = request.respond(response) {
-        log::debug!("API: writing a response: {e}");
-    }
-}
-
-/// Writes a streamed response (a watch, a followed log) chunked by hand: tiny_http's own
-/// chunked encoder buffers 8 KiB before sending, and each piece must reach the client at once.
+/// Sends a streamed answer (a watch, a followed log) chunk by chunk, each at once. An empty
+/// piece means "nothing yet": the client is looked at, so a stream ends within a poll of its
+/// client leaving, however quiet its source.
 fn stream_chunks(request: Request, content_type: &str, mut next: impl FnMut() -> Option<Vec<u8>>) {
-    let mut writer = request.into_writer();
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\
-         Cache-Control: no-cache, private\r\n\r\n"
-    );
-    let result = (|| -> io::Result<()> {
-        writer.write_all(head.as_bytes())?;
-        writer.flush()?;
-        while let Some(chunk) = next().filter(|c| !c.is_empty()) {
-            write!(writer, "{:x}\r\n", chunk.len())?;
-            writer.write_all(&chunk)?;
-            writer.write_all(b"\r\n")?;
-            writer.flush()?;
+    let mut out = match request.into_stream(content_type) {
+        Ok(out) => out,
+        Err(e) => return log::debug!("API: starting a stream: {e}"),
+    };
+    while let Some(piece) = next() {
+        let sent = if piece.is_empty() {
+            match out.client_gone() {
+                true => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the client left")),
+                false => Ok(()),
+            }
+        } else {
+            out.send(&piece)
+        };
+        if let Err(e) = sent {
+            return log::debug!("API: stream ended by the client: {e}");
         }
-        writer.write_all(b"0\r\n\r\n")?;
-        writer.flush()
-    })();
-    if let Err(e) = result {
-        log::debug!("API: stream ended by the client: {e}");
+    }
+    if let Err(e) = out.finish() {
+        log::debug!("API: ending a stream: {e}");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn warning_headers_escape_quotes() {
         let h = warning_header("unknown field \"spec.foo\"");
-        assert_eq!(h.value.as_str(), r#"299 - "unknown field \"spec.foo\"""#);
+        assert_eq!(h, r#"299 - "unknown field \"spec.foo\"""#);
     }
 
     #[test]
@@ -349,7 +344,7 @@ mod tests {
         // An unknown field named with control or non-ASCII characters once panicked here
         // (found by schemathesis), which aborts a release daemon.
         let h = warning_header("unknown field \"\u{1c}é\r\n\"");
-        assert_eq!(h.value.as_str(), r#"299 - "unknown field \"%1C%C3%A9%0D%0A\"""#);
+        assert_eq!(h, r#"299 - "unknown field \"%1C%C3%A9%0D%0A\"""#);
         for c in (0..=0x10FFFF).step_by(7).filter_map(char::from_u32) {
             warning_header(&format!("a{c}b"));
         }
@@ -364,7 +359,7 @@ mod tests {
         assert_eq!(mode, 0o660);
         assert_eq!(bind_unix(&socket, None).err().map(|e| e.kind()), Some(io::ErrorKind::AddrInUse));
         drop(first);
-        // tiny_http leaves the socket file behind: a stale socket.
+        // A dropped listener leaves the socket file behind: a stale socket.
         if socket.exists() {
             bind_unix(&socket, None).unwrap();
         }
@@ -376,7 +371,13 @@ mod tests {
         let store = coracle_store::Store::open(&data).unwrap();
         let images = Arc::new(coracle_runtime::image::ImageStore::open(&data).unwrap());
         let socket = dir.join("api.sock");
-        let config = ApiConfig { socket: socket.clone(), socket_group: None, listen: None, token: None };
+        let config = ApiConfig {
+            socket: socket.clone(),
+            socket_group: None,
+            listen: None,
+            token: None,
+            limits: Limits::default(),
+        };
         let services =
             Arc::new(coracle_net::services::allocator::ServiceAllocator::new("10.96.0.0/16".parse().unwrap()));
         (ApiServer::start(ApiContext::new(store, images, services, &data), &config).unwrap(), socket)
@@ -430,7 +431,7 @@ mod tests {
             assert_eq!(status["reason"], "RequestEntityTooLarge");
             assert_eq!(status["message"], format!("the request body is larger than the limit of {MAX_BODY} bytes"));
             // The server lets go of the connection only once it has dropped the request,
-            // where tiny_http 0.12 allocated the unread remainder of the claim.
+            // where tiny_http 0.12 once allocated the unread remainder of the claim.
             stream.shutdown(std::net::Shutdown::Write).unwrap();
             let mut rest = Vec::new();
             stream.read_to_end(&mut rest).unwrap();
@@ -462,9 +463,72 @@ mod tests {
     fn an_endless_request_head_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (api, socket) = api_in(dir.path());
-        let (_stream, code, _) =
+        // 431, as Go's net/http (kube-apiserver) answers a head over its 1 MiB limit.
+        let (_stream, code, body) =
             exchange(&socket, "GET /version HTTP/1.1\r\nHost: x\r\nX-Pad: ", vec![vec![b'a'; 64 << 10]; 32]);
-        assert_eq!(code, 400);
+        assert_eq!(code, 431, "{body}");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status["reason"], "RequestHeaderFieldsTooLarge");
+        api.shutdown();
+    }
+
+    #[test]
+    fn keep_alive_serves_requests_in_turn_and_pipelined() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        let get = "GET /version HTTP/1.1\r\nHost: x\r\n\r\n";
+        // Two in one write, then a third once they are answered.
+        stream.write_all(format!("{get}{get}").as_bytes()).unwrap();
+        let read_answers = |stream: &mut UnixStream, n: usize| {
+            let mut seen = Vec::new();
+            let mut byte = [0u8; 4096];
+            while String::from_utf8_lossy(&seen).matches("\"gitVersion\"").count() < n {
+                let got = stream.read(&mut byte).unwrap();
+                assert!(got > 0, "closed after {:?}", String::from_utf8_lossy(&seen));
+                seen.extend_from_slice(&byte[..got]);
+            }
+            String::from_utf8(seen).unwrap()
+        };
+        let two = read_answers(&mut stream, 2);
+        assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
+        stream.write_all(get.as_bytes()).unwrap();
+        assert!(read_answers(&mut stream, 1).starts_with("HTTP/1.1 200 OK"));
+        api.shutdown();
+    }
+
+    #[test]
+    fn a_head_sent_a_byte_at_a_time_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        for head in ["GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET /version HTTP/1.0\n\n"] {
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            for byte in head.bytes() {
+                stream.write_all(&[byte]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}: {reply}");
+        }
+        api.shutdown();
+    }
+
+    #[test]
+    fn invalid_utf8_in_the_request_line_or_a_header_is_a_400() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        for head in ["GET /api/v1/\u{80}\u{ff} HTTP/1.1\r\n\r\n", "GET /version HTTP/1.1\r\nX-A: \u{80}\r\n\r\n"] {
+            // Latin-1 bytes, not UTF-8: each char below 256 as one byte.
+            let raw: Vec<u8> = head.chars().map(|c| c as u8).collect();
+            let mut stream = UnixStream::connect(&socket).unwrap();
+            stream.write_all(&raw).unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+            assert!(reply.contains("not valid UTF-8"), "{reply}");
+        }
         api.shutdown();
     }
 }

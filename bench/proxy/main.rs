@@ -223,6 +223,9 @@ fn run_load(load: &Load, proxy: Option<u32>) -> Result<WrkFigures, String> {
     let before = proxy.map(cpu_time);
     let (client_before, backend_before) = (rusage_cpu(UsageWho::RUSAGE_CHILDREN), rusage_cpu(UsageWho::RUSAGE_SELF));
     let mut figures = wrk::run(load)?;
+    if figures.non_2xx > 0 {
+        return Err(format!("{}: {} of {} answers were not 2xx", load.url, figures.non_2xx, figures.requests));
+    }
     figures.backend_cpu = rusage_cpu(UsageWho::RUSAGE_SELF).saturating_sub(backend_before);
     figures.client_cpu = rusage_cpu(UsageWho::RUSAGE_CHILDREN).saturating_sub(client_before);
     if let (Some(pid), Some(before)) = (proxy, before) {

@@ -18,6 +18,8 @@ pub struct WrkFigures {
     pub p99: Duration,
     /// Requests completed in the whole run.
     pub requests: u64,
+    /// Answers that were not 2xx or 3xx (wrk's `Non-2xx or 3xx responses`).
+    pub non_2xx: u64,
     /// CPU time the proxy process spent during the run (filled in by the caller).
     pub proxy_cpu: Duration,
     /// CPU time wrk itself spent (filled in by the caller).
@@ -82,7 +84,8 @@ pub fn parse(report: &str) -> Option<WrkFigures> {
     let p99 = duration(&value("99%")?)?;
     // `  600000 requests in 5.00s, 50.00MB read`
     let requests = report.lines().find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())?;
-    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99, requests, ..WrkFigures::default() })
+    let non_2xx = value("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    Some(WrkFigures { requests_per_sec, bytes_per_sec, p99, requests, non_2xx, ..WrkFigures::default() })
 }
 
 /// wrk's sizes: `812.34KB`, `1.20GB`, `512.00B`.
@@ -142,7 +145,9 @@ Transfer/sec:     10.00MB
         assert_eq!(f.requests_per_sec, 120000.5);
         assert_eq!(f.bytes_per_sec, 10.0 * 1024.0 * 1024.0);
         assert_eq!(f.p99, Duration::from_micros(1250));
-        assert_eq!(f.requests, 600000);
+        assert_eq!((f.requests, f.non_2xx), (600000, 0));
         assert!(parse("garbage").is_none());
+        let refused = REPORT.replace("Requests/sec", "Non-2xx or 3xx responses: 12\nRequests/sec");
+        assert_eq!(parse(&refused).unwrap().non_2xx, 12);
     }
 }

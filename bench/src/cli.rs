@@ -1,6 +1,7 @@
 //! The command line: which benchmark, how much of it (`--smoke` is a tiny run), and where the
 //! built binaries are.
 
+use crate::api_get::ApiGetConfig;
 use crate::footprint::FootprintConfig;
 use crate::pod_start::PodStartConfig;
 use clap::{Parser, Subcommand};
@@ -57,6 +58,27 @@ pub enum Bench {
         #[arg(long)]
         smoke: bool,
     },
+    /// GET /api/v1/pods over TCP under wrk, beside nginx serving the same bytes
+    ApiGet {
+        /// Pods in the store
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        /// Length of each measured run, seconds
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// wrk threads
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// wrk connections (kept alive)
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        /// Measured runs per server (alternating); the median is reported
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// A tiny run (1 s, one round) that checks the benchmark works
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 impl Bench {
@@ -65,6 +87,7 @@ impl Bench {
         match self {
             Bench::PodStart { .. } => "pod-start",
             Bench::Footprint { .. } => "footprint",
+            Bench::ApiGet { .. } => "api-get",
         }
     }
 }
@@ -76,6 +99,8 @@ pub enum Plan {
     PodStart(PodStartConfig),
     /// The footprint benchmark.
     Footprint(FootprintConfig),
+    /// The API's GET beside nginx.
+    ApiGet(ApiGetConfig),
 }
 
 fn at_least_one(flag: &str, value: usize) -> Result<usize, String> {
@@ -94,6 +119,29 @@ impl Bench {
                 pods: at_least_one("pods", pods)?,
                 spawns: at_least_one("spawns", spawns)?,
             })),
+            Bench::ApiGet { pods, smoke: true, .. } => Ok(Plan::ApiGet(ApiGetConfig {
+                pods: at_least_one("pods", pods)?,
+                duration: Duration::from_secs(1),
+                threads: 1,
+                connections: 4,
+                rounds: 1,
+            })),
+            Bench::ApiGet { pods, seconds, threads, connections, rounds, smoke: false } => {
+                if seconds == 0 {
+                    return Err("--seconds 0: a run must last at least 1 s".into());
+                }
+                let threads = u32::try_from(at_least_one("threads", threads as usize)?).unwrap_or(1);
+                if connections < threads {
+                    return Err(format!("--connections {connections}: fewer than --threads {threads}"));
+                }
+                Ok(Plan::ApiGet(ApiGetConfig {
+                    pods: at_least_one("pods", pods)?,
+                    duration: Duration::from_secs(seconds),
+                    threads,
+                    connections,
+                    rounds: at_least_one("rounds", rounds)?,
+                }))
+            }
             Bench::Footprint { smoke: true, .. } => Ok(Plan::Footprint(FootprintConfig {
                 pods: 3,
                 idle_pods: 2,
@@ -166,5 +214,9 @@ mod tests {
         assert!(plan(&["pod-start", "--pods", "many"]).unwrap_err().contains("many"));
         assert!(plan(&["nosuch"]).is_err());
         assert_eq!(Cli::try_parse_from(["b", "footprint"]).unwrap().bench.name(), "footprint");
+        assert!(plan(&["api-get", "--seconds", "0"]).unwrap_err().contains("--seconds 0"));
+        assert!(plan(&["api-get", "--threads", "4", "--connections", "2"]).unwrap_err().contains("--connections 2"));
+        let Plan::ApiGet(a) = plan(&["api-get"]).unwrap() else { panic!("not api-get") };
+        assert_eq!((a.pods, a.duration, a.connections, a.rounds), (100, Duration::from_secs(10), 16, 3));
     }
 }

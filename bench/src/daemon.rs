@@ -63,6 +63,11 @@ pub struct BenchDaemon {
 impl BenchDaemon {
     /// Starts `coracled` on fresh directories and waits (up to 30 s) for /healthz.
     pub fn start(coracled: &Path) -> Result<BenchDaemon, String> {
+        BenchDaemon::start_with(coracled, &[])
+    }
+
+    /// As `start`, with extra command-line arguments (`--listen`, `--token-file`).
+    pub fn start_with(coracled: &Path, extra_args: &[&std::ffi::OsStr]) -> Result<BenchDaemon, String> {
         let dir = tempfile::Builder::new()
             .prefix("coracle-bench-")
             .tempdir_in("/var/tmp")
@@ -83,6 +88,7 @@ impl BenchDaemon {
             .arg(&socket)
             .arg("--manifests")
             .arg(&manifests)
+            .args(extra_args)
             .env("CORACLE_RUN_DIR", &run_dir)
             .env("RUST_LOG", std::env::var("CORACLE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("CORACLE_CONFIG")

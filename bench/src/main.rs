@@ -1,6 +1,7 @@
 //! coracle-bench: Coracle's speed and memory targets measured beside a peer in the same run,
 //! printed as tables. Run through `bench/run [NAME…]`; every benchmark needs root.
 
+mod api_get;
 mod cli;
 mod daemon;
 mod footprint;
@@ -9,6 +10,11 @@ mod pods;
 mod procfs;
 mod stats;
 mod table;
+/// wrk's runner and report reader, shared with the proxy benchmark (which reads the CPU and
+/// transfer figures this one leaves alone).
+#[allow(dead_code)]
+#[path = "../proxy/wrk.rs"]
+mod wrk;
 
 use clap::Parser;
 use cli::{Cli, Plan};
@@ -75,6 +81,7 @@ fn main() {
     let tables = match &plan {
         Plan::PodStart(config) => pod_start::run(config, &bins).map(|t| vec![t]),
         Plan::Footprint(config) => footprint::run(config, &bins),
+        Plan::ApiGet(config) => api_get::run(config, &bins).map(|t| vec![t]),
     };
     match tables {
         Ok(tables) => {

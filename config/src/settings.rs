@@ -28,6 +28,7 @@ pub struct DaemonSettings {
     pub listen: Option<String>,
     /// The file holding the TCP API's bearer token.
     pub token_file: Option<PathBuf>,
+    pub api: ApiSettings,
     pub runtime: RuntimeSettings,
     pub backoff: BackoffSettings,
     pub logs: LogSettings,
@@ -63,6 +64,52 @@ impl Default for AutoscalerSettings {
             cpu_initialization_period_seconds: 300,
             initial_readiness_delay_seconds: 30,
         }
+    }
+}
+
+/// The API server's bounds: threads, connections, long-running requests and timeouts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Threads serving requests.
+    pub workers: u32,
+    /// Watches, followed logs and port-forward legs open at once; beyond, 429.
+    pub max_streams: u32,
+    /// Open connections; beyond, new ones are closed at once.
+    pub max_connections: u32,
+    /// From a request's first byte to the end of its head.
+    pub header_timeout_seconds: u64,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout_seconds: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            workers: 4,
+            max_streams: 100,
+            max_connections: 1000,
+            header_timeout_seconds: 10,
+            idle_timeout_seconds: 90,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// Each key with its bounds: enough to serve, few enough for a board.
+    fn check(&self) -> Result<(), SettingsError> {
+        for (key, value, min, max) in [
+            ("api.workers", u64::from(self.workers), 1, 64),
+            ("api.max_streams", u64::from(self.max_streams), 1, 10_000),
+            ("api.max_connections", u64::from(self.max_connections), 16, 100_000),
+            ("api.header_timeout_seconds", self.header_timeout_seconds, 1, 300),
+            ("api.idle_timeout_seconds", self.idle_timeout_seconds, 1, 3600),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(SettingsError { message: format!("{key}: {value} is not between {min} and {max}") });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +228,7 @@ impl Default for DaemonSettings {
             manifests_dir: "/etc/coracle/manifests".into(),
             listen: None,
             token_file: None,
+            api: ApiSettings::default(),
             runtime: RuntimeSettings::default(),
             backoff: BackoffSettings::default(),
             logs: LogSettings::default(),
@@ -304,7 +352,7 @@ impl DaemonSettings {
         if a.sync_period_seconds == 0 {
             return Err(SettingsError { message: "autoscaler.sync_period_seconds: must be at least 1".into() });
         }
-        Ok(())
+        self.api.check()
     }
 
     /// Applies `CORACLE_*` overrides from `vars` (pass `std::env::vars()`). Other variables

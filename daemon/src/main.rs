@@ -243,6 +243,7 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
     signals.thread_block().map_err(StartupError::step("blocking SIGTERM/SIGINT"))?;
+    raise_open_file_limit();
     // Under systemd (Type=notify): progress as STATUS=, READY=1 once the store is loaded and
     // the API serves, and watchdog pings only while the API answers and every loop beats.
     let watchdog = coracled::systemd::Watchdog::from_env().map_err(StartupError::step("systemd watchdog settings"))?;
@@ -287,6 +288,7 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
             socket_group: Some(settings.socket_group.clone()).filter(|g| !g.is_empty()),
             listen: settings.listen.clone(),
             token,
+            limits: api_limits(&settings.api),
         },
     )
     .map_err(StartupError::step("starting the API"))?;
@@ -319,4 +321,32 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     }
     log::info!("coracled stopped");
     Ok(())
+}
+
+/// The API server's bounds from the `api` settings (checked when they were loaded).
+fn api_limits(api: &coracle_config::settings::ApiSettings) -> coracled::api::ApiLimits {
+    let seconds = std::time::Duration::from_secs;
+    coracled::api::ApiLimits {
+        workers: api.workers as usize,
+        streams: api.max_streams as usize,
+        connections: api.max_connections as usize,
+        header_timeout: seconds(api.header_timeout_seconds),
+        idle_timeout: seconds(api.idle_timeout_seconds),
+        ..Default::default()
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as many servers do: each API
+/// connection is a descriptor (up to `api.max_connections`), and the usual soft limit of 1024
+/// would refuse connections long before that. systemd's unit already sets both (LimitNOFILE).
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => log::debug!("open files: soft limit raised from {soft} to {hard}"),
+            Err(e) => log::warn!("open files: raising the soft limit from {soft} to {hard}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => log::warn!("open files: reading the limit: {e}"),
+    }
 }

@@ -72,6 +72,8 @@ pub enum WatchEnd {
 const OPEN: u8 = 0;
 const SHUT_DOWN: u8 = 1;
 const TOO_SLOW: u8 = 2;
+/// The watcher was dropped: its subscription goes at the next change, whatever its filter.
+const DROPPED: u8 = 3;
 
 /// A live subscription; events arrive in resourceVersion order. Dropping it unsubscribes.
 pub struct Watcher {
@@ -101,6 +103,13 @@ impl Watcher {
             TOO_SLOW => Some(WatchEnd::TooSlow),
             _ => None,
         }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Only an open subscription is marked: an ended one is already gone from the hub.
+        let _ = self.end.compare_exchange(OPEN, DROPPED, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -172,6 +181,11 @@ impl WatchHub {
             }
         }
         self.subscribers.retain(|s| {
+            // A dropped watcher's subscription goes now, not at the first change it selects
+            // (which, for a quiet filter, might never come).
+            if s.end.load(Ordering::Acquire) == DROPPED {
+                return false;
+            }
             if !s.filter.matches(event.object()) {
                 return true;
             }
@@ -211,6 +225,7 @@ impl WatchHub {
         for ev in backlog {
             tx.try_send(ev).expect("the channel has room for the whole backlog");
         }
+        self.subscribers.retain(|s| s.end.load(Ordering::Acquire) != DROPPED);
         let end = Arc::new(AtomicU8::new(OPEN));
         if self.closed {
             end.store(SHUT_DOWN, Ordering::Release);
@@ -231,5 +246,37 @@ impl WatchHub {
     /// The oldest version a watch may start from.
     pub fn window_start(&self) -> u64 {
         self.window_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coracle_config::apps::Deployment;
+    use coracle_config::core::Pod;
+    use coracle_config::Resource;
+
+    fn pod() -> Arc<Object> {
+        let mut p = Pod::default();
+        p.metadata.name = "p".into();
+        p.metadata.namespace = "default".into();
+        Arc::new(p.into())
+    }
+
+    #[test]
+    fn a_dropped_watcher_is_unsubscribed_at_the_next_change_whatever_its_filter() {
+        let mut hub = WatchHub::new(1);
+        // A filter no change below selects: dropping used to leave it subscribed until one did.
+        let quiet = hub.subscribe(Filter::kind(&Deployment::INFO).into(), None, 1, std::iter::empty()).unwrap();
+        let live = hub.subscribe(Filter::kind(&Pod::INFO).into(), None, 1, std::iter::empty()).unwrap();
+        assert_eq!(hub.subscribers.len(), 2);
+        drop(quiet);
+        hub.publish(2, WatchEvent::Added(pod()));
+        assert_eq!(hub.subscribers.len(), 1);
+        assert!(live.next_timeout(Duration::ZERO).is_some());
+        drop(live);
+        let again = hub.subscribe(Filter::kind(&Pod::INFO).into(), None, 2, std::iter::empty()).unwrap();
+        assert_eq!(hub.subscribers.len(), 1, "a new subscription sweeps the dropped ones");
+        assert_eq!(again.ended(), None);
     }
 }

@@ -8,6 +8,7 @@
 
 use super::Reply;
 use crate::errors::ApiError;
+use crate::http::client_gone;
 use coracle_config::core::Pod;
 use coracle_runtime::image::{ImageError, ImageStore};
 use coracle_store::Store;
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 /// The API group-version, as the documents name it.
@@ -103,17 +104,6 @@ impl<R: Read> Read for Upload<'_, R> {
             _ => Ok(0),
         }
     }
-}
-
-/// Whether the client of the connection on `socket` has gone: it closed the connection (or
-/// its sending side: as Go's net/http, a server takes that as the client leaving).
-fn client_gone(socket: BorrowedFd<'_>) -> bool {
-    // By hand: nix knows no POLLRDHUP (Linux's "the peer closed its end") and reads revents
-    // holding it as nothing at all.
-    let mut fd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-    // SAFETY: poll(2) on one pollfd we own, for a descriptor `socket` keeps open; no wait.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// `POST …/images?import=<dir>&name=<ref>`: a root filesystem directory as an image.

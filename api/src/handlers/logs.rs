@@ -327,6 +327,8 @@ impl super::ChunkSource for Follower {
             }
             if !self.done {
                 std::thread::sleep(FOLLOW_POLL);
+                // Nothing yet: the server looks at its client before asking again.
+                return Some(Vec::new());
             }
         }
         None

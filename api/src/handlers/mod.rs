@@ -20,7 +20,8 @@ use watch::WatchStream;
 
 /// A body produced piece by piece (a followed log): each chunk is sent as it comes.
 pub trait ChunkSource: Send {
-    /// The next piece, or None at the end.
+    /// The next piece; an empty one when nothing came within a poll (the server then looks
+    /// whether its client is still there); None at the end.
     fn next_chunk(&mut self) -> Option<Vec<u8>>;
 }
 

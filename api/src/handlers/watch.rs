@@ -16,8 +16,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The longest watch: a longer `timeoutSeconds` is cut to it (clients re-watch, as after any
 /// timeout), so no client-chosen number reaches the clock unbounded.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The longest single wait on the store, so the deadline is checked regularly.
-const POLL: Duration = Duration::from_secs(5);
+/// The longest single wait on the store: the deadline, and whether the client is still
+/// there, are looked at this often.
+const POLL: Duration = Duration::from_secs(1);
 
 /// An open watch, yielding one event line at a time.
 pub struct WatchStream {
@@ -106,25 +107,24 @@ impl WatchStream {
         }
     }
 
-    /// The next event line (JSON and a newline), or None once the stream is over.
+    /// The next event line (JSON and a newline); an empty line when nothing came within a
+    /// poll (so the server can see whether its client is still there, whatever the filter);
+    /// None once the stream is over.
     pub fn next_line(&mut self) -> Option<String> {
         if let Some(line) = self.pending.pop_front() {
             return Some(line);
         }
         let watcher = self.watcher.as_ref()?;
-        loop {
-            let remaining = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
-            match watcher.next_timeout(remaining.min(POLL)) {
-                Some((_, event)) if self.selectors.matches(event.object()) => {
-                    let object = self.render(event.object());
-                    return Some(line(event.type_name(), object));
-                }
-                Some(_) => {}
-                // Shut down, or cut off for falling behind: end the stream; clients re-list
-                // and watch again, as with kube-apiserver.
-                None if watcher.ended().is_some() => return None,
-                None => {}
+        let remaining = self.deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+        match watcher.next_timeout(remaining.min(POLL)) {
+            Some((_, event)) if self.selectors.matches(event.object()) => {
+                let object = self.render(event.object());
+                Some(line(event.type_name(), object))
             }
+            // Shut down, or cut off for falling behind: end the stream; clients re-list and
+            // watch again, as with kube-apiserver.
+            None if watcher.ended().is_some() => None,
+            Some(_) | None => Some(String::new()),
         }
     }
 }
