@@ -321,6 +321,11 @@ impl<'de> de::Deserializer<'de> for Node<'_> {
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        // `null` and `[]` are the field left out (Kubernetes stores neither), so nothing is
+        // dropped: `envFrom: null` in rendered Helm output is no unsupported field.
+        if self.value.is_null() || self.value.as_array().is_some_and(Vec::is_empty) {
+            return visitor.visit_unit();
+        }
         let field = match self.path {
             Path::Key(_, key) => key.to_string(),
             _ => String::new(),
@@ -540,6 +545,9 @@ mod tests {
             "items[0]: missing field `count`"
         );
         assert_eq!(decode::<Inner>(json!({"count": null})).unwrap().0, Inner { count: 0 });
+        // An unknown field left null or empty is nothing dropped.
+        let (_, unknown) = decode::<Inner>(json!({"count": 1, "gone": null, "none": [], "kept": {}})).unwrap();
+        assert_eq!(unknown.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["kept"]);
     }
 
     #[test]

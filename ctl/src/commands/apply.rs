@@ -134,21 +134,21 @@ fn desired_value(ctx: &Context, m: &Manifest) -> Result<(Value, String), CtlErro
     Ok((desired, namespace))
 }
 
-/// `desired` carrying itself in the last-applied annotation, as kubectl writes it.
+/// `desired` carrying itself in the last-applied annotation, as kubectl writes it. A
+/// `metadata` or `annotations` written as `null` (absent) becomes an object to hold it.
 fn annotated(desired: &Value) -> Value {
     let mut out = desired.clone();
     let text = format!("{}\n", serde_json::to_string(desired).expect("JSON values serialize"));
-    let meta = out
-        .as_object_mut()
-        .expect("objects are JSON objects")
-        .entry("metadata")
-        .or_insert_with(|| serde_json::json!({}));
-    let annotations = meta
-        .as_object_mut()
-        .expect("metadata is an object")
-        .entry("annotations")
-        .or_insert_with(|| serde_json::json!({}));
-    annotations.as_object_mut().expect("annotations is an object").insert(LAST_APPLIED.into(), Value::String(text));
+    let Some(map) = out.as_object_mut() else { return out };
+    let meta = map.entry("metadata").or_insert(Value::Null);
+    if !meta.is_object() {
+        *meta = serde_json::json!({});
+    }
+    let annotations = meta.as_object_mut().expect("made an object").entry("annotations").or_insert(Value::Null);
+    if !annotations.is_object() {
+        *annotations = serde_json::json!({});
+    }
+    annotations.as_object_mut().expect("made an object").insert(LAST_APPLIED.into(), Value::String(text));
     out
 }
 
@@ -224,6 +224,10 @@ mod tests {
             "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"}}\n"
         );
         assert_eq!(DryRun::parse("client").unwrap().suffix(), " (dry run)");
+        let nulls = serde_json::json!({"kind": "Pod", "metadata": {"name": "p", "annotations": null}});
+        assert!(annotated(&nulls).pointer("/metadata/annotations").unwrap()[LAST_APPLIED].is_string());
+        let nulls = serde_json::json!({"kind": "Pod", "metadata": null});
+        assert!(annotated(&nulls).pointer("/metadata/annotations").unwrap()[LAST_APPLIED].is_string());
         assert!(DryRun::parse("maybe").is_err());
         assert_eq!(DryRun::Server.query(Validation::parse("true").unwrap()), "?fieldValidation=Strict&dryRun=All");
         assert_eq!(DryRun::None.query(Validation::parse("false").unwrap()), "?fieldValidation=Ignore");
