@@ -260,6 +260,10 @@ fn apply_validates_fields_strictly_by_default() {
 
     let out = ok(d.ctl(&["apply", "--validate=false", "-f", &misspelt]));
     assert!(out.contains("deployment.apps/nginx-deployment configured"), "{out}");
+    // Ignore drops a misspelt field silently, as Kubernetes, but never a real one unsaid.
+    let renamed = write(&d, "renamed.yaml", &with_affinity.replace("name: nginx-deployment", "name: other"));
+    let err = ok_stderr(d.ctl(&["create", "--validate=false", "-f", &renamed]));
+    assert!(err.contains("Warning: spec.template.spec.affinity: not supported by Coracle"), "{err}");
     let err = fails(d.ctl(&["apply", "--validate=maybe", "-f", &misspelt]));
     assert!(err.contains("must be one of: strict (or true), warn, ignore (or false)"), "{err}");
 

@@ -99,16 +99,14 @@ pub fn get(store: &Store, path: &ResourcePath, table: bool) -> Result<Value, Api
 /// under Warn a warning, under Ignore nothing. A field of Kubernetes' API that Coracle does
 /// not implement is never dropped unseen: a 422 naming it under Strict, a warning otherwise
 /// (even under Ignore, since Kubernetes would have honoured it).
-pub fn field_validation(parsed: &mut Parsed, options: &WriteOptions) -> Result<(), ApiError> {
+/// `version` is the one the client wrote in (`v1` of `autoscaling/v1`), for the message.
+pub fn field_validation(parsed: &mut Parsed, options: &WriteOptions, version: &str) -> Result<(), ApiError> {
     let strict = options.field_validation == FieldValidation::Strict;
     if strict && !parsed.warnings.is_empty() {
-        let info = parsed.object.info();
-        let version = info.api_version();
         return Err(ApiError::BadRequest(format!(
             "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
             parsed.warnings.join(", "),
-            kind = info.kind,
-            version = version.rsplit('/').next().unwrap_or(&version),
+            kind = parsed.object.info().kind,
         )));
     }
     if strict && !parsed.unsupported.is_empty() {
@@ -130,7 +128,7 @@ pub fn field_validation(parsed: &mut Parsed, options: &WriteOptions) -> Result<(
 pub fn decode_for(path: &ResourcePath, mut body: Value, options: &WriteOptions) -> Result<Parsed, ApiError> {
     check_type(&mut body, path)?;
     let mut parsed = admission::decode(body)?;
-    field_validation(&mut parsed, options)?;
+    field_validation(&mut parsed, options, &path.version)?;
     check_namespace(&parsed.object, path)?;
     Ok(parsed)
 }
