@@ -88,21 +88,24 @@ fn object_path(object: &Value) -> Result<String, String> {
     }
 }
 
-/// Whether two scalars are the same value as Kubernetes reads them: equal, or the same
-/// number or quantity written differently (`8080` and `"8080"` are not: int-or-string
-/// keeps its form, and so must we).
-fn same_scalar(written: &Value, read: &Value) -> bool {
+/// Whether two scalars at `path` are the same value as Kubernetes reads them: equal, or,
+/// where a quantity is wanted, one quantity written two ways (`0.5` and `"500m"`, `1` and
+/// `"1"`). Anywhere else the form must survive: int-or-string `8080` is not `"8080"`.
+fn same_scalar(path: &str, written: &Value, read: &Value) -> bool {
     if written == read {
         return true;
     }
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+    if !(path.contains("resources.") || path.ends_with("sizeLimit")) {
+        return false;
+    }
+    let text = match written {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return false,
     };
-    match (text(written), text(read)) {
-        (Some(a), Some(b)) => matches!((Quantity::parse(&a), Quantity::parse(&b)), (Ok(x), Ok(y)) if x == y),
-        _ => false,
+    match read.as_str() {
+        Some(got) => matches!((Quantity::parse(&text), Quantity::parse(got)), (Ok(x), Ok(y)) if x == y),
+        None => false,
     }
 }
 
@@ -124,7 +127,9 @@ fn differences(path: &str, written: &Value, read: Option<&Value>, out: &mut Vec<
                 differences(&format!("{path}[{i}]"), value, Some(g), out);
             }
         }
-        (_, Some(got)) if !same_scalar(written, got) => out.push(format!("{path}: written {written}, read {got}")),
+        (_, Some(got)) if !same_scalar(path, written, got) => {
+            out.push(format!("{path}: written {written}, read {got}"))
+        }
         _ => {}
     }
 }
