@@ -3,6 +3,10 @@
 //! lacks is then either one of Kubernetes' that Coracle does not implement (refused as
 //! "not supported by Coracle") or no field at all (`unknown field`), as the API server
 //! words it.
+//!
+//! The rows were taken from the `attribute_map` of the models of the Kubernetes Python
+//! client 33.1.0 (Kubernetes 1.33: `V1PodSpec`, `V2MetricSpec`, …). A struct missing here
+//! has every dropped field called unknown: a new kind's types need their rows too.
 
 /// Whether `field` is a field of the Kubernetes type modelled by the struct `within`.
 pub fn is_kubernetes_field(within: &str, field: &str) -> bool {
