@@ -5,7 +5,6 @@
 //! write path (POST, PUT, PATCH, server-side apply, the manifests folder) is handed. Each
 //! returns a [`Reservation`] the caller settles with the store's answer to its write.
 
-use coracle_config::autoscaling::HorizontalPodAutoscalerV1;
 use coracle_config::core::Service;
 use coracle_config::defaults;
 use coracle_config::manifest::{self, Parsed};
@@ -50,22 +49,10 @@ pub fn invalid_message(resource: &ResourceInfo, name: &str, errors: &[FieldError
     format!("{qualified_kind} \"{name}\" is invalid: {body}")
 }
 
-/// Decodes one object from a JSON value. An `autoscaling/v1` autoscaler is converted to the
-/// stored `autoscaling/v2` form first, so every later step sees one shape.
+/// Decodes one object from a JSON value. An `autoscaling/v1` autoscaler comes out in the
+/// stored `autoscaling/v2` form, so every later step sees one shape.
 pub fn decode(value: serde_json::Value) -> Result<Parsed, AdmissionError> {
-    let value = if is_v1_autoscaler(&value) {
-        let v1 = HorizontalPodAutoscalerV1::from_json(value)
-            .map_err(|e| AdmissionError::Decode(format!("decoding autoscaling/v1 HorizontalPodAutoscaler: {e}")))?;
-        serde_json::to_value(v1.to_v2()).expect("autoscalers serialize")
-    } else {
-        value
-    };
     manifest::decode_object(value).map_err(|e| AdmissionError::Decode(e.to_string()))
-}
-
-fn is_v1_autoscaler(value: &serde_json::Value) -> bool {
-    value.get("apiVersion").and_then(|v| v.as_str()) == Some("autoscaling/v1")
-        && value.get("kind").and_then(|v| v.as_str()) == Some("HorizontalPodAutoscaler")
 }
 
 /// Prepares a new object for the store: fills its namespace (`default_namespace` for
@@ -145,11 +132,13 @@ mod tests {
     }
 
     #[test]
-    fn v1_autoscalers_are_recognised_by_api_version_and_kind() {
-        let v1 = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler"});
-        let v2 = serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"});
-        assert!(is_v1_autoscaler(&v1));
-        assert!(!is_v1_autoscaler(&v2));
+    fn v1_autoscalers_decode_to_v2_with_their_unknown_fields_named() {
+        let v1 = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "h"}, "spec": {"maxReplicas": 3, "targetCPUUtilizationPercentag": 5,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"}}});
+        let parsed = decode(v1).unwrap();
+        assert_eq!(parsed.object.info().api_version(), "autoscaling/v2");
+        assert_eq!(parsed.warnings, ["unknown field \"spec.targetCPUUtilizationPercentag\""]);
     }
 
     #[test]

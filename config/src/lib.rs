@@ -5,6 +5,7 @@ pub mod apps;
 pub mod autoscaling;
 pub mod core;
 pub mod intstr;
+pub mod k8s_fields;
 pub mod label_selector;
 pub mod meta;
 pub mod metrics;

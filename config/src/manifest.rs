@@ -1,22 +1,34 @@
-//! Manifest parsing: JSON or YAML text (multi-document, `kind: List`) into typed objects,
-//! with unknown fields dropped and reported as warnings, as the Kubernetes API does.
+//! Manifest parsing: JSON or YAML text (multi-document, `kind: List`) into typed objects.
+//! Fields the types lack are dropped and reported, told apart as the Kubernetes API would
+//! see them: no field of Kubernetes' at all (`unknown field "spec.replica"`), or one of
+//! Kubernetes' that Coracle does not implement (`spec.affinity`). What becomes of each is
+//! the caller's choice (`fieldValidation`).
 
 use crate::apps::{Deployment, ReplicaSet};
 use crate::autoscaling::{HorizontalPodAutoscaler, HorizontalPodAutoscalerV1};
 use crate::core::{Endpoints, Event, Namespace, Pod, Service};
+use crate::k8s_fields;
 use crate::object::{Object, ALL};
+use crate::tracked::Unknown;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
-/// One decoded object and the warnings its decoding produced
-/// (`unknown field "spec.replica"`).
+/// One decoded object and what its decoding dropped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Parsed {
     pub object: Object,
+    /// Fields that are no field of the kind in Kubernetes either, in the API server's
+    /// words: `unknown field "spec.replica"`.
     pub warnings: Vec<String>,
+    /// Paths of fields of Kubernetes' API that Coracle does not implement
+    /// (`spec.affinity`, `spec.volumes[0].configMap`).
+    pub unsupported: Vec<String>,
 }
+
+/// What becomes of an unsupported field, in Kubernetes' field-error words.
+pub const NOT_SUPPORTED: &str = "not supported by Coracle";
 
 /// Why a manifest could not be decoded. The message names the document and the field.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,7 +42,7 @@ impl ManifestError {
     }
 
     /// The same error with `prefix: ` in front, naming where it happened.
-    fn within(self, prefix: &str) -> ManifestError {
+    pub fn within(self, prefix: &str) -> ManifestError {
         ManifestError { message: format!("{prefix}: {}", self.message) }
     }
 }
@@ -46,16 +58,25 @@ impl std::error::Error for ManifestError {}
 /// Parses every object in `text` (JSON, YAML, multi-document YAML, `kind: List`).
 /// Empty documents are skipped, so empty text gives no objects.
 pub fn parse_documents(text: &str) -> Result<Vec<Parsed>, ManifestError> {
+    split_objects(text)?
+        .into_iter()
+        .map(|(where_, value)| decode_object(value).map_err(|e| e.within(&where_)))
+        .collect()
+}
+
+/// The objects of `text` as JSON values, as written, each with where it is
+/// (`document 2`, `document 1: items[3]`): what a client sends to the server as is.
+pub fn split_objects(text: &str) -> Result<Vec<(String, Value)>, ManifestError> {
     let mut out = Vec::new();
     for (i, doc) in split_documents(text)?.into_iter().enumerate() {
         let where_ = format!("document {}", i + 1);
         match list_items(&doc) {
             Some(items) => {
                 for (j, item) in items.iter().enumerate() {
-                    out.push(decode_object(item.clone()).map_err(|e| e.within(&format!("{where_}: items[{j}]")))?);
+                    out.push((format!("{where_}: items[{j}]"), item.clone()));
                 }
             }
-            None => out.push(decode_object(doc).map_err(|e| e.within(&where_))?),
+            None => out.push((where_, doc)),
         }
     }
     Ok(out)
@@ -116,7 +137,7 @@ pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
     if api_version.is_empty() {
         return Err(ManifestError::new(format!("Object 'apiVersion' is missing in '{}'", snippet(&value))));
     }
-    let (object, warnings) = match (api_version.as_str(), kind.as_str()) {
+    let (object, dropped) = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Pod") => typed::<Pod>(value)?,
         ("v1", "Service") => typed::<Service>(value)?,
         ("v1", "Endpoints") => typed::<Endpoints>(value)?,
@@ -126,28 +147,34 @@ pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
         ("apps/v1", "ReplicaSet") => typed::<ReplicaSet>(value)?,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => typed::<HorizontalPodAutoscaler>(value)?,
         ("autoscaling/v1", "HorizontalPodAutoscaler") => {
-            let (v1, warnings) = decode_tracked::<HorizontalPodAutoscalerV1>(value)?;
-            (Object::HorizontalPodAutoscaler(v1.to_v2()), warnings)
+            let (v1, dropped) = decode_tracked::<HorizontalPodAutoscalerV1>(value)?;
+            (Object::HorizontalPodAutoscaler(v1.to_v2()), dropped)
         }
         _ => return Err(ManifestError::new(format!("no kind {kind:?} is registered for version {api_version:?}"))),
     };
     let mut object = object;
     object.set_type_meta();
-    Ok(Parsed { object, warnings })
+    let (unsupported, unknown): (Vec<Unknown>, Vec<Unknown>) = dropped
+        .into_iter()
+        .partition(|u| u.within.is_some_and(|within| k8s_fields::is_kubernetes_field(within, &u.field)));
+    Ok(Parsed {
+        object,
+        warnings: unknown.iter().map(|u| format!("unknown field {:?}", u.path)).collect(),
+        unsupported: unsupported.into_iter().map(|u| u.path).collect(),
+    })
 }
 
-fn typed<T>(value: Value) -> Result<(Object, Vec<String>), ManifestError>
+fn typed<T>(value: Value) -> Result<(Object, Vec<Unknown>), ManifestError>
 where
     T: DeserializeOwned + Into<Object>,
 {
-    decode_tracked::<T>(value).map(|(t, warnings)| (t.into(), warnings))
+    decode_tracked::<T>(value).map(|(t, dropped)| (t.into(), dropped))
 }
 
-/// Decodes `T`, collecting the paths of fields `T` does not know and naming the field
-/// path of a type error.
-fn decode_tracked<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<String>), ManifestError> {
-    let (t, unknown) = crate::tracked::decode::<T>(value).map_err(|e| ManifestError::new(e.to_string()))?;
-    Ok((t, unknown.iter().map(|path| format!("unknown field {path:?}")).collect()))
+/// Decodes `T`, collecting the fields `T` does not know and naming the field path of a
+/// type error.
+fn decode_tracked<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<Unknown>), ManifestError> {
+    crate::tracked::decode::<T>(value).map_err(|e| ManifestError::new(e.to_string()))
 }
 
 /// Names a JSON value's type the way serde's `invalid type` messages do.
@@ -211,6 +238,36 @@ mod tests {
         // Dropped from the stored object.
         let json = parsed[0].object.to_json();
         assert!(json["spec"].get("replica").is_none());
+    }
+
+    #[test]
+    fn kubernetes_fields_coracle_lacks_are_told_from_unknown_ones() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  affinity: {}\n  affinty: {}\n  \
+                    containers:\n  - {name: c, image: i, envFrom: [{configMapRef: {name: x}}]}\n  \
+                    volumes:\n  - {name: v, configMap: {name: x}}\n";
+        let parsed = parse_documents(text).unwrap();
+        assert_eq!(parsed[0].warnings, ["unknown field \"spec.affinty\""]);
+        assert_eq!(parsed[0].unsupported, ["spec.affinity", "spec.containers[0].envFrom", "spec.volumes[0].configMap"]);
+    }
+
+    #[test]
+    fn explicit_null_means_absent() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w, annotations: null, labels: null}\n\
+                    spec:\n  replicas: null\n  selector: {matchLabels: {app: w}}\n  template:\n    \
+                    metadata: {labels: {app: w}, annotations: null}\n    spec:\n      volumes: null\n      \
+                    containers:\n      - name: c\n        image: i\n        resources: null\n        \
+                    args: null\n        env: null\n        ports: null\n        command: null\n        \
+                    securityContext: null\n        imagePullPolicy: null\n";
+        let parsed = parse_documents(text).unwrap();
+        assert!(parsed[0].warnings.is_empty() && parsed[0].unsupported.is_empty(), "{parsed:?}");
+        let same = parse_documents(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  selector: {matchLabels: {app: w}}\n  \
+             template:\n    metadata: {labels: {app: w}}\n    spec:\n      containers:\n      - {name: c, image: i}\n",
+        )
+        .unwrap();
+        assert_eq!(parsed[0].object, same[0].object);
+        // A null where an object is wanted at the top is still no object.
+        assert!(err("null\n---\n[null]\n").contains("expected an object"));
     }
 
     #[test]

@@ -32,11 +32,30 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Decodes `T` from `value`; on success also returns the paths of the fields `T` ignored,
-/// in document order.
-pub fn decode<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<String>), DecodeError> {
+/// A field the decoded type has no place for: its path, and the name of the struct it sits
+/// in (`PodSpec` for `spec.affinity`), so a caller can tell a field of Kubernetes' API that
+/// is not implemented from one that does not exist at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unknown {
+    pub path: String,
+    /// The Rust struct whose fields were being decoded, `None` outside a struct (a map's
+    /// entry, an enum's content).
+    pub within: Option<&'static str>,
+    /// The field's own name (the last step of `path`).
+    pub field: String,
+}
+
+/// Decodes `T` from `value`; on success also returns the fields `T` ignored, in document
+/// order.
+///
+/// An explicit `null` means "absent", as in Kubernetes' decoder: an `Option` becomes
+/// `None`, and a list, map, struct, string, number or boolean its default (empty, zero,
+/// false), so `annotations: null` or `envFrom: null` in rendered Helm output decode as if
+/// the line were not there. (Only full objects come through here; in a merge patch `null`
+/// deletes, and patches are applied to JSON before this decoding.)
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<(T, Vec<Unknown>), DecodeError> {
     let unknown = RefCell::new(Vec::new());
-    let node = Node { value, path: Path::Root, unknown: &unknown };
+    let node = Node { value, path: Path::Root, within: None, unknown: &unknown };
     match T::deserialize(node) {
         Ok(t) => Ok((t, unknown.into_inner())),
         Err(e) => Err(DecodeError { path: e.path.unwrap_or_default(), message: e.message }),
@@ -154,11 +173,13 @@ fn unexpected(value: &Value) -> de::Unexpected<'_> {
     }
 }
 
-/// One value of the document, with its path and the shared list of ignored fields.
+/// One value of the document, with its path, the struct it is a field of, and the shared
+/// list of ignored fields.
 struct Node<'a> {
     value: Value,
     path: Path<'a>,
-    unknown: &'a RefCell<Vec<String>>,
+    within: Option<&'static str>,
+    unknown: &'a RefCell<Vec<Unknown>>,
 }
 
 impl<'a> Node<'a> {
@@ -187,26 +208,68 @@ impl<'a> Node<'a> {
         }
     }
 
-    fn visit_object<'de, V: Visitor<'de>>(&self, map: Map<String, Value>, visitor: V) -> Result<V::Value, Error> {
-        let mut access = Entries { entries: map.into_iter(), pending: None, parent: self };
+    fn visit_object<'de, V: Visitor<'de>>(
+        &self,
+        map: Map<String, Value>,
+        owner: Option<&'static str>,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let mut access = Entries { entries: map.into_iter(), pending: None, owner, parent: self };
         visitor.visit_map(&mut access)
     }
+
+    /// `null` as the empty or zero value the visitor expects (see [`decode`]).
+    fn null_as<'de, V: Visitor<'de>>(self, visitor: V, empty: Value) -> Result<V::Value, Error> {
+        match self.value {
+            Value::Null => de::Deserializer::deserialize_any(Node { value: empty, ..self }, visitor),
+            _ => de::Deserializer::deserialize_any(self, visitor),
+        }
+    }
+}
+
+/// Numbers: `null` is zero (see [`decode`]).
+macro_rules! null_as_zero {
+    ($($method:ident)*) => {
+        $(fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.null_as(visitor, Value::Number(Number::from(0u8)))
+        })*
+    };
 }
 
 impl<'de> de::Deserializer<'de> for Node<'_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let Node { value, path, unknown } = self;
-        let shell = Node { value: Value::Null, path, unknown };
+        let Node { value, path, within, unknown } = self;
+        let shell = Node { value: Value::Null, path, within, unknown };
         match value {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(b),
             Value::Number(n) => Node::visit_number(n, visitor),
             Value::String(s) => visitor.visit_string(s),
             Value::Array(items) => shell.visit_array(items, visitor),
-            Value::Object(map) => shell.visit_object(map, visitor),
+            Value::Object(map) => shell.visit_object(map, None, visitor),
         }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.null_as(visitor, Value::Array(Vec::new()))
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.null_as(visitor, Value::Object(Map::new()))
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.null_as(visitor, Value::String(String::new()))
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.null_as(visitor, Value::String(String::new()))
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.null_as(visitor, Value::Bool(false))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -222,13 +285,18 @@ impl<'de> de::Deserializer<'de> for Node<'_> {
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        match self.value {
-            Value::Object(_) | Value::Array(_) => self.deserialize_any(visitor),
-            _ => Err(self.invalid_type(&visitor)),
+        let Node { value, path, within, unknown } = self;
+        let shell = Node { value: Value::Null, path, within, unknown };
+        match value {
+            Value::Object(map) => shell.visit_object(map, Some(name), visitor),
+            Value::Array(items) => shell.visit_array(items, visitor),
+            // Below the top level, `null` is the struct left out; at the top it is no object.
+            Value::Null if !matches!(path, Path::Root) => shell.visit_object(Map::new(), Some(name), visitor),
+            value => Err(Node { value, ..shell }.invalid_type(&visitor)),
         }
     }
 
@@ -253,13 +321,27 @@ impl<'de> de::Deserializer<'de> for Node<'_> {
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.unknown.borrow_mut().push(self.path.render());
+        // `null` and `[]` are the field left out (Kubernetes stores neither), so nothing is
+        // dropped: `envFrom: null` in rendered Helm output is no unsupported field.
+        if self.value.is_null() || self.value.as_array().is_some_and(Vec::is_empty) {
+            return visitor.visit_unit();
+        }
+        let field = match self.path {
+            Path::Key(_, key) => key.to_string(),
+            _ => String::new(),
+        };
+        self.unknown.borrow_mut().push(Unknown { path: self.path.render(), within: self.within, field });
         visitor.visit_unit()
     }
 
+    null_as_zero! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64
+    }
+
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+        char bytes byte_buf unit unit_struct tuple tuple_struct identifier
     }
 }
 
@@ -277,7 +359,7 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
         let Some(value) = self.items.next() else { return Ok(None) };
         let path = Path::Index(&self.parent.path, self.index);
         self.index += 1;
-        let node = Node { value, path, unknown: self.parent.unknown };
+        let node = Node { value, path, within: None, unknown: self.parent.unknown };
         located(seed.deserialize(node), &path).map(Some)
     }
 
@@ -286,10 +368,12 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, '_> {
     }
 }
 
-/// The entries of an object, each value at `parent.key`.
+/// The entries of an object, each value at `parent.key`; `owner` names the struct they
+/// are the fields of.
 struct Entries<'p, 'a> {
     entries: serde_json::map::IntoIter,
     pending: Option<(String, Value)>,
+    owner: Option<&'static str>,
     parent: &'p Node<'a>,
 }
 
@@ -306,7 +390,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let (key, value) = self.pending.take().ok_or_else(|| de::Error::custom("value requested before its key"))?;
         let path = Path::Key(&self.parent.path, &key);
-        let node = Node { value, path, unknown: self.parent.unknown };
+        let node = Node { value, path, within: self.owner, unknown: self.parent.unknown };
         located(seed.deserialize(node), &path)
     }
 
@@ -321,7 +405,7 @@ struct Variant<'a> {
     name: String,
     value: Option<Value>,
     parent: Path<'a>,
-    unknown: &'a RefCell<Vec<String>>,
+    unknown: &'a RefCell<Vec<Unknown>>,
 }
 
 impl<'de, 'a> de::EnumAccess<'de> for Variant<'a> {
@@ -341,7 +425,7 @@ impl Variant<'_> {
             return Err(de::Error::invalid_type(de::Unexpected::UnitVariant, &expected));
         };
         let path = Path::Key(&self.parent, &self.name);
-        located(decode(Node { value, path, unknown: self.unknown }), &path)
+        located(decode(Node { value, path, within: None, unknown: self.unknown }), &path)
     }
 }
 
@@ -419,7 +503,15 @@ mod tests {
         assert_eq!(outer.labels["x"], "y");
         assert_eq!(outer.mode, Some(Mode::Never));
         assert_eq!(outer.shape, Some(Shape::Square { side: 4 }));
-        assert_eq!(unknown, ["extra", "items[1].cont", "shape.square.sides"]);
+        let paths: Vec<_> = unknown.iter().map(|u| (u.path.as_str(), u.within, u.field.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                ("extra", Some("Outer"), "extra"),
+                ("items[1].cont", Some("Inner"), "cont"),
+                ("shape.square.sides", None, "sides")
+            ]
+        );
     }
 
     #[test]
@@ -442,13 +534,29 @@ mod tests {
     }
 
     #[test]
+    fn null_is_an_absent_field() {
+        let (outer, unknown) =
+            decode::<Outer>(json!({"name": null, "items": null, "labels": null, "mode": null, "shape": null})).unwrap();
+        assert_eq!(outer, decode::<Outer>(json!({})).unwrap().0);
+        assert!(unknown.is_empty());
+        // Below the top a null struct is an empty one (and then its required fields missing).
+        assert_eq!(
+            decode::<Outer>(json!({"items": [null]})).unwrap_err().to_string(),
+            "items[0]: missing field `count`"
+        );
+        assert_eq!(decode::<Inner>(json!({"count": null})).unwrap().0, Inner { count: 0 });
+        // An unknown field left null or empty is nothing dropped.
+        let (_, unknown) = decode::<Inner>(json!({"count": 1, "gone": null, "none": [], "kept": {}})).unwrap();
+        assert_eq!(unknown.iter().map(|u| u.path.as_str()).collect::<Vec<_>>(), ["kept"]);
+    }
+
+    #[test]
     fn messages_match_plain_serde_json() {
         for bad in [
             json!({"name": 5}),
             json!({"items": {}}),
             json!({"mode": {"a": 1, "b": 2}}),
             json!({"mode": 3}),
-            json!({"name": null}),
             json!(null),
         ] {
             let plain = serde_json::from_value::<Outer>(bad.clone()).unwrap_err().to_string();

@@ -91,6 +91,11 @@ pub struct ManifestArgs {
     /// Output format: json, yaml or name for create; only name for apply
     #[arg(short = 'o', long = "output")]
     pub output: Option<String>,
+    /// What the server does with fields it does not know or Coracle does not support:
+    /// strict (or true) refuses them, warn drops them with a warning, ignore (or false)
+    /// drops unknown ones silently
+    #[arg(long = "validate", default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
+    pub validate: String,
 }
 
 /// `get TYPE[,TYPE…] [NAME…]` or `get TYPE/NAME…`.

@@ -2,8 +2,9 @@
 //! typed objects.
 
 use crate::error::CtlError;
-use coracle_config::manifest::parse_documents;
+use coracle_config::manifest::{decode_object, split_objects, ManifestError};
 use coracle_config::Object;
+use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 
@@ -11,22 +12,24 @@ use std::path::Path;
 #[derive(Clone, Debug)]
 pub struct Manifest {
     pub source: String,
+    /// The object decoded here, for its kind, name and namespace.
     pub object: Object,
+    /// The object as written, which is what is sent: the server, not the ctl, decides what
+    /// becomes of fields the ctl's types lack (`--validate`), as with kubectl.
+    pub raw: Value,
 }
 
 /// Reads and decodes every object in `filenames`, in order (`verb` names the command in the
-/// error for no objects); decoding warnings are printed as `Warning: …` the way the server's warnings are.
+/// error for no objects). Fields dropped by the local decoding are not reported here: the
+/// raw object goes to the server, which refuses or warns about them.
 pub fn read_manifests(filenames: &[String], verb: &str) -> Result<Vec<Manifest>, CtlError> {
     let mut out = Vec::new();
     for name in filenames {
         for (source, text) in read_sources(name)? {
-            let parsed =
-                parse_documents(&text).map_err(|e| CtlError::client(format!("error parsing {source}: {e}")))?;
-            for p in parsed {
-                for w in &p.warnings {
-                    errln!("Warning: {w}");
-                }
-                out.push(Manifest { source: source.clone(), object: p.object });
+            let parse_error = |e: ManifestError| CtlError::client(format!("error parsing {source}: {e}"));
+            for (where_, raw) in split_objects(&text).map_err(parse_error)? {
+                let parsed = decode_object(raw.clone()).map_err(|e| parse_error(e.within(&where_)))?;
+                out.push(Manifest { source: source.clone(), object: parsed.object, raw });
             }
         }
     }

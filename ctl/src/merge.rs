@@ -30,6 +30,11 @@ fn merge_map(
 ) -> Map<String, Value> {
     let mut out = live.clone();
     for (k, d) in desired {
+        // A field written as null is one the manifest leaves out (kubectl's patch deletes it).
+        if d.is_null() {
+            out.remove(k);
+            continue;
+        }
         let merged = merge_value(Some(k), live.get(k), last.and_then(|l| l.get(k)), d);
         out.insert(k.clone(), merged);
     }
@@ -90,6 +95,15 @@ mod tests {
             "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.14.2", "imagePullPolicy": "IfNotPresent"}]}}},
             "status": {"replicas": 3}});
         assert_eq!(three_way(&live, Some(&desired), &desired), live);
+    }
+
+    #[test]
+    fn null_in_the_manifest_is_the_field_left_out() {
+        let desired = json!({"metadata": {"annotations": null}, "spec": {"replicas": 3, "paused": null}});
+        let live = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3, "paused": true}});
+        assert_eq!(three_way(&live, None, &desired), json!({"metadata": {"name": "w"}, "spec": {"replicas": 3}}));
+        let unchanged = json!({"metadata": {"name": "w"}, "spec": {"replicas": 3}});
+        assert_eq!(three_way(&unchanged, Some(&desired), &desired), unchanged);
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         return Err(config_error(format!("workingDir {cwd:?}: must be an absolute path")));
     }
     let mut mounts = inputs.sandbox.standard_mounts();
-    mounts.extend(volume_mounts(pod, container, inputs.data_dir)?);
+    let (volumes, granted_devices) = volume_mounts(pod, container, inputs.data_dir)?;
+    mounts.extend(volumes);
     let security = container.security_context.as_ref();
     let privileged = security.and_then(|s| s.privileged) == Some(true);
     let mut capabilities = security
@@ -93,11 +94,10 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         capabilities.add.push("ALL".into());
         Confinement::privileged()
     } else {
-        Confinement {
-            devices: DeviceRule::runc_defaults(),
-            seccomp: seccomp(pod, container, inputs.seccomp_profile_root)?,
-            privileged: false,
-        }
+        // runc's list, and the devices the pod's CharDevice/BlockDevice hostPaths mount here.
+        let mut devices = DeviceRule::runc_defaults();
+        devices.extend(granted_devices);
+        Confinement { devices, seccomp: seccomp(pod, container, inputs.seccomp_profile_root)?, privileged: false }
     };
     let dir = layout::container_dir(inputs.data_dir, uid, &container.name);
     let ns = if pod.metadata.namespace.is_empty() { "default" } else { &pod.metadata.namespace };
@@ -287,9 +287,15 @@ fn verify_run_as_non_root(
     }
 }
 
-/// emptyDir and hostPath binds for the container's volumeMounts.
-fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Vec<MountSpec>, SpecError> {
+/// emptyDir and hostPath binds for the container's volumeMounts, and the device rules the
+/// device hostPaths among them grant.
+fn volume_mounts(
+    pod: &Pod,
+    container: &Container,
+    data_dir: &Path,
+) -> Result<(Vec<MountSpec>, Vec<DeviceRule>), SpecError> {
     let mut mounts = Vec::new();
+    let mut devices = Vec::new();
     for vm in &container.volume_mounts {
         let context =
             |what: String| config_error(format!("container {} volumeMount {}: {what}", container.name, vm.name));
@@ -313,15 +319,8 @@ fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Ve
                 (dir, MountKind::Bind)
             }
         } else if let Some(host) = &volume.host_path {
-            let path = PathBuf::from(&host.path);
-            match host.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" => std::fs::create_dir_all(&path)
-                    .map_err(|e| context(format!("hostPath {}: create: {e}", path.display())))?,
-                "" => {}
-                _ if !path.exists() => return Err(context(format!("hostPath {}: does not exist", path.display()))),
-                _ => {}
-            }
-            (path, MountKind::Bind)
+            devices.extend(super::host_path::check(host, read_only).map_err(context)?);
+            (PathBuf::from(&host.path), MountKind::Bind)
         } else {
             return Err(context("volume type not supported on this node (emptyDir and hostPath are)".into()));
         };
@@ -341,7 +340,7 @@ fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Ve
         };
         mounts.push(MountSpec { source, destination: vm.mount_path.clone().into(), kind, read_only });
     }
-    Ok(mounts)
+    Ok((mounts, devices))
 }
 
 #[cfg(test)]

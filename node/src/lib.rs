@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod container_spec;
 pub mod env_expansion;
 pub mod events;
+pub mod host_path;
 pub mod layout;
 pub mod metrics;
 pub mod oom_score;

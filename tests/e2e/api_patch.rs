@@ -6,7 +6,7 @@ use coracle_e2e::{wait_for, Daemon};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -465,7 +465,12 @@ impl Kubectl {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("/usr/bin/kubectl")
+        self.run_with(Path::new("/usr/bin/kubectl"), args)
+    }
+
+    /// `run` with another kubectl binary (`kubectl.1.27` beside the default one).
+    fn run_with(&self, kubectl: &Path, args: &[&str]) -> Output {
+        Command::new(kubectl)
             .env("HOME", self.home.path())
             .env_remove("KUBECONFIG")
             .args([
@@ -538,4 +543,54 @@ fn kubectl_create_apply_get_scale_describe_and_delete() {
     let out = k.ok(&["delete", "deployment", "web", "--wait=false"]);
     assert!(out.contains("deleted"), "{out}");
     assert_eq!(k.daemon.request("GET", &format!("{DEPLOYMENTS}/web"), &[], None).status, 404);
+}
+
+/// Stock kubectl sends `fieldValidation=Strict` by default: a manifest with a misspelt field,
+/// or with a field of Kubernetes' API that Coracle does not implement, is refused naming the
+/// field; `--validate=false` (Ignore) applies the misspelt one without it, `--validate=warn`
+/// applies with a warning. Checked with the default kubectl and kubectl 1.33 (1.27 and 1.28
+/// validate against protobuf OpenAPI v2, which is not served: they need `--validate=false`).
+#[test]
+fn kubectl_field_validation_refuses_unknown_and_unsupported_fields() {
+    let Some(k) = Kubectl::start() else { return };
+    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin");
+    let mut kubectls = vec![PathBuf::from("/usr/bin/kubectl")];
+    kubectls.extend(Some(sdk.join("kubectl.1.33")).filter(|path| path.exists()));
+    for (i, kubectl) in kubectls.iter().enumerate() {
+        let stderr_of = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+        let name = format!("strict{i}");
+        let manifest = k.home.path().join(format!("{name}.json"));
+
+        let mut misspelt = deployment(&name);
+        misspelt["spec"]["replica"] = json!(2);
+        std::fs::write(&manifest, misspelt.to_string()).unwrap();
+        let out = k.run_with(kubectl, &["apply", "-f", manifest.to_str().unwrap()]);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{kubectl:?} applied a misspelt field: {err}");
+        assert!(err.contains(r#"strict decoding error: unknown field "spec.replica""#), "{kubectl:?}: {err}");
+        assert_eq!(k.daemon.request("GET", &format!("{DEPLOYMENTS}/{name}"), &[], None).status, 404);
+
+        let mut unsupported = deployment(&name);
+        unsupported["spec"]["template"]["spec"]["affinity"] = json!({"nodeAffinity": {}});
+        std::fs::write(&manifest, unsupported.to_string()).unwrap();
+        let out = k.run_with(kubectl, &["create", "-f", manifest.to_str().unwrap()]);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{kubectl:?} created an unsupported field: {err}");
+        assert!(err.contains("spec.template.spec.affinity: Forbidden: not supported by Coracle"), "{kubectl:?}: {err}");
+        assert!(err.contains(&format!(r#"The Deployment "{name}" is invalid"#)), "{kubectl:?}: {err}");
+
+        // --validate=warn stores it without the field and says so.
+        let out = k.run_with(kubectl, &["create", "--validate=warn", "-f", manifest.to_str().unwrap()]);
+        let err = stderr_of(&out);
+        assert!(out.status.success(), "{kubectl:?}: {err}");
+        assert!(err.contains("spec.template.spec.affinity: not supported by Coracle"), "{kubectl:?}: {err}");
+        k.ok(&["delete", "deployment", &name, "--wait=false"]);
+
+        // --validate=false: the misspelt field is dropped silently, as Kubernetes does.
+        std::fs::write(&manifest, misspelt.to_string()).unwrap();
+        let out = k.run_with(kubectl, &["apply", "--validate=false", "-f", manifest.to_str().unwrap()]);
+        assert!(out.status.success(), "{kubectl:?}: {}", stderr_of(&out));
+        let live = k.daemon.request("GET", &format!("{DEPLOYMENTS}/{name}"), &[], None).json();
+        assert!(live["spec"].get("replica").is_none(), "{live}");
+    }
 }

@@ -201,3 +201,75 @@ fn failures_exit_one_with_kubectl_messages() {
         format!("The connection to the server {} was refused - is coracled running?\n", missing.display())
     );
 }
+
+/// Rendered Helm output: explicit nulls where nothing was set.
+const HELM_NULLS: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: helm
+  annotations: null
+  labels:
+    app: helm
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: helm
+  template:
+    metadata:
+      labels:
+        app: helm
+      annotations: null
+    spec:
+      volumes: null
+      containers:
+      - name: app
+        image: busybox
+        resources: null
+        envFrom: null
+        env: null
+        args: null
+";
+
+/// The ctl sends manifests as written with `fieldValidation=Strict` by default, as kubectl
+/// does: a misspelt field or one of Kubernetes' that Coracle lacks is refused by name, and
+/// nothing is stored; `--validate=warn` stores without it and says so; `--validate=false`
+/// drops a misspelt field silently. Explicit nulls mean absent.
+#[test]
+fn apply_validates_fields_strictly_by_default() {
+    let d = Daemon::start();
+    let misspelt = write(&d, "misspelt.yaml", &NGINX.replace("  replicas: 3\n", "  replica: 3\n"));
+    let err = fails(d.ctl(&["apply", "-f", &misspelt]));
+    assert!(err.contains(r#"strict decoding error: unknown field "spec.replica""#), "{err}");
+    assert!(err.starts_with("Error from server (BadRequest): error when creating"), "{err}");
+    let err = fails(d.ctl(&["create", "-f", &misspelt]));
+    assert!(err.contains(r#"unknown field "spec.replica""#), "{err}");
+    assert_eq!(d.http("GET", NGINX_PATH, None).0, 404);
+
+    let with_affinity = NGINX.replace("    spec:\n", "    spec:\n      affinity:\n        nodeAffinity: {}\n");
+    let unsupported = write(&d, "unsupported.yaml", &with_affinity);
+    let err = fails(d.ctl(&["apply", "-f", &unsupported]));
+    assert!(err.contains("spec.template.spec.affinity: Forbidden: not supported by Coracle"), "{err}");
+    assert_eq!(d.http("GET", NGINX_PATH, None).0, 404);
+
+    let err = ok_stderr(d.ctl(&["apply", "--validate=warn", "-f", &unsupported]));
+    assert!(err.contains("Warning: spec.template.spec.affinity: not supported by Coracle"), "{err}");
+    let live = curl_json(&d, NGINX_PATH);
+    assert!(live["spec"]["template"]["spec"].get("affinity").is_none(), "{live}");
+
+    let out = ok(d.ctl(&["apply", "--validate=false", "-f", &misspelt]));
+    assert!(out.contains("deployment.apps/nginx-deployment configured"), "{out}");
+    // Ignore drops a misspelt field silently, as Kubernetes, but never a real one unsaid.
+    let renamed = write(&d, "renamed.yaml", &with_affinity.replace("name: nginx-deployment", "name: other"));
+    let err = ok_stderr(d.ctl(&["create", "--validate=false", "-f", &renamed]));
+    assert!(err.contains("Warning: spec.template.spec.affinity: not supported by Coracle"), "{err}");
+    let err = fails(d.ctl(&["apply", "--validate=maybe", "-f", &misspelt]));
+    assert!(err.contains("must be one of: strict (or true), warn, ignore (or false)"), "{err}");
+
+    let helm = write(&d, "helm.yaml", HELM_NULLS);
+    let out = ok(d.ctl(&["apply", "-f", &helm]));
+    assert_eq!(out, "deployment.apps/helm created\n");
+    let out = ok(d.ctl(&["apply", "-f", &helm]));
+    assert_eq!(out, "deployment.apps/helm unchanged\n");
+}

@@ -2,12 +2,14 @@
 
 use super::Reply;
 use crate::admission;
+use crate::admission::AdmissionError;
 use crate::errors::ApiError;
 use crate::request::{FieldValidation, ListQuery, WriteOptions};
 use crate::routes::ResourcePath;
 use coracle_config::core::Namespace;
-use coracle_config::manifest::Parsed;
+use coracle_config::manifest::{Parsed, NOT_SUPPORTED};
 use coracle_config::object::{Object, Resource};
+use coracle_config::validation::{FieldError, Path as FieldPath};
 use coracle_net::services::allocator::ServiceAllocator;
 use coracle_store::{DeleteOptions, Filter, Store, StoreError};
 use serde_json::{json, Value};
@@ -92,22 +94,41 @@ pub fn get(store: &Store, path: &ResourcePath, table: bool) -> Result<Value, Api
     Ok(present(&object, path))
 }
 
-/// Unknown-field warnings as `fieldValidation` wants them: an error, warnings, or nothing.
-pub fn field_warnings(warnings: Vec<String>, options: &WriteOptions) -> Result<Vec<String>, ApiError> {
-    match options.field_validation {
-        FieldValidation::Strict if !warnings.is_empty() => {
-            Err(ApiError::BadRequest(format!("strict decoding error: {}", warnings.join(", "))))
-        }
-        FieldValidation::Ignore => Ok(Vec::new()),
-        _ => Ok(warnings),
+/// What `fieldValidation` makes of the fields decoding dropped, as the API server does:
+/// under Strict an unknown field is a 400 (`strict decoding error: unknown field "spec.foo"`),
+/// under Warn a warning, under Ignore nothing. A field of Kubernetes' API that Coracle does
+/// not implement is never dropped unseen: a 422 naming it under Strict, a warning otherwise
+/// (even under Ignore, since Kubernetes would have honoured it).
+/// `version` is the one the client wrote in (`v1` of `autoscaling/v1`), for the message.
+pub fn field_validation(parsed: &mut Parsed, options: &WriteOptions, version: &str) -> Result<(), ApiError> {
+    let strict = options.field_validation == FieldValidation::Strict;
+    if strict && !parsed.warnings.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+            parsed.warnings.join(", "),
+            kind = parsed.object.info().kind,
+        )));
     }
+    if strict && !parsed.unsupported.is_empty() {
+        let errors =
+            parsed.unsupported.iter().map(|path| FieldError::forbidden(&FieldPath::new(path), NOT_SUPPORTED)).collect();
+        let meta = parsed.object.metadata();
+        let name = if meta.name.is_empty() { meta.generate_name.clone() } else { meta.name.clone() };
+        return Err(AdmissionError::Invalid { resource: parsed.object.info(), name, errors }.into());
+    }
+    if options.field_validation == FieldValidation::Ignore {
+        parsed.warnings.clear();
+    }
+    let unsupported = std::mem::take(&mut parsed.unsupported);
+    parsed.warnings.extend(unsupported.iter().map(|path| format!("{path}: {NOT_SUPPORTED}; the field was dropped")));
+    Ok(())
 }
 
 /// Type-checks and decodes a body for this path, applying `fieldValidation`.
 pub fn decode_for(path: &ResourcePath, mut body: Value, options: &WriteOptions) -> Result<Parsed, ApiError> {
     check_type(&mut body, path)?;
     let mut parsed = admission::decode(body)?;
-    parsed.warnings = field_warnings(std::mem::take(&mut parsed.warnings), options)?;
+    field_validation(&mut parsed, options, &path.version)?;
     check_namespace(&parsed.object, path)?;
     Ok(parsed)
 }

@@ -135,7 +135,8 @@ const WRITE: &[Param] = &[
     query(
         "fieldValidation",
         Type::OneOf(&["Ignore", "Warn", "Strict"]),
-        "What unknown fields do: \"Strict\" makes them a 400, \"Warn\" (the default) a Warning header.",
+        "What unknown fields do: \"Strict\" makes them a 400 (and a field of Kubernetes' API that Coracle does not \
+         support a 422), \"Warn\" (the default) a Warning header, \"Ignore\" nothing (an unsupported field still warns).",
     ),
 ];
 

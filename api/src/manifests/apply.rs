@@ -30,6 +30,13 @@ pub fn load(file_name: &str, text: &str) -> Result<Vec<Object>, String> {
         for warning in &doc.warnings {
             log::warn!("manifests: {file_name}: document {}: {warning}", index + 1);
         }
+        // A field Kubernetes would honour and Coracle cannot is never dropped: the file is
+        // refused, naming it, as the API refuses it under fieldValidation=Strict.
+        if !doc.unsupported.is_empty() {
+            let named: Vec<String> =
+                doc.unsupported.iter().map(|path| format!("{path}: Forbidden: {}", manifest::NOT_SUPPORTED)).collect();
+            return Err(format!("document {}: {}", index + 1, named.join(", ")));
+        }
         if doc.object.metadata().name.is_empty() {
             return Err(format!(
                 "document {}: metadata.name: Required value (generateName is not supported in manifest files)",

@@ -132,6 +132,17 @@ mod tests {
     }
 
     #[test]
+    fn a_field_coracle_does_not_support_refuses_the_file_by_name() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsConfig: {nameservers: [1.1.1.1]}\n  \
+                    containers: [{name: c, image: busybox}]\n";
+        let e = apply::load("pod.yaml", text).unwrap_err();
+        assert_eq!(e, "document 1: spec.dnsConfig: Forbidden: not supported by Coracle");
+        // A misspelt field is only logged, as before: the object loads without it.
+        let text = text.replace("dnsConfig", "dnsConfg");
+        assert_eq!(apply::load("pod.yaml", &text).unwrap().len(), 1);
+    }
+
+    #[test]
     fn files_added_changed_broken_and_removed() {
         let data = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();

@@ -43,12 +43,40 @@ impl DryRun {
         }
     }
 
-    /// The query that makes the server validate without persisting.
-    pub fn query(&self) -> &'static str {
-        if *self == DryRun::Server {
-            "?dryRun=All"
-        } else {
-            ""
+    /// The query of a write: `fieldValidation` as `--validate` asked, and `dryRun=All` for
+    /// a server dry run (the server validates without persisting).
+    pub fn query(&self, validation: Validation) -> String {
+        let dry_run = if *self == DryRun::Server { "&dryRun=All" } else { "" };
+        format!("?fieldValidation={}{dry_run}", validation.as_str())
+    }
+}
+
+/// `--validate`: the `fieldValidation` kubectl sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl Validation {
+    /// Parses `--validate` as kubectl does (`true` is strict, `false` ignore).
+    pub fn parse(flag: &str) -> Result<Validation, CtlError> {
+        match flag.to_ascii_lowercase().as_str() {
+            "strict" | "true" => Ok(Validation::Strict),
+            "warn" => Ok(Validation::Warn),
+            "ignore" | "false" => Ok(Validation::Ignore),
+            _ => Err(CtlError::client(format!(
+                "invalid - validate option {flag:?}; must be one of: strict (or true), warn, ignore (or false)"
+            ))),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Validation::Strict => "Strict",
+            Validation::Warn => "Warn",
+            Validation::Ignore => "Ignore",
         }
     }
 }
@@ -56,13 +84,14 @@ impl DryRun {
 /// Runs `apply`.
 pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     let dry_run = DryRun::parse(&args.dry_run)?;
+    let validation = Validation::parse(&args.validate)?;
     if let Some(o) = args.output.as_deref().filter(|o| *o != "name") {
         return Err(CtlError::client(format!("unsupported output format {o:?} for apply; use -o name")));
     }
     let manifests = read_manifests(&args.filenames, "apply")?;
     let mut failed = false;
     for m in &manifests {
-        match apply_one(ctx, m, dry_run) {
+        match apply_one(ctx, m, dry_run, validation) {
             Ok(outcome) => {
                 let name = resource_name(m.object.info(), &m.object.metadata().name);
                 if args.output.is_some() {
@@ -84,7 +113,7 @@ pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
 /// The manifest as sent: namespace settled, server-owned fields dropped.
 fn desired_value(ctx: &Context, m: &Manifest) -> Result<(Value, String), CtlError> {
     let namespace = ctx.namespace_for(&m.object)?;
-    let mut desired = m.object.to_json();
+    let mut desired = m.raw.clone();
     if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
         if !namespace.is_empty() {
             meta.insert("namespace".into(), Value::String(namespace.clone()));
@@ -105,25 +134,25 @@ fn desired_value(ctx: &Context, m: &Manifest) -> Result<(Value, String), CtlErro
     Ok((desired, namespace))
 }
 
-/// `desired` carrying itself in the last-applied annotation, as kubectl writes it.
+/// `desired` carrying itself in the last-applied annotation, as kubectl writes it. A
+/// `metadata` or `annotations` written as `null` (absent) becomes an object to hold it.
 fn annotated(desired: &Value) -> Value {
     let mut out = desired.clone();
     let text = format!("{}\n", serde_json::to_string(desired).expect("JSON values serialize"));
-    let meta = out
-        .as_object_mut()
-        .expect("objects are JSON objects")
-        .entry("metadata")
-        .or_insert_with(|| serde_json::json!({}));
-    let annotations = meta
-        .as_object_mut()
-        .expect("metadata is an object")
-        .entry("annotations")
-        .or_insert_with(|| serde_json::json!({}));
-    annotations.as_object_mut().expect("annotations is an object").insert(LAST_APPLIED.into(), Value::String(text));
+    let Some(map) = out.as_object_mut() else { return out };
+    let meta = map.entry("metadata").or_insert(Value::Null);
+    if !meta.is_object() {
+        *meta = serde_json::json!({});
+    }
+    let annotations = meta.as_object_mut().expect("made an object").entry("annotations").or_insert(Value::Null);
+    if !annotations.is_object() {
+        *annotations = serde_json::json!({});
+    }
+    annotations.as_object_mut().expect("made an object").insert(LAST_APPLIED.into(), Value::String(text));
     out
 }
 
-fn apply_one(ctx: &Context, m: &Manifest, dry_run: DryRun) -> Result<&'static str, CtlError> {
+fn apply_one(ctx: &Context, m: &Manifest, dry_run: DryRun, validation: Validation) -> Result<&'static str, CtlError> {
     let info = m.object.info();
     let name = &m.object.metadata().name;
     if name.is_empty() {
@@ -139,7 +168,7 @@ fn apply_one(ctx: &Context, m: &Manifest, dry_run: DryRun) -> Result<&'static st
             Ok(live) => live,
             Err(e) if e.is_not_found() => {
                 if dry_run != DryRun::Client {
-                    let path = format!("{}{}", info.collection_path(Some(&namespace)), dry_run.query());
+                    let path = format!("{}{}", info.collection_path(Some(&namespace)), dry_run.query(validation));
                     ctx.client
                         .json("POST", &path, Some(&to_write))
                         .map_err(|e| e.with_context(format!("error when creating {:?}", m.source)))?;
@@ -171,7 +200,7 @@ fn apply_one(ctx: &Context, m: &Manifest, dry_run: DryRun) -> Result<&'static st
         if dry_run == DryRun::Client {
             return Ok("configured");
         }
-        let path = format!("{}{}", info.object_path(&namespace, name), dry_run.query());
+        let path = format!("{}{}", info.object_path(&namespace, name), dry_run.query(validation));
         match ctx.client.json("PUT", &path, Some(&merged)) {
             Ok(_) => return Ok("configured"),
             // Someone wrote in between: recompute from the new live object.
@@ -195,6 +224,14 @@ mod tests {
             "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"}}\n"
         );
         assert_eq!(DryRun::parse("client").unwrap().suffix(), " (dry run)");
+        let nulls = serde_json::json!({"kind": "Pod", "metadata": {"name": "p", "annotations": null}});
+        assert!(annotated(&nulls).pointer("/metadata/annotations").unwrap()[LAST_APPLIED].is_string());
+        let nulls = serde_json::json!({"kind": "Pod", "metadata": null});
+        assert!(annotated(&nulls).pointer("/metadata/annotations").unwrap()[LAST_APPLIED].is_string());
         assert!(DryRun::parse("maybe").is_err());
+        assert_eq!(DryRun::Server.query(Validation::parse("true").unwrap()), "?fieldValidation=Strict&dryRun=All");
+        assert_eq!(DryRun::None.query(Validation::parse("false").unwrap()), "?fieldValidation=Ignore");
+        assert_eq!(Validation::parse("warn").unwrap(), Validation::Warn);
+        assert!(Validation::parse("maybe").is_err());
     }
 }

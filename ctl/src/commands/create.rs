@@ -1,6 +1,6 @@
 //! `coracle create -f`: POST each object; an existing one is an `AlreadyExists` error.
 
-use super::apply::DryRun;
+use super::apply::{DryRun, Validation};
 use super::{report, with_type_meta, Context};
 use crate::cli::ManifestArgs;
 use crate::error::CtlError;
@@ -12,6 +12,7 @@ use serde_json::Value;
 /// Runs `create`.
 pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     let dry_run = DryRun::parse(&args.dry_run)?;
+    let validation = Validation::parse(&args.validate)?;
     let format = match args.output.as_deref() {
         None => None,
         Some(o @ ("json" | "yaml" | "name")) => Some(OutputFormat::parse(Some(o))?),
@@ -23,14 +24,14 @@ pub fn run(ctx: &Context, args: &ManifestArgs) -> Result<(), CtlError> {
     for m in &manifests {
         let info = m.object.info();
         let result = ctx.namespace_for(&m.object).and_then(|namespace| {
-            let mut body = m.object.to_json();
+            let mut body = m.raw.clone();
             if !namespace.is_empty() {
                 body["metadata"]["namespace"] = Value::String(namespace.clone());
             }
             if dry_run == DryRun::Client {
                 return Ok(body);
             }
-            let path = format!("{}{}", info.collection_path(Some(&namespace)), dry_run.query());
+            let path = format!("{}{}", info.collection_path(Some(&namespace)), dry_run.query(validation));
             let mut answer = ctx.client.json("POST", &path, Some(&body))?;
             with_type_meta(&mut answer, info);
             Ok(answer)
