@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod multicall;
+pub mod panic_policy;
 
 pub use coracle_api as api;
 pub use coracle_api::{admission, manifests};
