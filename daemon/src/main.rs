@@ -256,6 +256,9 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     let store = Store::open(&settings.data_dir)
         .map_err(StartupError::step(format!("opening the store in {}", settings.data_dir.display())))?;
     ensure_default_namespace(&store)?;
+    // Status the node reports reaches the disk at checkpoints; it ends with the store.
+    coracled::store::spawn_checkpoints(store.clone(), coracled::store::CHECKPOINT_AGE)
+        .map_err(StartupError::step("starting the store's checkpoints"))?;
     // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
     let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
     record_load_repairs(&store, &settings.node_name);
