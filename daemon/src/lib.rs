@@ -6,6 +6,7 @@
 //! crate only builds them in order, and re-exports them under their old module names for the
 //! tests and benchmarks.
 
+pub mod board_claims;
 pub mod cli;
 pub mod multicall;
 pub mod panic_policy;

@@ -253,6 +253,10 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     // Before anything touches the network: a bridge owned by another daemon is fatal.
     coracled::net::bridge_claim::check(&settings.network).map_err(StartupError::layer)?;
     private_data_dir(&settings.data_dir)?;
+    // Before anything reads the store or looks at a container: a data dir, run dir or cgroup
+    // subpath another daemon holds is fatal (its pods are its own). Held until the exit.
+    let _claims = coracled::board_claims::claim(&settings, std::path::Path::new(coracled::net::bridge_claim::LOCK_DIR))
+        .map_err(StartupError::layer)?;
     let store = Store::open(&settings.data_dir)
         .map_err(StartupError::step(format!("opening the store in {}", settings.data_dir.display())))?;
     ensure_default_namespace(&store)?;
