@@ -109,15 +109,16 @@ fn ensure_default_namespace(store: &Store) -> Result<(), StartupError> {
     }
 }
 
-/// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports, handed to
-/// every write path: the API and the manifests folder.
+/// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports (from
+/// `network.node_port_range`), handed to every write path: the API and the manifests folder.
 fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<ServiceAllocator>, StartupError> {
     let cidr = settings
         .network
         .service_cidr
         .parse()
         .map_err(|e| StartupError::Invalid(format!("network.service_cidr: {e}")))?;
-    Ok(std::sync::Arc::new(ServiceAllocator::new(cidr)))
+    let node_ports = settings.network.node_ports().map_err(StartupError::Invalid)?;
+    Ok(std::sync::Arc::new(ServiceAllocator::new(cidr).with_node_ports(node_ports)))
 }
 
 /// Services: the local route that makes ClusterIPs (from `cidr`) host addresses, the
