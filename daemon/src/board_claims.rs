@@ -65,11 +65,8 @@ struct Resource {
 /// node does not start without it, so nothing is shared.
 pub fn claim(settings: &DaemonSettings, lock_dir: &Path) -> Result<Claims, ClaimError> {
     let data_dir = &settings.data_dir;
-    let mut resources = vec![Resource {
-        setting: "data_dir",
-        value: data_dir.display().to_string(),
-        lock: data_dir.join(LOCK_FILE),
-    }];
+    let mut resources =
+        vec![Resource { setting: "data_dir", value: data_dir.display().to_string(), lock: data_dir.join(LOCK_FILE) }];
     match std::fs::create_dir_all(&settings.run_dir) {
         Ok(()) => resources.push(Resource {
             setting: "run_dir",
@@ -103,16 +100,14 @@ fn take(resource: &Resource, data_dir: &Path) -> Result<Flock<File>, ClaimError>
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
-        Err((mut file, Errno::EWOULDBLOCK)) => {
-            return Err(ClaimError::Taken(format!(
-                "{} {:?} is in use by another coracled ({}; lock {}): give this daemon its own {}, or stop the other one",
-                resource.setting,
-                resource.value,
-                describe_owner(&mut file),
-                path.display(),
-                resource.setting
-            )))
-        }
+        Err((mut file, Errno::EWOULDBLOCK)) => return Err(ClaimError::Taken(format!(
+            "{} {:?} is in use by another coracled ({}; lock {}): give this daemon its own {}, or stop the other one",
+            resource.setting,
+            resource.value,
+            describe_owner(&mut file),
+            path.display(),
+            resource.setting
+        ))),
         Err((_, errno)) => return Err(io(errno.into())),
     };
     let me = format!("pid={}\ndata_dir={}\n", std::process::id(), data_dir.display());
@@ -163,12 +158,21 @@ mod tests {
         let pid = std::process::id();
         let owner = format!("pid {pid}, data dir {}", root.path().join("d1").display());
         let same_data = claim(&settings(root.path(), "d1", "r2", "cg-2"), &locks).unwrap_err().to_string();
-        assert!(same_data.starts_with(&format!("data_dir {:?} is in use by another coracled ({owner}; lock ", root.path().join("d1").display().to_string())), "{same_data}");
+        assert!(
+            same_data.starts_with(&format!(
+                "data_dir {:?} is in use by another coracled ({owner}; lock ",
+                root.path().join("d1").display().to_string()
+            )),
+            "{same_data}"
+        );
         let same_run = claim(&settings(root.path(), "d2", "r1", "cg-2"), &locks).unwrap_err().to_string();
         assert!(same_run.starts_with("run_dir ") && same_run.contains(&owner), "{same_run}");
         if nix::unistd::geteuid().is_root() {
             let same_cgroup = claim(&settings(root.path(), "d2", "r2", "/cg-1/"), &locks).unwrap_err().to_string();
-            assert!(same_cgroup.starts_with("cgroup_subpath \"/cg-1/\" is in use") && same_cgroup.contains(&owner), "{same_cgroup}");
+            assert!(
+                same_cgroup.starts_with("cgroup_subpath \"/cg-1/\" is in use") && same_cgroup.contains(&owner),
+                "{same_cgroup}"
+            );
         }
         // A refused daemon holds nothing: the next one with its own resources starts.
         let second = claim(&settings(root.path(), "d2", "r2", "cg-2"), &locks).unwrap();

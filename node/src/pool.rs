@@ -180,8 +180,7 @@ impl<T: PodTask> PodPool<T> {
             drop(state);
             return self.update(pod);
         }
-        let entry =
-            Entry { pod, task: TaskSlot::New(leftovers), due: Instant::now(), removed: None, changed: false };
+        let entry = Entry { pod, task: TaskSlot::New(leftovers), due: Instant::now(), removed: None, changed: false };
         state.pods.insert(uid.clone(), entry);
         state.schedule(&uid, Instant::now());
         wake_or_start(&self.shared, &mut state);
