@@ -460,6 +460,20 @@ impl Daemon {
         })
     }
 
+    /// SIGTERM, and the exit status once the daemon exits within `bound`; None when it was
+    /// still running then (it is killed) or was not running.
+    pub fn stop_within(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is ours.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = wait_exit(&mut child, bound);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
     /// Writes a file into the manifests directory atomically (temp file + rename), as a
     /// careful tool would.
     pub fn write_manifest(&self, name: &str, text: &str) {
