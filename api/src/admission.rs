@@ -217,7 +217,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut low = service("low", serde_json::json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}));
-        let e = allocate(&services(), &store, &mut low).err().expect("refused").to_string();
+        let Err(e) = allocate(&services(), &store, &mut low) else { panic!("nodePort 80 allocated") };
+        let e = e.to_string();
         assert_eq!(e, "Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767");
         // Not a port at all: refused before any allocation.
         let value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big"},

@@ -100,14 +100,16 @@ fn take(resource: &Resource, data_dir: &Path) -> Result<Flock<File>, ClaimError>
     let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
-        Err((mut file, Errno::EWOULDBLOCK)) => return Err(ClaimError::Taken(format!(
+        Err((mut file, Errno::EWOULDBLOCK)) => {
+            return Err(ClaimError::Taken(format!(
             "{} {:?} is in use by another coracled ({}; lock {}): give this daemon its own {}, or stop the other one",
             resource.setting,
             resource.value,
             describe_owner(&mut file),
             path.display(),
             resource.setting
-        ))),
+        )))
+        }
         Err((_, errno)) => return Err(io(errno.into())),
     };
     let me = format!("pid={}\ndata_dir={}\n", std::process::id(), data_dir.display());
@@ -142,10 +144,12 @@ mod tests {
     use super::*;
 
     fn settings(root: &Path, data: &str, run: &str, subpath: &str) -> DaemonSettings {
-        let mut s = DaemonSettings::default();
-        s.data_dir = root.join(data);
-        s.run_dir = root.join(run);
-        s.cgroup_subpath = subpath.into();
+        let s = DaemonSettings {
+            data_dir: root.join(data),
+            run_dir: root.join(run),
+            cgroup_subpath: subpath.into(),
+            ..Default::default()
+        };
         std::fs::create_dir_all(&s.data_dir).unwrap();
         s
     }

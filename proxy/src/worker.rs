@@ -442,7 +442,7 @@ mod tests {
         }
         let pool = Workers::start(1, "test-ended").unwrap();
         let (tx, rx) = mpsc::channel();
-        let before = pool.spawn_on(0, || std::future::pending::<()>());
+        let before = pool.spawn_on(0, std::future::pending::<()>);
         pool.shutdown();
         // A job queued now would never run: it is dropped, with what it owns, before
         // spawn_on returns (a listener's handle dropped after shutdown relies on this).

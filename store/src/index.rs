@@ -111,7 +111,7 @@ impl Index {
     /// Keys of objects whose in-memory state has been newer than their file since `before`
     /// or earlier (every such key when `before` is None).
     pub fn dirty_keys(&self, before: Option<Instant>) -> Vec<Key> {
-        let due = |since: Instant| before.map_or(true, |b| since <= b);
+        let due = |since: Instant| before.is_none_or(|b| since <= b);
         self.objects.iter().filter(|(_, e)| e.dirty_since.is_some_and(due)).map(|(k, _)| k.clone()).collect()
     }
 
