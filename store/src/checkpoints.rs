@@ -2,9 +2,11 @@
 //! probe results, conditions) is published at once but written to disk at most once per
 //! [`CHECKPOINT_AGE`] per object, so a readiness probe flapping every second does not cost
 //! an fsync'd write per flip. What a user writes never waits for a checkpoint: it is durable
-//! before it is acknowledged. A clean stop flushes everything (`Store::shutdown`); a power
-//! cut loses at most the last `CHECKPOINT_AGE` of status, which the node recomputes from the
-//! containers it finds at the next start.
+//! before it is acknowledged, and every memory-only change made before it is written first
+//! (a controller's durable decision never outlives the status it was based on). A clean stop
+//! flushes everything (`Store::shutdown`); a power cut loses at most the last
+//! `CHECKPOINT_AGE` of status changes nothing durable followed, which the node recomputes
+//! from the containers it finds at the next start.
 
 use super::Store;
 use std::thread::JoinHandle;

@@ -312,6 +312,7 @@ impl Store {
         let next = status::with_status(&current, status::status_of(&obj))?;
         if next == *current {
             if persist && dirty {
+                self.persist_before_change(&key_of(&current))?;
                 self.persist_entry(&key_of(&current))?;
             }
             return Ok(current);
@@ -343,11 +344,7 @@ impl Store {
 
     fn flush_dirty(&self, before: Option<Instant>) -> Result<usize, StoreError> {
         let _w = lock(&self.shared.writer);
-        let dirty = lock(&self.shared.state).index.dirty_keys(before);
-        for key in &dirty {
-            self.persist_entry(key)?;
-        }
-        Ok(dirty.len())
+        self.persist_dirty(before, None)
     }
 
     /// Flushes memory-only changes, refuses further writes and ends every watcher.
@@ -494,6 +491,24 @@ impl Store {
         )))
     }
 
+    /// Writes every object newer than its file since `before` or earlier (all when None),
+    /// except `skip`; how many were written.
+    fn persist_dirty(&self, before: Option<Instant>, skip: Option<&Key>) -> Result<usize, StoreError> {
+        let mut dirty = lock(&self.shared.state).index.dirty_keys(before);
+        dirty.retain(|k| Some(k) != skip);
+        for key in &dirty {
+            self.persist_entry(key)?;
+        }
+        Ok(dirty.len())
+    }
+
+    /// Before a durable change: whatever memory-only status it may have been decided on
+    /// (a controller scaling down because a new pod shows Ready) reaches the disk first, so a
+    /// power cut never keeps the decision and loses what it was based on.
+    fn persist_before_change(&self, key: &Key) -> Result<(), StoreError> {
+        self.persist_dirty(None, Some(key)).map(drop)
+    }
+
     /// Writes the in-memory version of `key` to disk without a new version.
     fn persist_entry(&self, key: &Key) -> Result<(), StoreError> {
         let Some((obj, true)) = self.entry(key) else {
@@ -521,6 +536,7 @@ impl Store {
         obj.metadata_mut().resource_version = rv.to_string();
         let memory_only = is_memory_only(&obj);
         if persist && !memory_only {
+            self.persist_before_change(&key_of(&obj))?;
             self.write_file(&obj)?;
         }
         let key = key_of(&obj);
@@ -543,6 +559,7 @@ impl Store {
         };
         let rv = self.next_rv(w)?;
         if !is_memory_only(&current) {
+            self.persist_before_change(key)?;
             let (plural, ns, name) = key;
             self.shared.layout.remove_object(plural, ns, name).map_err(io_error(format!(
                 "removing {} {}",

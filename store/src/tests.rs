@@ -270,6 +270,26 @@ fn checkpoints_write_status_that_has_waited_long_enough_and_keep_its_first_chang
 }
 
 #[test]
+fn a_durable_change_writes_the_status_it_may_have_been_decided_on_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.create(pod("a")).unwrap();
+    store.update_status(with_phase(&a, "Running"), false).unwrap();
+    // A controller acting on a's status makes a durable change elsewhere; then the power goes.
+    store.create(pod("b")).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(phase(&store.get(&Pod::INFO, "default", "a").unwrap()).as_deref(), Some("Running"));
+    // Deletions too.
+    let a = store.get(&Pod::INFO, "default", "a").unwrap();
+    store.update_status(with_phase(&a, "Succeeded"), false).unwrap();
+    store.delete(&Pod::INFO, "default", "b", &no_delete()).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(phase(&store.get(&Pod::INFO, "default", "a").unwrap()).as_deref(), Some("Succeeded"));
+}
+
+#[test]
 fn the_checkpoint_thread_writes_status_and_ends_with_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(dir.path(), "pods", "default", "p");
