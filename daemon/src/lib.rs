@@ -8,6 +8,7 @@
 
 pub mod board_claims;
 pub mod cli;
+pub mod malloc_arenas;
 pub mod multicall;
 pub mod panic_policy;
 

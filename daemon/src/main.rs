@@ -23,6 +23,7 @@ const MANIFESTS_POLL: Duration = Duration::from_secs(1);
 fn main() {
     // Every role of this binary (daemon, shim, scope keeper, ctl) ends on a panic.
     coracled::panic_policy::install();
+    coracled::malloc_arenas::limit();
     if let Some(code) = coracled::runtime::shim::dispatch() {
         std::process::exit(code)
     }
