@@ -403,6 +403,8 @@ impl Drop for TestDaemon {
         }
         if is_root() {
             self.slot.clean_up();
+            // Its claim on the cgroup subpath, which was its alone (daemon/src/board_claims.rs).
+            let _ = fs::remove_file(format!("/run/lock/coracle/cgroup-{}.lock", self.cgroup_subpath));
         }
         if std::thread::panicking() {
             eprintln!("coracled log:\n{}", self.log());

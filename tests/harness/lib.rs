@@ -495,6 +495,9 @@ impl Drop for Daemon {
             unmount_below(self.dir.path());
             // Before the slot is let go: its bridge and route are still ours.
             self.slot.clean_up();
+            // The daemon's claim on its cgroup subpath (daemon/src/board_claims.rs): the
+            // subpath was this daemon's alone, and the daemon is gone.
+            let _ = std::fs::remove_file(format!("/run/lock/coracle/cgroup-{}.lock", self.cgroup_subpath));
         }
         if std::thread::panicking() {
             eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());
