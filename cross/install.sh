@@ -18,7 +18,8 @@ usage: install.sh [--root DIR] [--bin-dir DIR] [--no-start] [--uninstall [--purg
   --root DIR     install into the filesystem mounted at DIR (offline: no systemctl calls)
   --bin-dir DIR  take coracled and coracle from DIR (default: bin/ beside this script)
   --no-start     enable coracled but do not start or restart it
-  --uninstall    stop, disable and remove binaries and units; keep config and data
+  --uninstall    stop (the unit, or a daemon started outside systemd), disable and remove
+                 binaries and units; keep config and data
   --purge        with --uninstall: also remove /etc/coracle and /var/lib/coracle
 USAGE
 }
@@ -239,6 +240,39 @@ teardown_pods() {
   fi
 }
 
+# Whether the daemon that wrote lock file $1 (naming pid $2) still runs: it holds the lock
+# for its life (daemon/src/board_claims.rs), and the kernel lets it go at its exit.
+daemon_alive() {
+  if command -v flock >/dev/null 2>&1; then
+    ! flock -n "$1" true 2>/dev/null
+  else
+    # Without flock(1): the pid is a live coracled (not gone, not a zombie, not reused).
+    [ "$(cat "/proc/$2/comm" 2>/dev/null)" = coracled ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$2/status" 2>/dev/null
+  fi
+}
+
+# Stops the coracled that holds run dir $1 outside systemd (./setup starts one in the
+# background where PID 1 is not systemd): SIGTERM, then SIGKILL after 30 s. Prints the
+# daemon's pod cgroup (its own cgroup and cgroup_subpath) for teardown_pods.
+stop_background_daemon() {
+  lock=$1/coracled.lock
+  [ -f "$lock" ] || return 0
+  pid=$(sed -n 's/^pid=\([0-9][0-9]*\)$/\1/p' "$lock" | head -n 1)
+  [ -n "$pid" ] && daemon_alive "$lock" "$pid" || return 0
+  own=$(sed -n 's/^0::\(.*\)$/\1/p' "/proc/$pid/cgroup" 2>/dev/null | head -n 1)
+  say "stopping coracled (pid $pid)" >&2
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    daemon_alive "$lock" "$pid" || break
+    sleep 0.1
+  done
+  if daemon_alive "$lock" "$pid"; then
+    say "coracled (pid $pid) still runs 30 s after SIGTERM: killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  [ -z "$own" ] || echo "${own%/}/$(configured cgroup_subpath coracle)"
+}
+
 uninstall_all() {
   if live_systemd; then
     unit_cgroup=$(systemctl show -p ControlGroup --value "$UNIT" 2>/dev/null || true)
@@ -246,6 +280,14 @@ uninstall_all() {
     systemctl disable --now "$UNIT" 2>/dev/null || true
     systemctl stop "$POD_SCOPE" 2>/dev/null || true
     teardown_pods "$unit_cgroup" "$scope_cgroup"
+  elif [ -z "$root" ]; then
+    # No systemd: the daemon ./setup started in the background, and its pods.
+    pod_cgroup=$(stop_background_daemon "$(configured run_dir "$RUN_DIR")")
+    [ -z "$pod_cgroup" ] || teardown_pods "$pod_cgroup"
+  else
+    # An image: a daemon runs from it only when started by hand on its run dir; its pods
+    # are left alone (the host's cgroup tree is not the image's).
+    stop_background_daemon "$root$RUN_DIR" >/dev/null
   fi
   rm -f "$root$WANTS" "$root$BIN/coracled" "$root$BIN/coracle" "$root$UNIT_DIR/$UNIT" \
     "$root$SYSUSERS" "$root$TMPFILES"

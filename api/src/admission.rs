@@ -203,9 +203,16 @@ mod tests {
 
     #[test]
     fn node_ports_out_of_range_are_refused_with_kubernetes_wording() {
-        let value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "low"},
-            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}});
-        let e = admit_create(decode(value).unwrap().object, "default").unwrap_err().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut low = service("low", serde_json::json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}));
+        let Err(e) = allocate(&services(), &store, &mut low) else { panic!("nodePort 80 allocated") };
+        let e = e.to_string();
         assert_eq!(e, "Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767");
+        // Not a port at all: refused before any allocation.
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 70000}]}});
+        let e = admit_create(decode(value).unwrap().object, "default").unwrap_err().to_string();
+        assert_eq!(e, "Service \"big\" is invalid: spec.ports[0].nodePort: Invalid value: 70000: must be between 1 and 65535, inclusive");
     }
 }

@@ -201,8 +201,32 @@ pub struct NetworkSettings {
     pub mode: NetworkMode,
     pub pod_cidr: String,
     pub service_cidr: String,
+    /// The node ports Services get: `FIRST-LAST`, Kubernetes' `--service-node-port-range`.
+    /// Two daemons on one machine need ranges apart: their NodePort listeners would share
+    /// each other's ports otherwise ([`NetworkSettings::node_ports`] checks the form).
+    pub node_port_range: String,
     pub bridge: String,
     pub cni_bin_dirs: Vec<PathBuf>,
+}
+
+/// Kubernetes' default node port range.
+pub const DEFAULT_NODE_PORT_RANGE: &str = "30000-32767";
+
+impl NetworkSettings {
+    /// `node_port_range` as ports: both ends in 1–65535, the first not above the last.
+    pub fn node_ports(&self) -> Result<std::ops::RangeInclusive<i32>, String> {
+        let bad = |why: &str| format!("network.node_port_range {:?}: {why}", self.node_port_range);
+        let (first, last) = self.node_port_range.split_once('-').ok_or_else(|| bad("expected FIRST-LAST"))?;
+        let port = |s: &str| match s.trim().parse::<i32>() {
+            Ok(p) if (1..=65535).contains(&p) => Ok(p),
+            _ => Err(bad("ports are whole numbers from 1 to 65535")),
+        };
+        let (first, last) = (port(first)?, port(last)?);
+        if first > last {
+            return Err(bad("the first port is above the last"));
+        }
+        Ok(first..=last)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -269,6 +293,7 @@ impl Default for NetworkSettings {
             mode: NetworkMode::Cni,
             pod_cidr: "10.88.0.0/16".into(),
             service_cidr: "10.96.0.0/16".into(),
+            node_port_range: DEFAULT_NODE_PORT_RANGE.into(),
             bridge: "coracle0".into(),
             cni_bin_dirs: vec!["/usr/lib/cni".into(), "/opt/cni/bin".into()],
         }
@@ -394,6 +419,7 @@ impl DaemonSettings {
                 }
                 "POD_CIDR" => self.network.pod_cidr = value.clone(),
                 "SERVICE_CIDR" => self.network.service_cidr = value.clone(),
+                "NODE_PORT_RANGE" => self.network.node_port_range = value.clone(),
                 "BRIDGE" => self.network.bridge = value.clone(),
                 "CNI_BIN_DIRS" => self.network.cni_bin_dirs = std::env::split_paths(&value).collect(),
                 "BACKOFF_BASE_SECONDS" => self.backoff.base_seconds = number()?,
@@ -423,6 +449,22 @@ mod tests {
     }
 
     #[test]
+    fn node_port_ranges_are_checked() {
+        let range = |text: &str| NetworkSettings { node_port_range: text.into(), ..Default::default() }.node_ports();
+        assert_eq!(range("40000-40007"), Ok(40000..=40007));
+        assert_eq!(range("8080-8080"), Ok(8080..=8080));
+        for bad in ["", "30000", "0-10", "1-65536", "-1-5", "40000-30000", "a-b", "99999999999-1"] {
+            let e = range(bad).unwrap_err();
+            assert!(e.starts_with(&format!("network.node_port_range {bad:?}: ")), "{e}");
+        }
+        let mut s = DaemonSettings::default();
+        s.apply_env(vars(&[("CORACLE_NODE_PORT_RANGE", "31000-31099")])).unwrap();
+        assert_eq!(s.network.node_ports(), Ok(31000..=31099));
+        let yaml = DaemonSettings::from_yaml("network:\n  node_port_range: 32000-32010\n").unwrap();
+        assert_eq!(yaml.network.node_ports(), Ok(32000..=32010));
+    }
+
+    #[test]
     fn every_key_has_a_default() {
         let s = DaemonSettings::from_yaml("").unwrap();
         assert_eq!(s.data_dir, Path::new("/var/lib/coracle"));
@@ -438,6 +480,7 @@ mod tests {
         assert_eq!(s.network.mode, NetworkMode::Cni);
         assert_eq!(s.network.pod_cidr, "10.88.0.0/16");
         assert_eq!(s.network.service_cidr, "10.96.0.0/16");
+        assert_eq!(s.network.node_ports(), Ok(30000..=32767));
         assert_eq!(s.network.bridge, "coracle0");
         assert_eq!(s.network.cni_bin_dirs, [PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")]);
         assert_eq!(

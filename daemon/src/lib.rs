@@ -6,8 +6,11 @@
 //! crate only builds them in order, and re-exports them under their old module names for the
 //! tests and benchmarks.
 
+pub mod board_claims;
 pub mod cli;
+pub mod malloc_arenas;
 pub mod multicall;
+pub mod panic_policy;
 
 pub use coracle_api as api;
 pub use coracle_api::{admission, manifests};

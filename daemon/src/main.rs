@@ -21,6 +21,9 @@ mod startup;
 const MANIFESTS_POLL: Duration = Duration::from_secs(1);
 
 fn main() {
+    // Every role of this binary (daemon, shim, scope keeper, ctl) ends on a panic.
+    coracled::panic_policy::install();
+    coracled::malloc_arenas::limit();
     if let Some(code) = coracled::runtime::shim::dispatch() {
         std::process::exit(code)
     }
@@ -107,15 +110,16 @@ fn ensure_default_namespace(store: &Store) -> Result<(), StartupError> {
     }
 }
 
-/// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports, handed to
-/// every write path: the API and the manifests folder.
+/// The one allocator of ClusterIPs (from `network.service_cidr`) and node ports (from
+/// `network.node_port_range`), handed to every write path: the API and the manifests folder.
 fn service_allocator(settings: &DaemonSettings) -> Result<std::sync::Arc<ServiceAllocator>, StartupError> {
     let cidr = settings
         .network
         .service_cidr
         .parse()
         .map_err(|e| StartupError::Invalid(format!("network.service_cidr: {e}")))?;
-    Ok(std::sync::Arc::new(ServiceAllocator::new(cidr)))
+    let node_ports = settings.network.node_ports().map_err(StartupError::Invalid)?;
+    Ok(std::sync::Arc::new(ServiceAllocator::new(cidr).with_node_ports(node_ports)))
 }
 
 /// Services: the local route that makes ClusterIPs (from `cidr`) host addresses, the
@@ -252,9 +256,16 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     // Before anything touches the network: a bridge owned by another daemon is fatal.
     coracled::net::bridge_claim::check(&settings.network).map_err(StartupError::layer)?;
     private_data_dir(&settings.data_dir)?;
+    // Before anything reads the store or looks at a container: a data dir, run dir or cgroup
+    // subpath another daemon holds is fatal (its pods are its own). Held until the exit.
+    let _claims = coracled::board_claims::claim(&settings, std::path::Path::new(coracled::net::bridge_claim::LOCK_DIR))
+        .map_err(StartupError::layer)?;
     let store = Store::open(&settings.data_dir)
         .map_err(StartupError::step(format!("opening the store in {}", settings.data_dir.display())))?;
     ensure_default_namespace(&store)?;
+    // Status the node reports reaches the disk at checkpoints; it ends with the store.
+    coracled::store::spawn_checkpoints(store.clone(), coracled::store::CHECKPOINT_AGE)
+        .map_err(StartupError::step("starting the store's checkpoints"))?;
     // The controllers' and the node's loops beat heartbeats too: pings stop if any wedges.
     let controllers = ControllerContext::new(store.clone(), Some(watchdog.clone()));
     record_load_repairs(&store, &settings.node_name);

@@ -16,18 +16,6 @@ fn dir_names(dir: &Path) -> Vec<String> {
     entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()
 }
 
-/// The runtime's containers of pod `uid`, for a worker taken up again after a failure.
-pub fn containers_of(ctx: &NodeContext, uid: &str) -> Vec<(String, u32, String)> {
-    ctx.runtime
-        .list()
-        .into_iter()
-        .filter_map(|id| {
-            let (u, name, attempt) = layout::parse_container_id(&id)?;
-            (u == uid).then(|| (name.to_string(), attempt, id.clone()))
-        })
-        .collect()
-}
-
 /// Cleans up after pods not in `live` (uid → container names) and returns the containers
 /// of the live ones. `run_dir` is the runtime's, whose `sandboxes/` names pod uids.
 pub fn survey(ctx: &NodeContext, run_dir: &Path, live: &HashMap<String, HashSet<String>>) -> Adoptable {

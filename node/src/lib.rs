@@ -161,10 +161,7 @@ impl Node {
         let heartbeat = options.watchdog.as_ref().map(|w| w.register("node"));
         let pool = {
             let ctx = ctx.clone();
-            let make = move |pod: &Pod, leftovers: Option<pool::Leftovers>| {
-                let leftovers = leftovers.unwrap_or_else(|| adoption::containers_of(&ctx, &pod.metadata.uid));
-                PodWorker::new(ctx.clone(), pod, leftovers)
-            };
+            let make = move |pod: &Pod, leftovers: pool::Leftovers| PodWorker::new(ctx.clone(), pod, leftovers);
             let limits = PoolLimits { beat_every, ..PoolLimits::default() };
             PodPool::new(Box::new(make), limits, options.watchdog.as_ref().map(|w| w.register("pod-workers")))
         };

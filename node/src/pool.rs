@@ -6,13 +6,15 @@
 //! thread waits for the next timer; the others wait in a stack and the newest is woken
 //! first, so a few threads stay busy while the rest idle long enough to retire. A pod is
 //! run by at most one thread at a time.
+//!
+//! A pass that panics is not contained here: the daemon's panic policy is abort (see
+//! docs/ARCHITECTURE.md), so the process ends and the next start re-adopts every pod.
 
 use super::pod_worker::Next;
 use coracle_config::core::Pod;
 use coracle_watchdog::Heartbeat;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,8 +31,8 @@ pub trait PodTask: Send + 'static {
 pub type Leftovers = Vec<(String, u32, String)>;
 
 /// Makes a pod's task on a pool thread (adoption may block) from the pod and its leftover
-/// containers; `None` asks the factory to look them up itself (after a panicked pass).
-pub type TaskFactory<T> = Box<dyn Fn(&Pod, Option<Leftovers>) -> T + Send + Sync>;
+/// containers.
+pub type TaskFactory<T> = Box<dyn Fn(&Pod, Leftovers) -> T + Send + Sync>;
 
 /// How many threads, how big, and when idle ones leave.
 #[derive(Clone, Debug)]
@@ -62,7 +64,7 @@ impl Default for PoolLimits {
 /// Where a pod's task is between passes.
 enum TaskSlot<T> {
     /// Not made yet: made by the first pass, from these leftovers.
-    New(Option<Leftovers>),
+    New(Leftovers),
     /// Waiting for its next pass.
     Idle(T),
     /// A thread runs it now.
@@ -178,8 +180,7 @@ impl<T: PodTask> PodPool<T> {
             drop(state);
             return self.update(pod);
         }
-        let entry =
-            Entry { pod, task: TaskSlot::New(Some(leftovers)), due: Instant::now(), removed: None, changed: false };
+        let entry = Entry { pod, task: TaskSlot::New(leftovers), due: Instant::now(), removed: None, changed: false };
         state.pods.insert(uid.clone(), entry);
         state.schedule(&uid, Instant::now());
         wake_or_start(&self.shared, &mut state);
@@ -353,7 +354,7 @@ fn run_thread<T: PodTask>(shared: Arc<Shared<T>>) {
                 }
             }
             drop(state);
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| run_job(&shared, job)));
+            let outcome = run_job(&shared, job);
             state = shared.lock();
             idle_since = Instant::now();
             finish(&mut state, &uid, outcome);
@@ -388,22 +389,14 @@ fn run_thread<T: PodTask>(shared: Arc<Shared<T>>) {
     state.threads -= 1;
 }
 
-/// Puts a task back after its pass. A pass that panicked drops its task: the pod is
-/// taken up afresh, re-adopting its containers like after a daemon restart.
-fn finish<T>(state: &mut State<T>, uid: &str, outcome: std::thread::Result<Outcome<T>>) {
+/// Puts a task back after its pass, or lets the pod go when its task is done.
+fn finish<T>(state: &mut State<T>, uid: &str, outcome: Outcome<T>) {
     let Some(entry) = state.pods.get_mut(uid) else { return };
-    let (task, at) = match outcome {
-        Ok(Some((task, at))) => (TaskSlot::Idle(task), at),
-        Ok(None) => {
-            state.pods.remove(uid);
-            return;
-        }
-        Err(_) => {
-            log::error!("node: the worker of pod {uid} panicked; taking the pod up again");
-            (TaskSlot::New(None), Instant::now() + Duration::from_secs(1))
-        }
+    let Some((task, at)) = outcome else {
+        state.pods.remove(uid);
+        return;
     };
-    entry.task = task;
+    entry.task = TaskSlot::Idle(task);
     let at = if entry.changed { Instant::now() } else { at };
     state.schedule(uid, at);
 }
@@ -435,7 +428,6 @@ mod tests {
                 n if n.starts_with("blocks") => {
                     let _ = self.gate.lock().unwrap().recv();
                 }
-                n if n.starts_with("panics") && version(pod) == "1" => panic!("pass fails"),
                 _ => {}
             }
             if name.starts_with("done") {
@@ -462,8 +454,8 @@ mod tests {
         let (log, seen) = mpsc::channel();
         let (open, gate) = mpsc::channel();
         let gate = Arc::new(Mutex::new(gate));
-        let make = move |pod: &Pod, leftovers: Option<Leftovers>| {
-            let _ = log.send(format!("made {} {}", pod.metadata.name, leftovers.map_or(-1, |l| l.len() as i64)));
+        let make = move |pod: &Pod, leftovers: Leftovers| {
+            let _ = log.send(format!("made {} {}", pod.metadata.name, leftovers.len()));
             Recording { log: log.clone(), gate: gate.clone() }
         };
         (PodPool::new(Box::new(make), limits, None), seen, open)
@@ -549,17 +541,6 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_pass_is_taken_up_again_with_its_containers_looked_up() {
-        let (pool, seen, _open) = pool(PoolLimits::default());
-        pool.add(pod("panics", "1"), Vec::new());
-        assert_eq!(next(&seen), "made panics 0");
-        assert_eq!(next(&seen), "sync panics/1");
-        pool.update(pod("panics", "2"));
-        assert_eq!(next(&seen), "made panics -1");
-        assert_eq!(next(&seen), "sync panics/2");
-    }
-
-    #[test]
     fn idle_threads_retire_down_to_the_minimum() {
         let limits = PoolLimits { retire_after: Duration::from_millis(10), ..PoolLimits::default() };
         let (pool, seen, open) = pool(limits);
@@ -590,7 +571,7 @@ mod tests {
         let (log, seen) = mpsc::channel();
         let (open, gate) = mpsc::channel();
         let gate = Arc::new(Mutex::new(gate));
-        let make = move |_: &Pod, _: Option<Leftovers>| Recording { log: log.clone(), gate: gate.clone() };
+        let make = move |_: &Pod, _: Leftovers| Recording { log: log.clone(), gate: gate.clone() };
         let limits = PoolLimits { max_threads: 1, beat_every: dog.beat_every(), ..PoolLimits::default() };
         let pool = PodPool::new(Box::new(make), limits, Some(dog.register("pod-workers")));
         let _pings = dog.spawn().unwrap();

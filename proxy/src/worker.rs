@@ -41,6 +41,10 @@ struct Shared {
     load: AtomicUsize,
     /// Every worker of the pool, this one included (weak: the pool owns them).
     peers: OnceLock<Vec<Weak<Shared>>>,
+    /// Set (under the `jobs` lock) once the worker has ended: later jobs are dropped at once
+    /// instead of waiting in a queue nobody reads, so a [`RemoteTask`] dropped after the
+    /// worker (at shutdown, one per listener) does not wait out its timeout.
+    ended: AtomicBool,
 }
 
 thread_local! {
@@ -65,6 +69,7 @@ impl Shared {
             sleeping: AtomicBool::new(false),
             load: AtomicUsize::new(0),
             peers: OnceLock::new(),
+            ended: AtomicBool::new(false),
         }))
     }
 
@@ -84,8 +89,17 @@ impl Shared {
         self.notify();
     }
 
+    /// Queues `job` for the worker; after the worker ended, drops it instead (whatever it
+    /// owns, such as a channel a caller waits on, is dropped with it).
     fn push_job(&self, job: Job) {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).push(job);
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if self.ended.load(Ordering::Acquire) {
+            drop(jobs);
+            drop(job);
+            return;
+        }
+        jobs.push(job);
+        drop(jobs);
         self.notify();
     }
 }
@@ -234,7 +248,13 @@ fn run<T>(shared: Arc<Shared>, root: impl Future<Output = T>) -> io::Result<T> {
         drop(runnable);
         drop(reactor.take_wakers());
     }
-    shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    // Jobs queued until now are dropped unrun, and so is every later one (`push_job`).
+    let left = {
+        let mut jobs = shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        shared.ended.store(true, Ordering::Release);
+        std::mem::take(&mut *jobs)
+    };
+    drop(left);
     LOCAL.with(|l| l.borrow_mut().take());
     RUNNING.with(|r| r.set(0));
     drop(reactor);
@@ -410,6 +430,32 @@ mod tests {
         // Dropping the handle returns once the future is gone.
         assert_eq!(rx.try_recv().unwrap(), "dropped");
         pool.shutdown();
+    }
+
+    #[test]
+    fn work_handed_to_an_ended_worker_is_dropped_at_once() {
+        struct OnDrop(mpsc::Sender<&'static str>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.send("dropped");
+            }
+        }
+        let pool = Workers::start(1, "test-ended").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let before = pool.spawn_on(0, std::future::pending::<()>);
+        pool.shutdown();
+        // A job queued now would never run: it is dropped, with what it owns, before
+        // spawn_on returns (a listener's handle dropped after shutdown relies on this).
+        let guard = OnDrop(tx);
+        let after = pool.spawn_on(0, move || {
+            let _guard = guard;
+            std::future::pending::<()>()
+        });
+        assert_eq!(rx.try_recv(), Ok("dropped"));
+        // Dropping handles of the ended worker waits for nobody; 100 of them (a Service's
+        // listeners each) would each wait out the cancel's timeout otherwise.
+        drop(before);
+        drop(after);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::Filter;
 use coracle_config::object::Object;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Events kept in memory; the oldest goes when another arrives.
 pub(crate) const EVENT_LIMIT: usize = 1000;
@@ -25,8 +26,17 @@ pub(crate) fn is_memory_only(obj: &Object) -> bool {
 
 pub(crate) struct Entry {
     pub obj: Arc<Object>,
-    /// The in-memory object is newer than its file (a memory-only status update).
-    pub dirty: bool,
+    /// Since when the in-memory object has been newer than its file (a memory-only status
+    /// update), None when the file holds it. Later memory-only changes keep the first
+    /// instant, so a status that never stops changing is still written every checkpoint.
+    pub dirty_since: Option<Instant>,
+}
+
+impl Entry {
+    /// The in-memory object is newer than its file.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty_since.is_some()
+    }
 }
 
 #[derive(Default)]
@@ -98,9 +108,11 @@ impl Index {
             .collect()
     }
 
-    /// Keys of objects whose in-memory state is newer than their file.
-    pub fn dirty_keys(&self) -> Vec<Key> {
-        self.objects.iter().filter(|(_, e)| e.dirty).map(|(k, _)| k.clone()).collect()
+    /// Keys of objects whose in-memory state has been newer than their file since `before`
+    /// or earlier (every such key when `before` is None).
+    pub fn dirty_keys(&self, before: Option<Instant>) -> Vec<Key> {
+        let due = |since: Instant| before.is_none_or(|b| since <= b);
+        self.objects.iter().filter(|(_, e)| e.dirty_since.is_some_and(due)).map(|(k, _)| k.clone()).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -7,6 +7,7 @@
 //! in-memory work, so reads, lists and new watches never wait for the disk, and never see
 //! a change before it is durable.
 
+mod checkpoints;
 mod checks;
 mod deletion;
 mod error;
@@ -23,6 +24,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
+pub use checkpoints::{spawn_checkpoints, CHECKPOINT_AGE};
 pub use deletion::{DeleteOptions, Propagation, DEFAULT_POD_GRACE_SECONDS, FOREGROUND_FINALIZER};
 pub use error::StoreError;
 pub use typed::Typed;
@@ -38,6 +40,7 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use version::VersionCeiling;
 use watch::WatchHub;
 
@@ -110,7 +113,7 @@ impl Store {
             }
             // A repaired object is newer than its file: the next flush writes it.
             let dirty = repairs.last().is_some_and(|(r, _)| Arc::ptr_eq(r, &obj));
-            index.insert(key_of(&obj), Entry { obj, dirty });
+            index.insert(key_of(&obj), Entry { obj, dirty_since: dirty.then(Instant::now) });
         }
         log::info!("store: {} objects loaded from {}, resourceVersion {rv}", index.len(), layout.root().display());
         let state = State { index, rv, hub: WatchHub::new(rv) };
@@ -238,7 +241,9 @@ impl Store {
     }
 
     /// Replaces only the status of an object. `persist` false keeps the change in memory
-    /// (probe results, usage figures) until the next persisted write, sparing flash.
+    /// (probe results, usage figures, the node's pod status) until the next persisted write
+    /// of the object, the next checkpoint that finds it old enough ([`Store::flush_older_than`])
+    /// or the flush at shutdown, sparing flash; watchers and readers see it at once.
     pub fn update_status(&self, obj: Object, persist: bool) -> Result<Arc<Object>, StoreError> {
         let mut w = self.begin_write()?;
         let (current, dirty) = self.current_for(&obj)?;
@@ -250,6 +255,7 @@ impl Store {
         let next = status::with_status(&current, status::status_of(&obj))?;
         if next == *current {
             if persist && dirty {
+                self.persist_before_change(&key_of(&current))?;
                 self.persist_entry(&key_of(&current))?;
             }
             return Ok(current);
@@ -260,15 +266,28 @@ impl Store {
     /// Writes every memory-only change to disk (at clean shutdown, and whenever the
     /// daemon wants a checkpoint).
     pub fn flush(&self) -> Result<(), StoreError> {
-        let _w = lock(&self.shared.writer);
-        let dirty = lock(&self.shared.state).index.dirty_keys();
-        for key in &dirty {
-            self.persist_entry(key)?;
-        }
-        if !dirty.is_empty() {
-            log::info!("store: flushed {} memory-only changes", dirty.len());
+        let flushed = self.flush_dirty(None)?;
+        if flushed > 0 {
+            log::info!("store: flushed {flushed} memory-only changes");
         }
         Ok(())
+    }
+
+    /// Writes the memory-only changes of objects that have been newer than their file for
+    /// `age` or longer; returns how many objects were written. Called every checkpoint
+    /// ([`spawn_checkpoints`]), it bounds both what a power cut loses and how often a status
+    /// that keeps changing (a flapping readiness probe) is written: once per `age` at most.
+    pub fn flush_older_than(&self, age: Duration) -> Result<usize, StoreError> {
+        // Nothing can be older than the clock itself.
+        match Instant::now().checked_sub(age) {
+            Some(before) => self.flush_dirty(Some(before)),
+            None => Ok(0),
+        }
+    }
+
+    fn flush_dirty(&self, before: Option<Instant>) -> Result<usize, StoreError> {
+        let _w = lock(&self.shared.writer);
+        self.persist_dirty(before, None)
     }
 
     /// Flushes memory-only changes, refuses further writes and ends every watcher.
@@ -379,7 +398,7 @@ impl Store {
     }
 
     fn entry(&self, key: &Key) -> Option<(Arc<Object>, bool)> {
-        lock(&self.shared.state).index.get(key).map(|e| (e.obj.clone(), e.dirty))
+        lock(&self.shared.state).index.get(key).map(|e| (e.obj.clone(), e.is_dirty()))
     }
 
     /// The stored version of the object `obj` names, and whether it is newer than its file.
@@ -415,6 +434,24 @@ impl Store {
         )))
     }
 
+    /// Writes every object newer than its file since `before` or earlier (all when None),
+    /// except `skip`; how many were written.
+    fn persist_dirty(&self, before: Option<Instant>, skip: Option<&Key>) -> Result<usize, StoreError> {
+        let mut dirty = lock(&self.shared.state).index.dirty_keys(before);
+        dirty.retain(|k| Some(k) != skip);
+        for key in &dirty {
+            self.persist_entry(key)?;
+        }
+        Ok(dirty.len())
+    }
+
+    /// Before a durable change: whatever memory-only status it may have been decided on
+    /// (a controller scaling down because a new pod shows Ready) reaches the disk first, so a
+    /// power cut never keeps the decision and loses what it was based on.
+    fn persist_before_change(&self, key: &Key) -> Result<(), StoreError> {
+        self.persist_dirty(None, Some(key)).map(drop)
+    }
+
     /// Writes the in-memory version of `key` to disk without a new version.
     fn persist_entry(&self, key: &Key) -> Result<(), StoreError> {
         let Some((obj, true)) = self.entry(key) else {
@@ -423,7 +460,7 @@ impl Store {
         self.write_file(&obj)?;
         if let Some(e) = lock(&self.shared.state).index.get_mut(key) {
             if Arc::ptr_eq(&e.obj, &obj) {
-                e.dirty = false;
+                e.dirty_since = None;
             }
         }
         Ok(())
@@ -442,12 +479,16 @@ impl Store {
         obj.metadata_mut().resource_version = rv.to_string();
         let memory_only = is_memory_only(&obj);
         if persist && !memory_only {
+            self.persist_before_change(&key_of(&obj))?;
             self.write_file(&obj)?;
         }
         let key = key_of(&obj);
         let obj = Arc::new(obj);
         let mut st = lock(&self.shared.state);
-        st.index.insert(key, Entry { obj: obj.clone(), dirty: !persist && !memory_only });
+        // Newer than its file since the first memory-only change the file has not seen.
+        let dirty_since = (!persist && !memory_only)
+            .then(|| st.index.get(&key).and_then(|e| e.dirty_since).unwrap_or_else(Instant::now));
+        st.index.insert(key, Entry { obj: obj.clone(), dirty_since });
         st.rv = rv;
         let event = if added { WatchEvent::Added(obj.clone()) } else { WatchEvent::Modified(obj.clone()) };
         st.hub.publish(rv, event);
@@ -461,6 +502,7 @@ impl Store {
         };
         let rv = self.next_rv(w)?;
         if !is_memory_only(&current) {
+            self.persist_before_change(key)?;
             let (plural, ns, name) = key;
             self.shared.layout.remove_object(plural, ns, name).map_err(io_error(format!(
                 "removing {} {}",

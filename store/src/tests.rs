@@ -244,6 +244,70 @@ fn memory_only_status_reaches_disk_at_flush_and_versions_stay_monotonic() {
     assert_eq!(phase(&store.get(&Pod::INFO, "default", "p").unwrap()).as_deref(), Some("Running"));
 }
 
+#[test]
+fn checkpoints_write_status_that_has_waited_long_enough_and_keep_its_first_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "pods", "default", "p");
+    let store = Store::open(dir.path()).unwrap();
+    let p = store.create(pod("p")).unwrap();
+    let inode = || fs::metadata(&path).unwrap().ino();
+    let first = inode();
+    let pending = store.update_status(with_phase(&p, "Pending"), false).unwrap();
+    // Not waited an hour: nothing is written.
+    assert_eq!(store.flush_older_than(Duration::from_secs(3600)).unwrap(), 0);
+    assert_eq!(inode(), first);
+    // Changes that keep coming do not postpone the write: the first one's age counts.
+    std::thread::sleep(Duration::from_millis(60));
+    store.update_status(with_phase(&pending, "Running"), false).unwrap();
+    assert_eq!(store.flush_older_than(Duration::from_millis(50)).unwrap(), 1);
+    let written = inode();
+    assert_ne!(written, first, "the checkpoint rewrote the file");
+    assert_eq!(store.flush_older_than(Duration::ZERO).unwrap(), 0, "written once, clean since");
+    assert_eq!(inode(), written);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(phase(&store.get(&Pod::INFO, "default", "p").unwrap()).as_deref(), Some("Running"));
+}
+
+#[test]
+fn a_durable_change_writes_the_status_it_may_have_been_decided_on_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store.create(pod("a")).unwrap();
+    store.update_status(with_phase(&a, "Running"), false).unwrap();
+    // A controller acting on a's status makes a durable change elsewhere; then the power goes.
+    store.create(pod("b")).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(phase(&store.get(&Pod::INFO, "default", "a").unwrap()).as_deref(), Some("Running"));
+    // Deletions too.
+    let a = store.get(&Pod::INFO, "default", "a").unwrap();
+    store.update_status(with_phase(&a, "Succeeded"), false).unwrap();
+    store.delete(&Pod::INFO, "default", "b", &no_delete()).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(phase(&store.get(&Pod::INFO, "default", "a").unwrap()).as_deref(), Some("Succeeded"));
+}
+
+#[test]
+fn the_checkpoint_thread_writes_status_and_ends_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "pods", "default", "p");
+    let store = Store::open(dir.path()).unwrap();
+    let p = store.create(pod("p")).unwrap();
+    let first = fs::metadata(&path).unwrap().ino();
+    let thread = crate::spawn_checkpoints(store.clone(), Duration::from_millis(10)).unwrap();
+    store.update_status(with_phase(&p, "Running"), false).unwrap();
+    let mut looks = 0;
+    while fs::metadata(&path).unwrap().ino() == first {
+        looks += 1;
+        assert!(looks < 600, "no checkpoint wrote the status");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    store.shutdown().unwrap();
+    thread.join().unwrap();
+}
+
 trait WithRv {
     fn clone_with_rv(&self, rv: &str) -> Object;
 }

@@ -218,6 +218,39 @@ fn uninstall_removes_an_untouched_default_config() {
     assert!(!root.path().join("etc/coracle").exists(), "an unmodified, empty /etc/coracle goes");
 }
 
+/// Without systemd, `./setup` starts the installed coracled in the background; `--uninstall`
+/// stops it (the daemon holds a lock in its run dir naming its pid) before removing its
+/// binary, instead of leaving it running.
+#[test]
+fn uninstall_stops_a_daemon_running_outside_systemd() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    install_sh(r, &["--bin-dir", built_bin_dir().to_str().unwrap()]);
+    let (run_dir, data_dir) = (r.join("run/coracle"), r.join("var/lib/coracle"));
+    let env = [("CORACLE_RUN_DIR", run_dir.as_os_str()), ("CORACLE_DATA_DIR", data_dir.as_os_str())];
+    let mut daemon = TestDaemon::spawn(&r.join("usr/local/bin/coracled"), &[], &env);
+    daemon.wait_api("/healthz");
+    let pid = daemon.child.id();
+    let out = install_sh(r, &["--uninstall"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("stopping coracled (pid {pid})")), "{said}");
+    // install.sh returns once the daemon let its lock go, i.e. as it exits.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < give_up, "coracled still runs after --uninstall; log:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "stopped by SIGTERM, cleanly: {status}; log:\n{}", daemon.log());
+    assert!(daemon.log().contains("SIGTERM received"), "{}", daemon.log());
+    assert!(!r.join("usr/local/bin/coracled").exists());
+    // Nothing left to stop: a second uninstall says nothing of a daemon.
+    let again = install_sh(r, &["--uninstall"]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("stopping"));
+}
+
 #[test]
 fn install_sh_refuses_purge_without_uninstall() {
     let root = tempfile::tempdir().unwrap();
@@ -370,6 +403,8 @@ impl Drop for TestDaemon {
         }
         if is_root() {
             self.slot.clean_up();
+            // Its claim on the cgroup subpath, which was its alone (daemon/src/board_claims.rs).
+            let _ = fs::remove_file(format!("/run/lock/coracle/cgroup-{}.lock", self.cgroup_subpath));
         }
         if std::thread::panicking() {
             eprintln!("coracled log:\n{}", self.log());

@@ -17,8 +17,9 @@ const LONG: Duration = Duration::from_secs(90);
 /// The bound on the endpoint-removal check: generous, as the figure itself is printed.
 const REMOVAL_BOUND: Duration = Duration::from_secs(5);
 
-/// The daemons of these tests allocate the same node ports (from 30000, bound on the host):
-/// one at a time. Their ClusterIPs differ: each has a Service CIDR of its own (the harness's).
+/// The daemons of these tests serve Services on the host: one at a time. Their ClusterIPs
+/// and node ports differ all the same: each has a Service CIDR and a node port range of its
+/// own (the harness's).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -168,7 +169,8 @@ fn exercise(mode: Mode) {
     );
     let cluster_ip: IpAddr = svc["spec"]["clusterIP"].as_str().expect("an allocated clusterIP").parse().unwrap();
     let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().expect("an allocated nodePort") as u16;
-    assert!((30000..=32767).contains(&node_port), "{svc}");
+    // From the daemon's own range (the harness's), never the installed daemon's default one.
+    assert!(daemon.slot().node_ports().contains(&u32::from(node_port)), "{svc}");
     let ep = wait_for("Endpoints listing three Ready addresses", LONG, || {
         let (status, body) = daemon.http("GET", "/api/v1/namespaces/default/endpoints/hello", None);
         let v: Value = serde_json::from_str(&body).ok()?;
@@ -270,8 +272,9 @@ fn allocation_errors_and_repeated_applies() {
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}});
     let (status, body) = daemon.http("POST", "/api/v1/namespaces/default/services", Some(&low.to_string()));
     assert_eq!(status, 422, "{body}");
+    let range = daemon.slot().node_port_range();
     assert!(
-        body.contains("spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+        body.contains(&format!("spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is {range}")),
         "{body}"
     );
     let same = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other"},

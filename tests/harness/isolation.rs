@@ -4,7 +4,8 @@
 //!
 //! Board-wide, a daemon holds its pod bridge, its pod CIDR (addresses on that bridge), its
 //! Service CIDR (a local route, and ClusterIP listeners bound with `SO_REUSEPORT`: two daemons
-//! with the same block would share each other's listeners), its run dir and its cgroup
+//! with the same block would share each other's listeners), its node port range (NodePort
+//! listeners on every host address, `SO_REUSEPORT` too), its run dir and its cgroup
 //! subpath. Data dir, socket and manifests are always given by flag. Every other one of these
 //! settings still at its default — the installed daemon's value — is replaced by one of a
 //! [`Slot`]: a number held with `flock(2)` for the daemon's life, machine-wide, that names
@@ -21,6 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// How many slots there are: bounds the blocks below and how many test daemons may live at
 /// once on one machine.
 const SLOTS: u32 = 2048;
+
+/// Node ports a test daemon gets (a test uses at most four), and where the slots' start.
+const NODE_PORTS_PER_SLOT: u32 = 5;
+const NODE_PORTS_FROM: u32 = 19000;
 
 /// Where slot locks live for root (tmpfs: they vanish with the boot), machine-wide.
 const ROOT_LOCK_DIR: &str = "/run/lock/coracle-e2e";
@@ -82,6 +87,19 @@ impl Slot {
         format!("10.{}.{}.0/24", 208 + self.index / 256, self.index % 256)
     }
 
+    /// [`NODE_PORTS_PER_SLOT`] node ports in 19000–29239: below the default range (the
+    /// installed daemon's) and below the kernel's ephemeral ports (32768 up), where outgoing
+    /// connections could hold them.
+    pub fn node_ports(&self) -> std::ops::RangeInclusive<u32> {
+        let first = NODE_PORTS_FROM + self.index * NODE_PORTS_PER_SLOT;
+        first..=first + NODE_PORTS_PER_SLOT - 1
+    }
+
+    /// [`Slot::node_ports`] as `network.node_port_range` takes it: `FIRST-LAST`.
+    pub fn node_port_range(&self) -> String {
+        format!("{}-{}", self.node_ports().start(), self.node_ports().end())
+    }
+
     /// The `CORACLE_*` variables that give a daemon reading `config_yaml` this slot's bridge
     /// and blocks, `run_dir` and `cgroup_subpath` wherever its settings still hold the
     /// defaults. A config that does not parse gets none: the daemon refuses it anyway.
@@ -100,6 +118,11 @@ impl Slot {
             "CORACLE_SERVICE_CIDR",
             settings.network.service_cidr == defaults.network.service_cidr,
             self.service_cidr(),
+        );
+        replace(
+            "CORACLE_NODE_PORT_RANGE",
+            settings.network.node_port_range == defaults.network.node_port_range,
+            self.node_port_range(),
         );
         replace("CORACLE_RUN_DIR", settings.run_dir == defaults.run_dir, run_dir.display().to_string());
         replace("CORACLE_CGROUP_SUBPATH", settings.cgroup_subpath == defaults.cgroup_subpath, cgroup_subpath.into());
@@ -207,6 +230,11 @@ mod tests {
         // The highest slot still names valid blocks.
         let last = Slot { index: SLOTS - 1, _lock: File::open("/dev/null").unwrap() };
         assert_eq!((last.pod_cidr().as_str(), last.service_cidr().as_str()), ("10.207.255.0/24", "10.215.255.0/24"));
+        // Node ports: apart from each other, below the default range and the ephemeral ports.
+        assert_eq!(last.node_port_range(), "29235-29239");
+        let first = Slot { index: 0, _lock: File::open("/dev/null").unwrap() };
+        assert_eq!(first.node_port_range(), "19000-19004");
+        assert!(a.node_ports().end() < b.node_ports().start() || b.node_ports().end() < a.node_ports().start());
     }
 
     #[test]
@@ -226,14 +254,27 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             names,
-            ["CORACLE_BRIDGE", "CORACLE_POD_CIDR", "CORACLE_SERVICE_CIDR", "CORACLE_RUN_DIR", "CORACLE_CGROUP_SUBPATH"]
+            [
+                "CORACLE_BRIDGE",
+                "CORACLE_POD_CIDR",
+                "CORACLE_SERVICE_CIDR",
+                "CORACLE_NODE_PORT_RANGE",
+                "CORACLE_RUN_DIR",
+                "CORACLE_CGROUP_SUBPATH"
+            ]
         );
+        assert!(all.contains(&("CORACLE_NODE_PORT_RANGE", slot.node_port_range())));
         assert!(all.contains(&("CORACLE_SERVICE_CIDR", slot.service_cidr())));
         // A test's own bridge and pod block stay; the default Service block it left does not,
         // nor one it wrote out as the default.
         let own = slot.overrides("network:\n  bridge: corae2e0\n  pod_cidr: 10.233.0.0/24\n", run, "c");
         let names: Vec<&str> = own.iter().map(|(k, _)| *k).collect();
-        assert_eq!(names, ["CORACLE_SERVICE_CIDR", "CORACLE_RUN_DIR", "CORACLE_CGROUP_SUBPATH"]);
+        assert_eq!(
+            names,
+            ["CORACLE_SERVICE_CIDR", "CORACLE_NODE_PORT_RANGE", "CORACLE_RUN_DIR", "CORACLE_CGROUP_SUBPATH"]
+        );
+        let ports = slot.overrides("network:\n  node_port_range: 31000-31010\n", run, "c");
+        assert!(ports.iter().all(|(k, _)| *k != "CORACLE_NODE_PORT_RANGE"), "a test's own range stays");
         let spelled = slot.overrides("network:\n  bridge: coracle0\n", run, "c");
         assert_eq!(spelled[0], ("CORACLE_BRIDGE", slot.bridge()));
         assert!(slot.overrides("network: {mode: bridge}\n", run, "c").is_empty());

@@ -460,6 +460,20 @@ impl Daemon {
         })
     }
 
+    /// SIGTERM, and the exit status once the daemon exits within `bound`; None when it was
+    /// still running then (it is killed) or was not running.
+    pub fn stop_within(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped, so the pid is ours.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = wait_exit(&mut child, bound);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
     /// Writes a file into the manifests directory atomically (temp file + rename), as a
     /// careful tool would.
     pub fn write_manifest(&self, name: &str, text: &str) {
@@ -481,6 +495,9 @@ impl Drop for Daemon {
             unmount_below(self.dir.path());
             // Before the slot is let go: its bridge and route are still ours.
             self.slot.clean_up();
+            // The daemon's claim on its cgroup subpath (daemon/src/board_claims.rs): the
+            // subpath was this daemon's alone, and the daemon is gone.
+            let _ = std::fs::remove_file(format!("/run/lock/coracle/cgroup-{}.lock", self.cgroup_subpath));
         }
         if std::thread::panicking() {
             eprintln!("coracled log ({}):\n{}", self.log_path.display(), self.log());

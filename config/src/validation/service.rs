@@ -9,7 +9,9 @@ use crate::core::{EndpointAddress, Endpoints, ServiceSpec};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-/// The node ports a Service may claim.
+/// The node ports a Service may claim by default (Kubernetes' `--service-node-port-range`);
+/// the daemon's range is a setting (`network.node_port_range`), checked where node ports are
+/// allocated, as Kubernetes' registry does, not here.
 pub const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 const TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
@@ -114,12 +116,8 @@ fn ports(spec: &ServiceSpec, type_: &str, path: &Path, errs: &mut Vec<FieldError
             let np = p.child("nodePort");
             if type_ == "ClusterIP" || type_ == "ExternalName" {
                 errs.push(FieldError::forbidden(&np, &format!("may not be used when `type` is '{type_}'")));
-            } else if !NODE_PORT_RANGE.contains(&node_port) {
-                errs.push(FieldError::invalid(
-                    &np,
-                    node_port.to_string(),
-                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                ));
+            } else if let Some(detail) = names::port_number(node_port).first() {
+                errs.push(FieldError::invalid(&np, node_port.to_string(), detail));
             } else if !node_ports.insert((proto.to_string(), node_port)) {
                 errs.push(FieldError::duplicate(&np, node_port.to_string()));
             }

@@ -191,12 +191,12 @@ fn bad_objects_report_kubernetes_messages() {
             service(),
             |v| {
                 v["spec"]["type"] = json!("NodePort");
-                v["spec"]["ports"] = json!([{"name": "a", "port": 80, "nodePort": 80, "protocol": "HTTP"},
+                v["spec"]["ports"] = json!([{"name": "a", "port": 80, "nodePort": 70000, "protocol": "HTTP"},
                                             {"port": 80, "targetPort": "http_x"}]);
             },
             vec![
                 "spec.ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"".into(),
-                "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767".into(),
+                "spec.ports[0].nodePort: Invalid value: 70000: must be between 1 and 65535, inclusive".into(),
                 "spec.ports[1].name: Required value".into(),
                 "spec.ports[1].targetPort: Invalid value: \"http_x\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into(),
             ],

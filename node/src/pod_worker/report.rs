@@ -77,10 +77,11 @@ impl PodWorker {
         }
     }
 
-    /// Writes the status when it differs from the stored one. Every field here is something
-    /// a user sees and nothing changes on a timer, so each change is persisted; but watchers
-    /// (the API, controllers) are told first and the fsync follows within the same pass, so
-    /// apply → Running does not wait on the disk.
+    /// Publishes the status when it differs from the stored one. Watchers (the API, the
+    /// controllers, the proxy) see it at once; the disk write is left to the store's
+    /// checkpoints (`coracle_store::CHECKPOINT_AGE`), so a pod whose readiness flaps every
+    /// second costs one write per checkpoint, not one per flip. A clean stop flushes it; after
+    /// a power cut the next start recomputes status from the containers it finds.
     pub(super) fn write_status(&self, pod: &Pod) {
         let next = self.compute_status(pod);
         let Some(current) = self.ctx.store.get_as::<Pod>(&pod.metadata.namespace, &pod.metadata.name) else {
@@ -91,10 +92,7 @@ impl PodWorker {
         }
         let mut updated = Pod::clone(&current);
         updated.status = Some(next);
-        let published = self.ctx.store.update_status(Object::Pod(updated), false);
-        // Unchanged since (resourceVersion precondition): nothing but the fsync is left to do.
-        let persisted = published.and_then(|p| self.ctx.store.update_status((*p).clone(), true));
-        match persisted {
+        match self.ctx.store.update_status(Object::Pod(updated), false) {
             Ok(_) => {}
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
             Err(e) => {

@@ -22,12 +22,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
 
-/// The node ports a Service may claim (Kubernetes' default range).
+/// The node ports a Service may claim unless the settings say otherwise (Kubernetes'
+/// default range).
 pub const NODE_PORTS: std::ops::RangeInclusive<i32> = NODE_PORT_RANGE;
 
-/// Picks ClusterIPs from one block and node ports from [`NODE_PORTS`].
+/// Picks ClusterIPs from one block and node ports from one range (`network.node_port_range`).
 pub struct ServiceAllocator {
     cidr: Ipv4Cidr,
+    node_ports: std::ops::RangeInclusive<i32>,
     held: Mutex<Held>,
 }
 
@@ -103,7 +105,21 @@ impl ServiceAllocator {
     /// An allocator handing out ClusterIPs from `cidr` (e.g. `10.96.0.0/16`).
     pub fn new(cidr: Ipv4Cidr) -> ServiceAllocator {
         let cursors = Cursors { ip: 0, port: *NODE_PORTS.start() };
-        ServiceAllocator { cidr, held: Mutex::new(Held { ips: HashSet::new(), ports: HashSet::new(), cursors }) }
+        let held = Mutex::new(Held { ips: HashSet::new(), ports: HashSet::new(), cursors });
+        ServiceAllocator { cidr, node_ports: NODE_PORTS, held }
+    }
+
+    /// The allocator handing out node ports from `range` instead (checked by the settings:
+    /// within 1–65535, not empty).
+    pub fn with_node_ports(mut self, range: std::ops::RangeInclusive<i32>) -> ServiceAllocator {
+        self.lock().cursors.port = *range.start();
+        self.node_ports = range;
+        self
+    }
+
+    /// The node port range.
+    pub fn node_ports(&self) -> std::ops::RangeInclusive<i32> {
+        self.node_ports.clone()
     }
 
     /// The ClusterIP block.
@@ -160,7 +176,7 @@ impl ServiceAllocator {
         let before = held.cursors;
         let taken = taken(store, (&svc.metadata.namespace, &svc.metadata.name));
         let picked = self.cluster_ip(&mut held, &taken, svc, old).and_then(|ip| {
-            let ports = node_ports(&mut held, &taken, svc, old)?;
+            let ports = node_ports(&mut held, &taken, svc, old, &self.node_ports)?;
             Ok(Picks { ip, ports })
         });
         let picks = match picked {
@@ -267,7 +283,9 @@ fn node_ports(
     taken: &Taken,
     svc: &mut Service,
     old: Option<&Service>,
+    range: &std::ops::RangeInclusive<i32>,
 ) -> Result<Vec<i32>, FieldError> {
+    let (first, last) = (*range.start(), *range.end());
     if !wants_node_ports(svc) {
         return Ok(Vec::new());
     }
@@ -276,11 +294,11 @@ fn node_ports(
     let mut chosen: HashSet<i32> = HashSet::new();
     for (i, p) in svc.spec.ports.iter().enumerate() {
         let Some(np) = p.node_port.filter(|n| *n != 0) else { continue };
-        if !NODE_PORTS.contains(&np) {
+        if !range.contains(&np) {
             return Err(FieldError::invalid(
                 &port_path(i),
                 np.to_string(),
-                "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                &format!("provided port is not in the valid range. The range of valid ports is {first}-{last}"),
             ));
         }
         if let Some(owner) = taken.ports.get(&np) {
@@ -295,7 +313,7 @@ fn node_ports(
         }
         chosen.insert(np);
     }
-    let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+    let span = last - first + 1;
     for i in 0..svc.spec.ports.len() {
         if svc.spec.ports[i].node_port.unwrap_or(0) != 0 {
             continue;
@@ -303,16 +321,16 @@ fn node_ports(
         let twin = svc.spec.ports[..i].iter().find(|o| o.port == svc.spec.ports[i].port).and_then(|o| o.node_port);
         let pick = twin.or_else(|| {
             (0..span).find_map(|k| {
-                let n = NODE_PORTS.start() + (held.cursors.port - NODE_PORTS.start() + k).rem_euclid(span);
+                let n = first + (held.cursors.port - first + k).rem_euclid(span);
                 let free = !taken.ports.contains_key(&n) && !held.ports.contains(&n) && !chosen.contains(&n);
                 free.then_some(n)
             })
         });
         let Some(n) = pick else {
-            return Err(FieldError::invalid(&port_path(i), "0", "no node port left in range 30000-32767"));
+            return Err(FieldError::invalid(&port_path(i), "0", &format!("no node port left in range {first}-{last}")));
         };
         if twin.is_none() {
-            held.cursors.port = if n == *NODE_PORTS.end() { *NODE_PORTS.start() } else { n + 1 };
+            held.cursors.port = if n == last { first } else { n + 1 };
         }
         chosen.insert(n);
         svc.spec.ports[i].node_port = Some(n);

@@ -212,6 +212,29 @@ fn node_ports_are_picked_for_nodeport_and_loadbalancer_and_conflicts_refused() {
 }
 
 #[test]
+fn a_configured_node_port_range_is_the_only_one_used_and_named() {
+    let (_d, store) = store();
+    let a = allocator().with_node_ports(40000..=40002);
+    assert_eq!(a.node_ports(), 40000..=40002);
+    let np = create(&store, &a, service("np", "NodePort", &[80, 443]));
+    let ports: Vec<i32> = np.spec.ports.iter().map(|p| p.node_port.unwrap()).collect();
+    assert_eq!(ports, [40000, 40001]);
+    // A port of the default range is outside this daemon's: refused with its range.
+    let mut default = service("default", "NodePort", &[80]);
+    default.spec.ports[0].node_port = Some(30000);
+    let e = a.allocate(&store, &mut default).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "spec.ports[0].nodePort: Invalid value: 30000: provided port is not in the valid range. The range of valid ports is 40000-40002"
+    );
+    let last = create(&store, &a, service("last", "NodePort", &[80]));
+    assert_eq!(last.spec.ports[0].node_port, Some(40002));
+    let mut none = service("none", "NodePort", &[80]);
+    let e = a.allocate(&store, &mut none).unwrap_err().to_string();
+    assert_eq!(e, "spec.ports[0].nodePort: Invalid value: 0: no node port left in range 40000-40002");
+}
+
+#[test]
 fn updates_keep_what_the_user_left_unset() {
     let (_d, store) = store();
     let a = allocator();
