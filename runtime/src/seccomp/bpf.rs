@@ -1,8 +1,9 @@
 //! A classic-BPF interpreter for seccomp programs, for tests: it runs a filter stack on a
 //! synthetic `seccomp_data` as the kernel does (every filter, the most restrictive answer),
 //! so every architecture's filters can be judged on any host, and under qemu-user, which
-//! installs no guest filter: qemu 7.2 answers seccomp(2) with ENOSYS and PR_SET_SECCOMP with
-//! EINVAL (a filter there would judge the host calls qemu makes, not the guest's). It knows
+//! installs no guest filter: qemu 7.2 fails a guest's seccomp(2) (ENOSYS from a C program,
+//! EINVAL in the runtime's own test) and PR_SET_SECCOMP (EINVAL), since a filter there would
+//! judge the host calls qemu makes, not the guest's. It knows
 //! the instructions seccompiler and compile.rs emit and panics on any other.
 
 use seccompiler::sock_filter;
