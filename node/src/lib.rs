@@ -9,6 +9,7 @@ pub mod adoption;
 pub mod backoff;
 pub mod container_spec;
 pub mod env_expansion;
+pub mod env_source;
 pub mod layout;
 pub mod metrics;
 pub mod oom_score;
