@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod manifests;
 pub mod patch;
 pub mod portforward;
+pub mod protobuf;
 pub mod query;
 pub mod request;
 pub mod routes;

@@ -12,8 +12,10 @@ use coracle_store::{DeleteOptions, Propagation};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The largest request body read (1 MiB), as the API server's default limit for objects.
-pub const MAX_BODY: usize = 1 << 20;
+/// The largest request body read: 3 MiB, kube-apiserver's `MaxRequestBodyBytes`. Objects
+/// themselves are held to 1 MiB of values (ConfigMaps, Secrets) by validation, which a
+/// Secret's base64 and the JSON around it must be able to reach to get its 422.
+pub const MAX_BODY: usize = 3 << 20;
 
 /// What a list or watch asks for.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -420,6 +422,7 @@ pub fn decode_body(http: &HttpParts<'_>) -> Result<serde_json::Value, ApiError> 
             .map_err(|e| ApiError::BadRequest(format!("error decoding JSON request body: {e}")))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(http.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML request body: {e}")))?,
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(http.body)?,
         _ => return Err(ApiError::UnsupportedMediaType(media)),
     };
     if !value.is_object() {
