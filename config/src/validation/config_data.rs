@@ -67,17 +67,13 @@ pub fn secret(s: &Secret, errs: &mut Vec<FieldError>) {
                 }
             }
         }
-        types::BASIC_AUTH => {
-            // Either may be empty, but one must be there.
-            if !has(types::BASIC_AUTH_USERNAME) && !has(types::BASIC_AUTH_PASSWORD) {
-                errs.push(required(types::BASIC_AUTH_USERNAME));
-                errs.push(required(types::BASIC_AUTH_PASSWORD));
-            }
+        // Either may be empty, but one must be there.
+        types::BASIC_AUTH if !has(types::BASIC_AUTH_USERNAME) && !has(types::BASIC_AUTH_PASSWORD) => {
+            errs.push(required(types::BASIC_AUTH_USERNAME));
+            errs.push(required(types::BASIC_AUTH_PASSWORD));
         }
-        types::SSH_AUTH => {
-            if s.data.get(types::SSH_AUTH_PRIVATE_KEY).is_none_or(|v| v.0.is_empty()) {
-                errs.push(required(types::SSH_AUTH_PRIVATE_KEY));
-            }
+        types::SSH_AUTH if s.data.get(types::SSH_AUTH_PRIVATE_KEY).is_none_or(|v| v.0.is_empty()) => {
+            errs.push(required(types::SSH_AUTH_PRIVATE_KEY));
         }
         types::TLS => {
             for key in [types::TLS_CERT, types::TLS_KEY] {
