@@ -722,6 +722,9 @@ mod tests {
         http.content_type = Some("application/json; charset=utf-8");
         assert_eq!(parse(&http).unwrap_err().code(), 400);
         http.content_type = Some("application/vnd.kubernetes.protobuf");
+        assert_eq!(parse(&http).unwrap_err().code(), 400, "not a protobuf envelope");
+        // Protobuf is read for ConfigMaps, Secrets and ServiceAccounts only: a Pod is 415.
+        http.body = b"k8s\0\x0a\x09\x0a\x02v1\x12\x03Pod";
         assert_eq!(parse(&http).unwrap_err().code(), 415);
     }
 
