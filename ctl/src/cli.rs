@@ -205,7 +205,7 @@ pub struct CreateTlsSecretArgs {
 /// `get TYPE[,TYPE…] [NAME…]` or `get TYPE/NAME…`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Resource type (po, deploy, rs, svc, ep, hpa, ev, ns, all) and optional names
+    /// Resource type (po, deploy, rs, svc, ep, hpa, ev, ns, cm, secret, sa, all) and optional names
     #[arg(required = true)]
     pub resources: Vec<String>,
     /// Output format: wide, json, yaml or name
