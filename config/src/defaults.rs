@@ -80,7 +80,12 @@ pub fn pod_spec(spec: &mut PodSpec) {
         container(c, host_network);
     }
     for v in &mut spec.volumes {
-        if v.empty_dir.is_none() && v.host_path.is_none() {
+        // `SetDefaults_ConfigMapVolumeSource`, `SetDefaults_SecretVolumeSource`.
+        if let Some(cm) = &mut v.config_map {
+            set(&mut cm.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if let Some(s) = &mut v.secret {
+            set(&mut s.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if v.empty_dir.is_none() && v.host_path.is_none() {
             v.empty_dir = Some(EmptyDirVolumeSource::default());
         }
     }

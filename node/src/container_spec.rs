@@ -83,7 +83,7 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         return Err(config_error(format!("workingDir {cwd:?}: must be an absolute path")));
     }
     let mut mounts = inputs.sandbox.standard_mounts();
-    mounts.extend(volume_mounts(pod, container, inputs.data_dir)?);
+    mounts.extend(volume_mounts(pod, container, inputs)?);
     let security = container.security_context.as_ref();
     let privileged = security.and_then(|s| s.privileged) == Some(true);
     let mut capabilities = security
@@ -302,8 +302,9 @@ fn verify_run_as_non_root(
     }
 }
 
-/// emptyDir and hostPath binds for the container's volumeMounts.
-fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Vec<MountSpec>, SpecError> {
+/// emptyDir, hostPath, configMap and secret binds for the container's volumeMounts.
+fn volume_mounts(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Vec<MountSpec>, SpecError> {
+    let data_dir = inputs.data_dir;
     let mut mounts = Vec::new();
     for vm in &container.volume_mounts {
         let context =
@@ -317,7 +318,7 @@ fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Ve
         if !vm.mount_path.starts_with('/') {
             return Err(context(format!("mountPath {:?}: must be absolute", vm.mount_path)));
         }
-        let read_only = vm.read_only == Some(true);
+        let mut read_only = vm.read_only == Some(true);
         let (source, kind) = if let Some(empty) = &volume.empty_dir {
             let dir = layout::volume_dir(data_dir, &pod.metadata.uid, &volume.name);
             if empty.medium.as_deref() == Some("Memory") {
@@ -327,6 +328,15 @@ fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Ve
                 std::fs::create_dir_all(&dir).map_err(|e| context(format!("create {}: {e}", dir.display())))?;
                 (dir, MountKind::Bind)
             }
+        } else if volume.config_map.is_some() || volume.secret.is_some() {
+            let files = super::config_volume::payload(inputs.store, pod, volume)?;
+            let sandbox_dir = inputs.sandbox.hosts_path.parent().unwrap_or(Path::new("/"));
+            let dir = sandbox_dir.join("volumes").join(&volume.name);
+            super::config_volume::write(&dir, &files)
+                .map_err(|e| context(format!("writing {}: {e}", dir.display())))?;
+            // Kubernetes binds these read-only whatever the mount says.
+            read_only = true;
+            (dir, MountKind::Bind)
         } else if let Some(host) = &volume.host_path {
             let path = PathBuf::from(&host.path);
             match host.type_.as_deref().unwrap_or("") {
@@ -338,7 +348,9 @@ fn volume_mounts(pod: &Pod, container: &Container, data_dir: &Path) -> Result<Ve
             }
             (path, MountKind::Bind)
         } else {
-            return Err(context("volume type not supported on this node (emptyDir and hostPath are)".into()));
+            return Err(context(
+                "volume type not supported on this node (emptyDir, hostPath, configMap and secret are)".into(),
+            ));
         };
         let source = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => {

@@ -7,6 +7,7 @@
 
 pub mod adoption;
 pub mod backoff;
+pub mod config_volume;
 pub mod container_spec;
 pub mod env_expansion;
 pub mod env_source;

@@ -284,3 +284,64 @@ fn pods_read_config_maps_and_secrets_as_environment_once_they_exist() {
         "{events}"
     );
 }
+
+/// A pod on `runtime` ("builtin" or "oci") mounting a ConfigMap (items, modes, a subPath) and
+/// a Secret (defaultMode) reads their files, with their modes, inside the container; the
+/// Secret's files live under the run dir, not the data dir.
+fn config_and_secret_volumes_hold_their_files_with_their_modes(runtime: &str) {
+    if skip_unless_root("containers need namespaces and cgroups") {
+        return;
+    }
+    if runtime == "oci" && !Path::new("/usr/sbin/runc").exists() && !Path::new("/usr/bin/runc").exists() {
+        eprintln!("skipping: the OCI runtime variant needs runc");
+        return;
+    }
+    let d = Daemon::start_with_config(&format!("runtime:\n  kind: {runtime}\n  oci_binary: runc\n"));
+    d.load_busybox("busybox:latest", &["sh"]);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"},
+                    "data": {"index.html": "hello", "app.conf": "port=80"}});
+    assert_eq!(post(&d, CONFIGMAPS, &cm).0, 201);
+    let secret =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "key"}, "stringData": {"key.pem": "KEY"}});
+    assert_eq!(post(&d, SECRETS, &secret).0, 201);
+    let script =
+        "stat -L -c '%a %n' /cfg/conf/app /secret/key.pem; cat /cfg/conf/app /secret/key.pem /one.html; echo; \
+                  ls /cfg; echo x > /cfg/w 2>/dev/null || echo read-only; sleep 3600";
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vols"}, "spec": {
+    "containers": [{"name": "app", "image": "busybox:latest", "imagePullPolicy": "Never",
+                    "command": ["sh", "-c", script],
+                    "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"},
+                                     {"name": "sec", "mountPath": "/secret"},
+                                     {"name": "whole", "mountPath": "/one.html", "subPath": "index.html"}]}],
+    "volumes": [
+        {"name": "cfg", "configMap": {"name": "web", "items": [{"key": "app.conf", "path": "conf/app", "mode": 0o600}]}},
+        {"name": "sec", "secret": {"secretName": "key", "defaultMode": 0o400}},
+        {"name": "whole", "configMap": {"name": "web"}}
+    ]}});
+    let (code, body) = post(&d, PODS, &pod);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["spec"]["volumes"][0]["configMap"]["defaultMode"], 0o644, "defaulted as Kubernetes does");
+    let logs = wait_for("the files in the logs", LONG, || {
+        let text = String::from_utf8_lossy(&d.ctl(&["logs", "vols"]).stdout).into_owned();
+        text.contains("read-only").then_some(text)
+    });
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines[..3], ["600 /cfg/conf/app", "400 /secret/key.pem", "port=80KEYhello"], "{logs}");
+    assert_eq!(lines[3], "conf", "only the listed item: {logs}");
+    let uid = d.get_json(&format!("{PODS}/vols"))["metadata"]["uid"].as_str().unwrap().to_string();
+    let on_flash = std::fs::read_dir(d.data_dir()).unwrap().flatten().any(|e| {
+        let p = e.path().join(&uid).join("volumes/sec");
+        p.exists()
+    });
+    assert!(!on_flash, "secret volumes are never written under the data dir");
+}
+
+#[test]
+fn config_and_secret_volumes_on_the_builtin_runtime() {
+    config_and_secret_volumes_hold_their_files_with_their_modes("builtin");
+}
+
+#[test]
+fn config_and_secret_volumes_on_runc() {
+    config_and_secret_volumes_hold_their_files_with_their_modes("oci");
+}

@@ -2,6 +2,7 @@
 //! secrets and service accounts.
 
 pub mod config_map;
+pub mod config_volume;
 pub mod endpoints;
 pub mod env_source;
 pub mod event;
@@ -12,6 +13,7 @@ pub mod service;
 pub mod service_account;
 
 pub use config_map::*;
+pub use config_volume::*;
 pub use endpoints::*;
 pub use env_source::*;
 pub use event::*;

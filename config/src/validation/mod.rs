@@ -4,6 +4,7 @@
 mod apps;
 mod autoscaling;
 mod config_data;
+mod config_volume;
 mod env_source;
 mod field;
 mod meta;

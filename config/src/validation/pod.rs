@@ -118,6 +118,10 @@ fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>)
         if !names.insert(v.name.clone()) {
             errs.push(FieldError::duplicate(&name, quote(&v.name)));
         }
+        if v.config_map.is_some() || v.secret.is_some() {
+            super::config_volume::volume(v, &p, errs);
+            continue;
+        }
         match (&v.empty_dir, &v.host_path) {
             (None, None) => errs.push(FieldError::required(&p, "must specify a volume type")),
             (Some(_), Some(_)) => {
