@@ -532,7 +532,7 @@ mod tests {
     fn volumes_become_binds_and_unknown_ones_are_named() {
         let data = tempfile::tempdir().unwrap();
         let (mut pod, image, sandbox) = fixture();
-        pod.spec.volumes = vec![Volume { name: "cache".into(), empty_dir: Some(Default::default()), host_path: None }];
+        pod.spec.volumes = vec![Volume { name: "cache".into(), empty_dir: Some(Default::default()), host_path: None, ..Default::default() }];
         let mut c = Container { name: "app".into(), command: Some(vec!["/bin/true".into()]), ..Default::default() };
         c.volume_mounts = vec![VolumeMount {
             name: "cache".into(),
