@@ -330,6 +330,7 @@ fn volume_mounts(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Resul
             }
         } else if volume.config_map.is_some() || volume.secret.is_some() {
             let files = super::config_volume::payload(inputs.store, pod, volume)?;
+            // The sandbox folder under the run dir, where `config_refresh` finds it again.
             let sandbox_dir = inputs.sandbox.hosts_path.parent().unwrap_or(Path::new("/"));
             let dir = sandbox_dir.join("volumes").join(&volume.name);
             super::config_volume::write(&dir, &files)
@@ -532,7 +533,12 @@ mod tests {
     fn volumes_become_binds_and_unknown_ones_are_named() {
         let data = tempfile::tempdir().unwrap();
         let (mut pod, image, sandbox) = fixture();
-        pod.spec.volumes = vec![Volume { name: "cache".into(), empty_dir: Some(Default::default()), host_path: None, ..Default::default() }];
+        pod.spec.volumes = vec![Volume {
+            name: "cache".into(),
+            empty_dir: Some(Default::default()),
+            host_path: None,
+            ..Default::default()
+        }];
         let mut c = Container { name: "app".into(), command: Some(vec!["/bin/true".into()]), ..Default::default() };
         c.volume_mounts = vec![VolumeMount {
             name: "cache".into(),
