@@ -129,3 +129,41 @@ fn immutable_objects_keep_their_data() {
         ["type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable"]
     );
 }
+
+#[test]
+fn config_volumes_need_a_name_relative_paths_and_modes_in_range() {
+    let pod = |volume: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": [volume]}})
+    };
+    assert_eq!(
+        errors_of(pod(
+            json!({"name": "v", "configMap": {"name": "c", "items": [{"key": "k", "path": "a/b", "mode": 0o400}]}})
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors_of(pod(json!({"name": "v", "configMap": {"name": "", "defaultMode": 0o1000,
+                                                         "items": [{"key": "", "path": "../x"}]}}))),
+        [
+            "spec.volumes[0].configMap.name: Required value",
+            "spec.volumes[0].configMap.items[0].key: Required value",
+            "spec.volumes[0].configMap.items[0].path: Invalid value: \"../x\": must not contain '..'",
+            "spec.volumes[0].configMap.defaultMode: Invalid value: 512: must be a number between 0 and 0777 (octal), both inclusive",
+        ]
+    );
+    assert_eq!(
+        errors_of(pod(json!({"name": "v", "secret": {"items": [{"key": "k", "path": "/abs"}]}}))),
+        [
+            "spec.volumes[0].secret.secretName: Required value",
+            "spec.volumes[0].secret.items[0].path: Invalid value: \"/abs\": must be a relative path",
+        ]
+    );
+    assert_eq!(
+        errors_of(pod(json!({"name": "v", "secret": {"secretName": "s"}, "emptyDir": {}}))),
+        ["spec.volumes[0].secret: Forbidden: may not specify more than 1 volume type"]
+    );
+    let Object::Pod(p) = admitted(pod(json!({"name": "v", "secret": {"secretName": "s"}}))) else { panic!() };
+    let v = &p.spec.volumes[0];
+    assert_eq!((v.secret.as_ref().unwrap().default_mode, v.empty_dir.is_none()), (Some(0o644), true));
+}
