@@ -85,6 +85,8 @@ pub fn pod_spec(spec: &mut PodSpec) {
             set(&mut cm.default_mode, crate::core::config_volume::DEFAULT_MODE);
         } else if let Some(s) = &mut v.secret {
             set(&mut s.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if let Some(p) = &mut v.projected {
+            set(&mut p.default_mode, crate::core::config_volume::DEFAULT_MODE);
         } else if v.empty_dir.is_none() && v.host_path.is_none() {
             v.empty_dir = Some(EmptyDirVolumeSource::default());
         }

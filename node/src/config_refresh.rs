@@ -5,7 +5,7 @@
 //! keep it, as in Kubernetes; environment variables are read only at container start.
 
 use super::{config_volume, layout};
-use coracle_config::core::{ConfigMap, Pod, Secret, Volume};
+use coracle_config::core::{ConfigMap, Pod, Secret};
 use coracle_config::object::{Object, Resource};
 use coracle_store::{Store, WatchEnd, WatchFilter};
 use std::path::{Path, PathBuf};
@@ -17,21 +17,12 @@ use std::time::Duration;
 /// How long a wait on the watch lasts before the stop flag is looked at again.
 const TICK: Duration = Duration::from_secs(1);
 
-/// True when `volume` shows the `kind` object `name`.
-fn names(volume: &Volume, kind: &str, name: &str) -> bool {
-    match kind {
-        "ConfigMap" => volume.config_map.as_ref().is_some_and(|c| c.name == name),
-        "Secret" => volume.secret.as_ref().is_some_and(|s| s.secret_name.as_deref() == Some(name)),
-        _ => false,
-    }
-}
-
 /// Rewrites every volume, of the pods in `namespace`, that shows the `kind` object `name`
 /// and has been written for a container already (its folder exists). An object gone, or
 /// a key an item needs gone, leaves the files as they were, as the kubelet does.
 pub fn refresh(store: &Store, run_dir: &Path, kind: &str, namespace: &str, name: &str) {
     for pod in store.list_as::<Pod>(Some(namespace), None).iter() {
-        for volume in pod.spec.volumes.iter().filter(|v| names(v, kind, name)) {
+        for volume in pod.spec.volumes.iter().filter(|v| config_volume::shows(v, kind, name)) {
             let dir = volume_dir(run_dir, &pod.metadata.uid, &volume.name);
             if !dir.is_dir() {
                 continue;

@@ -19,29 +19,76 @@ fn config_error(message: String) -> SpecError {
 /// One file of the volume: its relative path, content and mode.
 type File = (String, Vec<u8>, u32);
 
-/// The files `volume` (a configMap or secret volume) holds now, or the kubelet's message
-/// for a missing object or key that is not optional.
+/// The files `volume` (a configMap, secret or projected volume) holds now, or the
+/// kubelet's message for a missing object or key that is not optional.
 pub fn payload(store: &Store, pod: &Pod, volume: &Volume) -> Result<Vec<File>, SpecError> {
+    if let Some(cm) = &volume.config_map {
+        return files_of(store, pod, Source::ConfigMap, &cm.name, &cm.items, cm.default_mode, cm.optional);
+    }
+    if let Some(s) = &volume.secret {
+        let name = s.secret_name.as_deref().unwrap_or("");
+        return files_of(store, pod, Source::Secret, name, &s.items, s.default_mode, s.optional);
+    }
+    let mut files = Vec::new();
+    if let Some(projected) = &volume.projected {
+        for source in &projected.sources {
+            let (kind, projection) = match (&source.config_map, &source.secret) {
+                (Some(p), _) => (Source::ConfigMap, p),
+                (None, Some(p)) => (Source::Secret, p),
+                // Validation refuses the other sources by name.
+                (None, None) => continue,
+            };
+            let mode = projected.default_mode;
+            files.extend(files_of(store, pod, kind, &projection.name, &projection.items, mode, projection.optional)?);
+        }
+    }
+    Ok(files)
+}
+
+/// True when `volume` shows the `kind` ("ConfigMap" or "Secret") object `name`.
+pub fn shows(volume: &Volume, kind: &str, name: &str) -> bool {
+    let projected = |secret: bool| {
+        volume.projected.iter().flat_map(|p| &p.sources).any(|s| {
+            let projection = if secret { &s.secret } else { &s.config_map };
+            projection.as_ref().is_some_and(|p| p.name == name)
+        })
+    };
+    match kind {
+        "ConfigMap" => volume.config_map.as_ref().is_some_and(|c| c.name == name) || projected(false),
+        "Secret" => volume.secret.as_ref().is_some_and(|s| s.secret_name.as_deref() == Some(name)) || projected(true),
+        _ => false,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+fn files_of(
+    store: &Store,
+    pod: &Pod,
+    kind: Source,
+    name: &str,
+    items: &[KeyToPath],
+    default_mode: Option<i32>,
+    optional: Option<bool>,
+) -> Result<Vec<File>, SpecError> {
     let namespace = &pod.metadata.namespace;
-    let (kind, name, items, default_mode, optional, entries): (&str, &str, &[KeyToPath], _, _, Option<Vec<_>>) =
-        if let Some(cm) = &volume.config_map {
-            let entries = store
-                .get_as::<ConfigMap>(namespace, &cm.name)
-                .map(|c| c.entries().map(|(k, v)| (k.to_string(), v.to_vec())).collect());
-            ("configmap", &cm.name, &cm.items, cm.default_mode, cm.optional, entries)
-        } else if let Some(s) = &volume.secret {
-            let name = s.secret_name.as_deref().unwrap_or("");
-            let entries = store
-                .get_as::<Secret>(namespace, name)
-                .map(|s| s.data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect());
-            ("secret", name, &s.items, s.default_mode, s.optional, entries)
-        } else {
-            return Ok(Vec::new());
-        };
+    let entries: Option<Vec<(String, Vec<u8>)>> = match kind {
+        Source::ConfigMap => store
+            .get_as::<ConfigMap>(namespace, name)
+            .map(|c| c.entries().map(|(k, v)| (k.to_string(), v.to_vec())).collect()),
+        Source::Secret => store
+            .get_as::<Secret>(namespace, name)
+            .map(|s| s.data.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()),
+    };
+    let lower = if kind == Source::Secret { "secret" } else { "configmap" };
     let optional = optional == Some(true);
     let default_mode = default_mode.unwrap_or(coracle_config::core::config_volume::DEFAULT_MODE) as u32 & 0o777;
     let Some(entries) = entries else {
-        return if optional { Ok(Vec::new()) } else { Err(config_error(format!("{kind} {name:?} not found"))) };
+        return if optional { Ok(Vec::new()) } else { Err(config_error(format!("{lower} {name:?} not found"))) };
     };
     if items.is_empty() {
         return Ok(entries.into_iter().map(|(k, v)| (k, v, default_mode)).collect());
@@ -54,7 +101,7 @@ pub fn payload(store: &Store, pod: &Pod, volume: &Volume) -> Result<Vec<File>, S
             }
             None if optional => {}
             None => {
-                let what = if kind == "secret" {
+                let what = if kind == Source::Secret {
                     "secret references non-existent secret key"
                 } else {
                     "configmap references non-existent config key"

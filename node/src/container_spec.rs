@@ -328,7 +328,7 @@ fn volume_mounts(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Resul
                 std::fs::create_dir_all(&dir).map_err(|e| context(format!("create {}: {e}", dir.display())))?;
                 (dir, MountKind::Bind)
             }
-        } else if volume.config_map.is_some() || volume.secret.is_some() {
+        } else if volume.config_map.is_some() || volume.secret.is_some() || volume.projected.is_some() {
             let files = super::config_volume::payload(inputs.store, pod, volume)?;
             // The sandbox folder under the run dir, where `config_refresh` finds it again.
             let sandbox_dir = inputs.sandbox.hosts_path.parent().unwrap_or(Path::new("/"));
@@ -350,7 +350,8 @@ fn volume_mounts(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Resul
             (path, MountKind::Bind)
         } else {
             return Err(context(
-                "volume type not supported on this node (emptyDir, hostPath, configMap and secret are)".into(),
+                "volume type not supported on this node (emptyDir, hostPath, configMap, secret and projected are)"
+                    .into(),
             ));
         };
         let source = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {

@@ -306,29 +306,35 @@ fn config_and_secret_volumes_hold_their_files_with_their_modes(runtime: &str) {
     assert_eq!(post(&d, SECRETS, &secret).0, 201);
     let script =
         "stat -L -c '%a %n' /cfg/conf/app /secret/key.pem; cat /cfg/conf/app /secret/key.pem /one.html; echo; \
-                  ls /cfg; echo x > /cfg/w 2>/dev/null || echo read-only; \
-                  while :; do echo \"app=$(cat /cfg/conf/app) one=$(cat /one.html)\"; sleep 1; done";
+                  ls /cfg; (echo x > /cfg/w) 2>/dev/null || echo read-only; echo \"all=$(cat /all/key.pem)+$(cat /all/app)\"; \
+                  while :; do echo \"app=$(cat /cfg/conf/app) one=$(cat /one.html) all=$(cat /all/app)\"; sleep 1; done";
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vols"}, "spec": {
     "containers": [{"name": "app", "image": "busybox:latest", "imagePullPolicy": "Never",
                     "command": ["sh", "-c", script],
                     "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"},
                                      {"name": "sec", "mountPath": "/secret"},
-                                     {"name": "whole", "mountPath": "/one.html", "subPath": "index.html"}]}],
+                                     {"name": "whole", "mountPath": "/one.html", "subPath": "index.html"},
+                                     {"name": "all", "mountPath": "/all"}]}],
     "volumes": [
         {"name": "cfg", "configMap": {"name": "web", "items": [{"key": "app.conf", "path": "conf/app", "mode": 0o600}]}},
         {"name": "sec", "secret": {"secretName": "key", "defaultMode": 0o400}},
-        {"name": "whole", "configMap": {"name": "web"}}
+        {"name": "whole", "configMap": {"name": "web"}},
+        {"name": "all", "projected": {"sources": [
+            {"secret": {"name": "key"}},
+            {"configMap": {"name": "web", "items": [{"key": "app.conf", "path": "app"}]}}
+        ]}}
     ]}});
     let (code, body) = post(&d, PODS, &pod);
     assert_eq!(code, 201, "{body}");
     assert_eq!(body["spec"]["volumes"][0]["configMap"]["defaultMode"], 0o644, "defaulted as Kubernetes does");
     let logs = wait_for("the files in the logs", LONG, || {
         let text = String::from_utf8_lossy(&d.ctl(&["logs", "vols"]).stdout).into_owned();
-        text.contains("read-only").then_some(text)
+        text.contains("all=").then_some(text)
     });
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(lines[..3], ["600 /cfg/conf/app", "400 /secret/key.pem", "port=80KEYhello"], "{logs}");
     assert_eq!(lines[3], "conf", "only the listed item: {logs}");
+    assert_eq!(lines[4..6], ["read-only", "all=KEY+port=80"], "read-only, and a projected volume of both: {logs}");
     let uid = d.get_json(&format!("{PODS}/vols"))["metadata"]["uid"].as_str().unwrap().to_string();
     let secret_file = d.root().join("run/sandboxes").join(&uid).join("volumes/sec/key.pem");
     assert_eq!(std::fs::read(&secret_file).unwrap(), b"KEY", "under the run dir: {}", secret_file.display());
@@ -340,7 +346,7 @@ fn config_and_secret_volumes_hold_their_files_with_their_modes(runtime: &str) {
     assert_eq!(code, 200, "{text}");
     wait_for("the update inside the pod", LONG, || {
         let text = String::from_utf8_lossy(&d.ctl(&["logs", "vols"]).stdout).into_owned();
-        text.lines().any(|l| l == "app=port=8080 one=hello").then_some(())
+        text.lines().any(|l| l == "app=port=8080 one=hello all=port=8080").then_some(())
     });
 }
 

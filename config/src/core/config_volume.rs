@@ -45,3 +45,42 @@ pub struct KeyToPath {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<i32>,
 }
+
+/// `v1.ProjectedVolumeSource`: several sources' files in one folder.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedVolumeSource {
+    #[serde(default)]
+    pub sources: Vec<VolumeProjection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+}
+
+/// `v1.VolumeProjection`: one source. `downwardAPI`, `serviceAccountToken` and
+/// `clusterTrustBundle` are kept as written so validation can refuse them by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeProjection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<Projection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Projection>,
+    #[serde(default, rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_trust_bundle: Option<serde_json::Value>,
+}
+
+/// `v1.ConfigMapProjection` and `v1.SecretProjection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Projection {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}

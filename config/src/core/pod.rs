@@ -351,6 +351,8 @@ pub struct Volume {
     pub config_map: Option<super::ConfigMapVolumeSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<super::SecretVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<super::ProjectedVolumeSource>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -166,4 +166,13 @@ fn config_volumes_need_a_name_relative_paths_and_modes_in_range() {
     let Object::Pod(p) = admitted(pod(json!({"name": "v", "secret": {"secretName": "s"}}))) else { panic!() };
     let v = &p.spec.volumes[0];
     assert_eq!((v.secret.as_ref().unwrap().default_mode, v.empty_dir.is_none()), (Some(0o644), true));
+    let e = errors_of(pod(json!({"name": "v", "projected": {"sources": [
+        {"secret": {"name": "s"}}, {"serviceAccountToken": {"path": "token"}}, {"configMap": {"name": ""}}]}})));
+    assert_eq!(
+        e,
+        [
+            "spec.volumes[0].projected.sources[1].serviceAccountToken: Forbidden: not supported by Coracle (projected volumes take configMap and secret sources)",
+            "spec.volumes[0].projected.sources[2].configMap.name: Required value",
+        ]
+    );
 }

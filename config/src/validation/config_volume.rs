@@ -40,9 +40,21 @@ fn items(items: &[KeyToPath], path: &Path, errs: &mut Vec<FieldError>) {
 
 /// A `configMap` or `secret` volume: one source only, a name, items and modes in range.
 pub fn volume(v: &Volume, path: &Path, errs: &mut Vec<FieldError>) {
-    let sources = [v.empty_dir.is_some(), v.host_path.is_some(), v.config_map.is_some(), v.secret.is_some()];
+    let sources = [
+        v.empty_dir.is_some(),
+        v.host_path.is_some(),
+        v.config_map.is_some(),
+        v.secret.is_some(),
+        v.projected.is_some(),
+    ];
     if sources.iter().filter(|s| **s).count() > 1 {
-        let field = if v.secret.is_some() { "secret" } else { "configMap" };
+        let field = if v.projected.is_some() {
+            "projected"
+        } else if v.secret.is_some() {
+            "secret"
+        } else {
+            "configMap"
+        };
         errs.push(FieldError::forbidden(&path.child(field), "may not specify more than 1 volume type"));
     }
     if let Some(cm) = &v.config_map {
@@ -52,6 +64,37 @@ pub fn volume(v: &Volume, path: &Path, errs: &mut Vec<FieldError>) {
         }
         items(&cm.items, &p.child("items"), errs);
         mode(cm.default_mode, &p.child("defaultMode"), errs);
+    }
+    if let Some(projected) = &v.projected {
+        let p = path.child("projected");
+        mode(projected.default_mode, &p.child("defaultMode"), errs);
+        for (i, source) in projected.sources.iter().enumerate() {
+            let sp = p.child("sources").index(i);
+            let refused = [
+                ("downwardAPI", source.downward_api.is_some()),
+                ("serviceAccountToken", source.service_account_token.is_some()),
+                ("clusterTrustBundle", source.cluster_trust_bundle.is_some()),
+            ];
+            for (field, _) in refused.iter().filter(|(_, set)| *set) {
+                errs.push(FieldError::forbidden(
+                    &sp.child(field),
+                    "not supported by Coracle (projected volumes take configMap and secret sources)",
+                ));
+            }
+            let given = [source.config_map.is_some(), source.secret.is_some()].iter().filter(|s| **s).count()
+                + refused.iter().filter(|(_, set)| *set).count();
+            if given > 1 {
+                errs.push(FieldError::forbidden(&sp, "may not specify more than 1 volume type"));
+            }
+            for (field, projection) in [("configMap", &source.config_map), ("secret", &source.secret)] {
+                if let Some(proj) = projection {
+                    if proj.name.is_empty() {
+                        errs.push(FieldError::required(&sp.child(field).child("name"), ""));
+                    }
+                    items(&proj.items, &sp.child(field).child("items"), errs);
+                }
+            }
+        }
     }
     if let Some(s) = &v.secret {
         let p = path.child("secret");

@@ -118,7 +118,7 @@ fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>)
         if !names.insert(v.name.clone()) {
             errs.push(FieldError::duplicate(&name, quote(&v.name)));
         }
-        if v.config_map.is_some() || v.secret.is_some() {
+        if v.config_map.is_some() || v.secret.is_some() || v.projected.is_some() {
             super::config_volume::volume(v, &p, errs);
             continue;
         }
