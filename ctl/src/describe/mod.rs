@@ -7,6 +7,7 @@ pub mod events;
 pub mod generic;
 pub mod hpa;
 pub mod pod;
+pub mod pod_volumes;
 pub mod replicaset;
 pub mod service;
 
