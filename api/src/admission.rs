@@ -5,7 +5,7 @@
 //! write path (POST, PUT, PATCH, server-side apply, the manifests folder) is handed. Each
 //! returns a [`Reservation`] the caller settles with the store's answer to its write.
 
-use coracle_config::core::Service;
+use coracle_config::core::{Pod, Service, ServiceAccount, DEFAULT_SERVICE_ACCOUNT};
 use coracle_config::defaults;
 use coracle_config::manifest::{self, Parsed};
 use coracle_config::object::{Object, Resource, ResourceInfo};
@@ -21,6 +21,8 @@ pub enum AdmissionError {
     Decode(String),
     /// The object decoded but breaks a validation rule.
     Invalid { resource: &'static ResourceInfo, name: String, errors: Vec<FieldError> },
+    /// An admission plugin refused the object (a pod naming a missing ServiceAccount).
+    Forbidden { resource: &'static ResourceInfo, name: String, reason: String },
 }
 
 impl fmt::Display for AdmissionError {
@@ -29,6 +31,9 @@ impl fmt::Display for AdmissionError {
             AdmissionError::Decode(message) => f.write_str(message),
             AdmissionError::Invalid { resource, name, errors } => {
                 write!(f, "{}", invalid_message(resource, name, errors))
+            }
+            AdmissionError::Forbidden { resource, name, reason } => {
+                write!(f, "{} \"{name}\" is forbidden: {reason}", resource.qualified_plural())
             }
         }
     }
@@ -68,11 +73,19 @@ pub fn admit_create(mut object: Object, default_namespace: &str) -> Result<Objec
 /// ClusterIP and node ports (taken or out-of-range requests are 422 naming the field). Call
 /// right before the store's create and settle the reservation with the create's result
 /// (`picks.settle(store.create(object))`); dropping it (a dry run) gives the picks back.
+///
+/// A pod's ServiceAccount is looked up here too, as Kubernetes' ServiceAccount admission
+/// plugin does: one that names a missing account is refused (403). `default` is always
+/// accepted: the service account controller creates it in every namespace, and a pod must
+/// not fail for being created in the instant before it has.
 pub fn allocate<'a>(
     services: &'a ServiceAllocator,
     store: &Store,
     object: &mut Object,
 ) -> Result<Reservation<'a>, AdmissionError> {
+    if let Object::Pod(pod) = object {
+        service_account(store, pod)?;
+    }
     let Object::Service(svc) = object else { return Ok(services.nothing()) };
     services.allocate(store, svc).map_err(|error| invalid_service(svc, error))
 }
@@ -100,6 +113,19 @@ pub fn admit_update<'a>(
     validation::validate(&object).map_err(|errors| invalid(&object, errors))?;
     validation::validate_update(old, &object).map_err(|errors| invalid(&object, errors))?;
     Ok((object, picks))
+}
+
+fn service_account(store: &Store, pod: &Pod) -> Result<(), AdmissionError> {
+    let Some(name) = pod.spec.service_account_name.as_deref().filter(|n| !n.is_empty()) else { return Ok(()) };
+    let namespace = &pod.metadata.namespace;
+    if name == DEFAULT_SERVICE_ACCOUNT || store.get(&ServiceAccount::INFO, namespace, name).is_some() {
+        return Ok(());
+    }
+    Err(AdmissionError::Forbidden {
+        resource: &Pod::INFO,
+        name: pod.metadata.name.clone(),
+        reason: format!("error looking up service account {namespace}/{name}: serviceaccount \"{name}\" not found"),
+    })
 }
 
 fn place_in_namespace(object: &mut Object, namespace: &str) {

@@ -184,6 +184,12 @@ impl ApiError {
                 });
                 s
             }
+            ApiError::Admission(e @ AdmissionError::Forbidden { resource, name, .. }) => {
+                let mut s = Status::failure(403, "Forbidden", e.to_string());
+                s.details =
+                    Some(StatusDetails { name: name.clone(), kind: resource.plural.to_string(), ..Default::default() });
+                s
+            }
             ApiError::InvalidOptions { kind, name, errors } => {
                 let message = coracle_config::validation::invalid_message(kind, name, errors);
                 let mut s = Status::failure(422, "Invalid", message);

@@ -10,6 +10,7 @@ pub mod http;
 pub mod manifests;
 pub mod patch;
 pub mod portforward;
+pub mod protobuf;
 pub mod query;
 pub mod request;
 pub mod routes;

@@ -12,8 +12,10 @@ use coracle_store::{DeleteOptions, Propagation};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The largest request body read (1 MiB), as the API server's default limit for objects.
-pub const MAX_BODY: usize = 1 << 20;
+/// The largest request body read: 3 MiB, kube-apiserver's `MaxRequestBodyBytes`. Objects
+/// themselves are held to 1 MiB of values (ConfigMaps, Secrets) by validation, which a
+/// Secret's base64 and the JSON around it must be able to reach to get its 422.
+pub const MAX_BODY: usize = 3 << 20;
 
 /// What a list or watch asks for.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -420,6 +422,7 @@ pub fn decode_body(http: &HttpParts<'_>) -> Result<serde_json::Value, ApiError> 
             .map_err(|e| ApiError::BadRequest(format!("error decoding JSON request body: {e}")))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(http.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML request body: {e}")))?,
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(http.body)?,
         _ => return Err(ApiError::UnsupportedMediaType(media)),
     };
     if !value.is_object() {
@@ -719,6 +722,9 @@ mod tests {
         http.content_type = Some("application/json; charset=utf-8");
         assert_eq!(parse(&http).unwrap_err().code(), 400);
         http.content_type = Some("application/vnd.kubernetes.protobuf");
+        assert_eq!(parse(&http).unwrap_err().code(), 400, "not a protobuf envelope");
+        // Protobuf is read for ConfigMaps, Secrets and ServiceAccounts only: a Pod is 415.
+        http.body = b"k8s\0\x0a\x09\x0a\x02v1\x12\x03Pod";
         assert_eq!(parse(&http).unwrap_err().code(), 415);
     }
 

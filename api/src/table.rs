@@ -5,13 +5,15 @@ use coracle_config::object::{Object, ResourceInfo};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::SystemTime;
-use Cell::{Int, Text};
+use Cell::{Count, Int, Text};
 
 /// How a column's cell is read from the object (as JSON) at `now`.
 #[derive(Clone, Copy)]
 enum Cell {
     /// The integer at a JSON pointer, 0 when absent: an `integer` column.
     Int(&'static str),
+    /// An integer computed from the object: an `integer` column.
+    Count(fn(&Value) -> i64),
     /// Text computed from the object: a `string` column.
     Text(fn(&Value, SystemTime) -> String),
 }
@@ -101,6 +103,13 @@ const EVENT: &[Column] = &[
 const NAMESPACE: &[Column] =
     &[shown("Status", Text(|v, _| or_none(text(v, "/status/phase")).replace("<none>", "Active"))), AGE];
 
+const CONFIG_MAP: &[Column] = &[shown("Data", Count(|v| keys(v, "/data").saturating_add(keys(v, "/binaryData")))), AGE];
+
+const SECRET: &[Column] =
+    &[shown("Type", Text(|v, _| text(v, "/type"))), shown("Data", Count(|v| keys(v, "/data"))), AGE];
+
+const SERVICE_ACCOUNT: &[Column] = &[shown("Secrets", Count(|v| list_of(v, "/secrets").len() as i64)), AGE];
+
 /// kube-apiserver's columns for a kind, Name first; both the column definitions and every
 /// row's cells come from this one list.
 fn columns(kind: &str) -> Vec<Column> {
@@ -113,6 +122,9 @@ fn columns(kind: &str) -> Vec<Column> {
         "HorizontalPodAutoscaler" => (HPA, &[]),
         "Event" => (EVENT, &[]),
         "Namespace" => (NAMESPACE, &[]),
+        "ConfigMap" => (CONFIG_MAP, &[]),
+        "Secret" => (SECRET, &[]),
+        "ServiceAccount" => (SERVICE_ACCOUNT, &[]),
         _ => (&[AGE], &[]),
     };
     std::iter::once(NAME).chain(own.iter().copied()).chain(tail.iter().copied()).collect()
@@ -123,7 +135,7 @@ impl Column {
     fn definition(&self) -> Value {
         let Column(name, cell, priority) = *self;
         let kind = match cell {
-            Int(_) => "integer",
+            Int(_) | Count(_) => "integer",
             Text(_) => "string",
         };
         let format = if name == "Name" { "name" } else { "" };
@@ -134,6 +146,7 @@ impl Column {
     fn cell(&self, v: &Value, now: SystemTime) -> Value {
         match self.1 {
             Int(pointer) => json!(int(v, pointer)),
+            Count(read) => json!(read(v)),
             Text(read) => json!(read(v, now)),
         }
     }
@@ -149,6 +162,11 @@ fn text(v: &Value, pointer: &str) -> String {
 
 fn int(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The number of entries of the map at `pointer`.
+fn keys(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_object).map_or(0, |m| m.len() as i64)
 }
 
 fn or_none(s: String) -> String {
@@ -467,5 +485,26 @@ mod tests {
         assert_eq!(cells[1], "NodePort");
         assert_eq!(cells[4], "80:30080/TCP");
         assert_eq!(cells[6], "app=web");
+    }
+
+    #[test]
+    fn config_rows_count_keys() {
+        let cm = object(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                               "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}));
+        let t = table(cm.info(), std::slice::from_ref(&cm), None, true);
+        let names: Vec<&str> =
+            t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Name", "Data", "Age"]);
+        assert_eq!(t["rows"][0]["cells"][1], json!(3));
+        let secret = object(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                                   "type": "kubernetes.io/basic-auth", "data": {"username": "YQ=="}}));
+        let t = table(secret.info(), std::slice::from_ref(&secret), None, false);
+        assert_eq!(
+            (&t["rows"][0]["cells"][1], &t["rows"][0]["cells"][2]),
+            (&json!("kubernetes.io/basic-auth"), &json!(1))
+        );
+        let sa = object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}));
+        let t = table(sa.info(), std::slice::from_ref(&sa), None, false);
+        assert_eq!(t["rows"][0]["cells"][1], json!(0));
     }
 }

@@ -6,6 +6,8 @@ use crate::apps::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeplo
 use crate::autoscaling::{
     HorizontalPodAutoscaler, HpaScalingPolicy, HpaScalingRules, MetricSpec, MetricTarget, ResourceMetricSource,
 };
+use crate::base64::Base64Bytes;
+use crate::core::{secret, Secret};
 use crate::core::{
     ClientIpConfig, Container, EmptyDirVolumeSource, Endpoints, HttpGetAction, LifecycleHandler, Pod, PodSpec, Probe,
     Service, SessionAffinityConfig,
@@ -33,7 +35,19 @@ pub fn apply(obj: &mut Object) {
         Object::Deployment(d) => deployment(d),
         Object::ReplicaSet(r) => replica_set(r),
         Object::HorizontalPodAutoscaler(h) => autoscaler(h),
-        Object::Event(_) | Object::Namespace(_) => {}
+        Object::Secret(s) => secret(s),
+        Object::Event(_) | Object::Namespace(_) | Object::ConfigMap(_) | Object::ServiceAccount(_) => {}
+    }
+}
+
+/// `SetDefaults_Secret`, and the conversion's folding of the write-only `stringData` into
+/// `data` (a key in both takes the `stringData` value), so it is never stored or served.
+fn secret(s: &mut Secret) {
+    if s.type_.as_deref().is_none_or(str::is_empty) {
+        s.type_ = Some(secret::types::OPAQUE.into());
+    }
+    for (key, value) in std::mem::take(&mut s.string_data) {
+        s.data.insert(key, Base64Bytes(value.into_bytes()));
     }
 }
 
@@ -66,7 +80,14 @@ pub fn pod_spec(spec: &mut PodSpec) {
         container(c, host_network);
     }
     for v in &mut spec.volumes {
-        if v.empty_dir.is_none() && v.host_path.is_none() {
+        // `SetDefaults_ConfigMapVolumeSource`, `SetDefaults_SecretVolumeSource`.
+        if let Some(cm) = &mut v.config_map {
+            set(&mut cm.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if let Some(s) = &mut v.secret {
+            set(&mut s.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if let Some(p) = &mut v.projected {
+            set(&mut p.default_mode, crate::core::config_volume::DEFAULT_MODE);
+        } else if v.empty_dir.is_none() && v.host_path.is_none() {
             v.empty_dir = Some(EmptyDirVolumeSource::default());
         }
     }

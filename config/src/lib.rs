@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod autoscaling;
+pub mod base64;
 pub mod core;
 pub mod intstr;
 pub mod k8s_fields;

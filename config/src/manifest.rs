@@ -6,7 +6,7 @@
 
 use crate::apps::{Deployment, ReplicaSet};
 use crate::autoscaling::{HorizontalPodAutoscaler, HorizontalPodAutoscalerV1};
-use crate::core::{Endpoints, Event, Namespace, Pod, Service};
+use crate::core::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service, ServiceAccount};
 use crate::k8s_fields;
 use crate::object::{Object, ALL};
 use crate::tracked::Unknown;
@@ -143,6 +143,9 @@ pub fn decode_object(value: Value) -> Result<Parsed, ManifestError> {
         ("v1", "Endpoints") => typed::<Endpoints>(value)?,
         ("v1", "Event") => typed::<Event>(value)?,
         ("v1", "Namespace") => typed::<Namespace>(value)?,
+        ("v1", "ConfigMap") => typed::<ConfigMap>(value)?,
+        ("v1", "Secret") => typed::<Secret>(value)?,
+        ("v1", "ServiceAccount") => typed::<ServiceAccount>(value)?,
         ("apps/v1", "Deployment") => typed::<Deployment>(value)?,
         ("apps/v1", "ReplicaSet") => typed::<ReplicaSet>(value)?,
         ("autoscaling/v2", "HorizontalPodAutoscaler") => typed::<HorizontalPodAutoscaler>(value)?,

@@ -3,7 +3,7 @@
 
 use crate::apps::{Deployment, ReplicaSet};
 use crate::autoscaling::HorizontalPodAutoscaler;
-use crate::core::{Endpoints, Event, Namespace, Pod, Service};
+use crate::core::{ConfigMap, Endpoints, Event, Namespace, Pod, Secret, Service, ServiceAccount};
 use crate::meta::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -65,6 +65,12 @@ impl ResourceInfo {
         format!("{}/{name}", self.collection_path(Some(namespace)))
     }
 
+    /// True for kinds whose values are confidential (Secrets): their files are 0600 and
+    /// describe prints sizes, never values.
+    pub fn confidential(&self) -> bool {
+        self.group.is_empty() && self.kind == "Secret"
+    }
+
     /// Finds a resource type by anything a user may type: kind, plural, singular or short
     /// name, case-insensitively, optionally qualified with its group (`deployments.apps`).
     pub fn lookup(name: &str) -> Option<&'static ResourceInfo> {
@@ -97,6 +103,9 @@ pub static ALL: &[&ResourceInfo] = &[
     &Endpoints::INFO,
     &Event::INFO,
     &Namespace::INFO,
+    &ConfigMap::INFO,
+    &Secret::INFO,
+    &ServiceAccount::INFO,
     &Deployment::INFO,
     &ReplicaSet::INFO,
     &HorizontalPodAutoscaler::INFO,
@@ -223,6 +232,42 @@ resource!(Namespace, Namespace, spec: none, ResourceInfo {
     categories: &[],
     subresources: &["status"],
 });
+resource!(ConfigMap, ConfigMap, spec: none, ResourceInfo {
+    kind: "ConfigMap",
+    list_kind: "ConfigMapList",
+    plural: "configmaps",
+    singular: "configmap",
+    short_names: &["cm"],
+    group: "",
+    version: "v1",
+    namespaced: true,
+    categories: &[],
+    subresources: &[],
+});
+resource!(Secret, Secret, spec: none, ResourceInfo {
+    kind: "Secret",
+    list_kind: "SecretList",
+    plural: "secrets",
+    singular: "secret",
+    short_names: &[],
+    group: "",
+    version: "v1",
+    namespaced: true,
+    categories: &[],
+    subresources: &[],
+});
+resource!(ServiceAccount, ServiceAccount, spec: none, ResourceInfo {
+    kind: "ServiceAccount",
+    list_kind: "ServiceAccountList",
+    plural: "serviceaccounts",
+    singular: "serviceaccount",
+    short_names: &["sa"],
+    group: "",
+    version: "v1",
+    namespaced: true,
+    categories: &[],
+    subresources: &[],
+});
 resource!(Deployment, Deployment, spec: spec, ResourceInfo {
     kind: "Deployment",
     list_kind: "DeploymentList",
@@ -268,6 +313,9 @@ pub enum Object {
     Endpoints(Endpoints),
     Event(Event),
     Namespace(Namespace),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    ServiceAccount(ServiceAccount),
     Deployment(Deployment),
     ReplicaSet(ReplicaSet),
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
@@ -281,6 +329,9 @@ macro_rules! each_variant {
             Object::Endpoints($v) => $body,
             Object::Event($v) => $body,
             Object::Namespace($v) => $body,
+            Object::ConfigMap($v) => $body,
+            Object::Secret($v) => $body,
+            Object::ServiceAccount($v) => $body,
             Object::Deployment($v) => $body,
             Object::ReplicaSet($v) => $body,
             Object::HorizontalPodAutoscaler($v) => $body,
@@ -342,6 +393,9 @@ impl Object {
             "Endpoints" => Object::Endpoints(typed(value)?),
             "Event" => Object::Event(typed(value)?),
             "Namespace" => Object::Namespace(typed(value)?),
+            "ConfigMap" => Object::ConfigMap(typed(value)?),
+            "Secret" => Object::Secret(typed(value)?),
+            "ServiceAccount" => Object::ServiceAccount(typed(value)?),
             "Deployment" => Object::Deployment(typed(value)?),
             "ReplicaSet" => Object::ReplicaSet(typed(value)?),
             "HorizontalPodAutoscaler" => Object::HorizontalPodAutoscaler(typed(value)?),
@@ -366,7 +420,22 @@ mod tests {
 
     #[test]
     fn lookup_accepts_what_kubectl_users_type() {
-        for name in ["po", "pods", "pod", "Pod", "deploy", "deployments.apps", "rs", "svc", "ep", "hpa", "ns"] {
+        for name in [
+            "po",
+            "pods",
+            "pod",
+            "Pod",
+            "deploy",
+            "deployments.apps",
+            "rs",
+            "svc",
+            "ep",
+            "hpa",
+            "ns",
+            "cm",
+            "sa",
+            "secrets",
+        ] {
             assert!(ResourceInfo::lookup(name).is_some(), "{name}");
         }
         assert!(ResourceInfo::lookup("deployments.batch").is_none());
@@ -402,6 +471,9 @@ mod tests {
             Endpoints::default().into(),
             Event::default().into(),
             Namespace::default().into(),
+            ConfigMap::default().into(),
+            Secret::default().into(),
+            ServiceAccount::default().into(),
             Deployment::default().into(),
             ReplicaSet::default().into(),
             HorizontalPodAutoscaler::default().into(),

@@ -12,7 +12,7 @@ use coracle_config::object::Object;
 use coracle_config::quantity::Format;
 use coracle_config::settings::DaemonSettings;
 use coracle_config::validation::{self, names, MAX_SECONDS};
-use coracle_config::{defaults, time, IntOrString, Quantity};
+use coracle_config::{base64, defaults, time, IntOrString, Quantity};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -128,6 +128,9 @@ fn kind() -> impl Strategy<Value = (&'static str, &'static str)> {
         Just(("v1", "Endpoints")),
         Just(("v1", "Event")),
         Just(("v1", "Namespace")),
+        Just(("v1", "ConfigMap")),
+        Just(("v1", "Secret")),
+        Just(("v1", "ServiceAccount")),
         Just(("apps/v1", "Deployment")),
         Just(("apps/v1", "ReplicaSet")),
         Just(("autoscaling/v2", "HorizontalPodAutoscaler")),
@@ -233,7 +236,23 @@ proptest! {
             names::env_var_name(&text),
             names::percent(&text),
             names::path_segment_name(&text),
+            names::config_map_key(&text),
         );
+    }
+
+    #[test]
+    fn base64_decodes_any_text_and_round_trips_any_bytes(
+        text in prop_oneof![".{0,40}", "[A-Za-z0-9+/=\r\n]{0,40}"],
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        if let Ok(decoded) = base64::decode(&text) {
+            // What decodes re-encodes to symbols that decode to the same bytes (Go, like this
+            // decoder, accepts non-zero trailing bits, so the symbols may differ).
+            let encoded = base64::encode(&decoded);
+            prop_assert_eq!(encoded.len(), text.chars().filter(|c| *c != '\r' && *c != '\n').count());
+            prop_assert_eq!(base64::decode(&encoded).unwrap(), decoded);
+        }
+        prop_assert_eq!(base64::decode(&base64::encode(&bytes)).unwrap(), bytes);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod pod_state;
 pub mod replicaset;
 pub mod runner;
 pub mod service;
+pub mod service_account;
 
 #[cfg(test)]
 mod test_support;

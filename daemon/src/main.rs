@@ -284,6 +284,7 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     // from the store without its containers being stopped first.
     let node = start_node(&settings, &store, images.clone(), usage.clone(), proxy.clone(), &watchdog);
     let _gc = coracled::controllers::garbage_collector::spawn_garbage_collector(&controllers);
+    let _accounts = coracled::controllers::service_account::spawn_service_account_controller(&controllers);
     let follower =
         ManifestFollower::start(store.clone(), services.clone(), settings.manifests_dir.clone(), MANIFESTS_POLL);
     let _controllers = start_controllers(&settings, &controllers, usage.clone());

@@ -42,6 +42,8 @@ pub struct SpecInputs<'a> {
     pub node_memory: Option<u64>,
     /// Where `Localhost` seccomp profiles are read from (`runtime.seccomp_profile_root`).
     pub seccomp_profile_root: &'a Path,
+    /// Where ConfigMaps and Secrets named by `env` and `envFrom` are read.
+    pub store: &'a coracle_store::Store,
 }
 
 /// A spec that cannot be built: the reason is `CreateContainerConfigError` (the pod asks for
@@ -81,7 +83,7 @@ pub fn build(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<Co
         return Err(config_error(format!("workingDir {cwd:?}: must be an absolute path")));
     }
     let mut mounts = inputs.sandbox.standard_mounts();
-    let (volumes, granted_devices) = volume_mounts(pod, container, inputs.data_dir)?;
+    let (volumes, granted_devices) = volume_mounts(pod, container, inputs)?;
     mounts.extend(volumes);
     let security = container.security_context.as_ref();
     let privileged = security.and_then(|s| s.privileged) == Some(true);
@@ -161,8 +163,8 @@ fn set_var(env: &mut Vec<(String, String)>, name: String, value: String) {
     }
 }
 
-/// The image's Env, then the Services' variables, then the container's own (a later name
-/// wins, keeping the first position). Container values expand `$(VAR)` against the Services'
+/// The image's Env, then the Services' variables, then `envFrom`'s, then the container's
+/// own (a later name wins, keeping the first position). Container values expand `$(VAR)` against the Services'
 /// variables and the container's earlier ones, as kubelet does. Returns the whole
 /// environment and the pod-level part (services + container) that command and args expand
 /// against.
@@ -177,10 +179,17 @@ fn environment(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<
     }
     set_var(&mut env, "HOSTNAME".into(), super::sandbox::hostname(pod));
     let mut pod_env: Vec<(String, String)> = inputs.service_env.to_vec();
+    for (name, value) in super::env_source::env_from(inputs.store, pod, container)?.vars {
+        set_var(&mut pod_env, name, value);
+    }
     for var in &container.env {
         let value = match &var.value_from {
             None => env_expansion::expand_with(var.value.as_deref().unwrap_or_default(), &pod_env),
-            Some(_) => env_value(pod, container, var, inputs)?,
+            Some(_) => match env_value(pod, container, var, inputs)? {
+                Some(value) => value,
+                // An optional reference to a missing object or key: the variable is not set.
+                None => continue,
+            },
         };
         set_var(&mut pod_env, var.name.clone(), value);
     }
@@ -190,13 +199,19 @@ fn environment(pod: &Pod, container: &Container, inputs: &SpecInputs) -> Result<
     Ok((env.into_iter().map(|(n, v)| format!("{n}={v}")).collect(), pod_env))
 }
 
-fn env_value(pod: &Pod, container: &Container, var: &EnvVar, inputs: &SpecInputs) -> Result<String, SpecError> {
-    let Some(source) = &var.value_from else { return Ok(var.value.clone().unwrap_or_default()) };
+fn env_value(pod: &Pod, container: &Container, var: &EnvVar, inputs: &SpecInputs) -> Result<Option<String>, SpecError> {
+    let Some(source) = &var.value_from else { return Ok(var.value.clone()) };
     let context = |what: String| config_error(format!("container {} env {}: {what}", container.name, var.name));
     if let Some(field) = &source.field_ref {
-        return field_value(pod, &field.field_path, inputs).ok_or_else(|| {
+        return field_value(pod, &field.field_path, inputs).map(Some).ok_or_else(|| {
             context(format!("valueFrom.fieldRef.fieldPath {:?}: not a supported field", field.field_path))
         });
+    }
+    if let Some(selector) = &source.config_map_key_ref {
+        return super::env_source::key_ref(inputs.store, pod, false, selector);
+    }
+    if let Some(selector) = &source.secret_key_ref {
+        return super::env_source::key_ref(inputs.store, pod, true, selector);
     }
     if let Some(resource) = &source.resource_field_ref {
         return Err(context(format!("valueFrom.resourceFieldRef {:?}: not supported on this node", resource.resource)));
@@ -287,13 +302,14 @@ fn verify_run_as_non_root(
     }
 }
 
-/// emptyDir and hostPath binds for the container's volumeMounts, and the device rules the
-/// device hostPaths among them grant.
+/// emptyDir, hostPath, configMap, secret and projected binds for the container's
+/// volumeMounts, and the device rules the device hostPaths among them grant.
 fn volume_mounts(
     pod: &Pod,
     container: &Container,
-    data_dir: &Path,
+    inputs: &SpecInputs,
 ) -> Result<(Vec<MountSpec>, Vec<DeviceRule>), SpecError> {
+    let data_dir = inputs.data_dir;
     let mut mounts = Vec::new();
     let mut devices = Vec::new();
     for vm in &container.volume_mounts {
@@ -308,7 +324,7 @@ fn volume_mounts(
         if !vm.mount_path.starts_with('/') {
             return Err(context(format!("mountPath {:?}: must be absolute", vm.mount_path)));
         }
-        let read_only = vm.read_only == Some(true);
+        let mut read_only = vm.read_only == Some(true);
         let (source, kind) = if let Some(empty) = &volume.empty_dir {
             let dir = layout::volume_dir(data_dir, &pod.metadata.uid, &volume.name);
             if empty.medium.as_deref() == Some("Memory") {
@@ -318,11 +334,24 @@ fn volume_mounts(
                 std::fs::create_dir_all(&dir).map_err(|e| context(format!("create {}: {e}", dir.display())))?;
                 (dir, MountKind::Bind)
             }
+        } else if volume.config_map.is_some() || volume.secret.is_some() || volume.projected.is_some() {
+            let files = super::config_volume::payload(inputs.store, pod, volume)?;
+            // The sandbox folder under the run dir, where `config_refresh` finds it again.
+            let sandbox_dir = inputs.sandbox.hosts_path.parent().unwrap_or(Path::new("/"));
+            let dir = sandbox_dir.join("volumes").join(&volume.name);
+            super::config_volume::write(&dir, &files)
+                .map_err(|e| context(format!("writing {}: {e}", dir.display())))?;
+            // Kubernetes binds these read-only whatever the mount says.
+            read_only = true;
+            (dir, MountKind::Bind)
         } else if let Some(host) = &volume.host_path {
             devices.extend(super::host_path::check(host, read_only).map_err(context)?);
             (PathBuf::from(&host.path), MountKind::Bind)
         } else {
-            return Err(context("volume type not supported on this node (emptyDir and hostPath are)".into()));
+            return Err(context(
+                "volume type not supported on this node (emptyDir, hostPath, configMap, secret and projected are)"
+                    .into(),
+            ));
         };
         let source = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => {
@@ -375,8 +404,21 @@ mod tests {
         (pod, image, sandbox)
     }
 
+    /// One empty store for the tests' inputs: a real store on a folder of its own.
+    fn empty_store() -> &'static coracle_store::Store {
+        static STORE: std::sync::OnceLock<(tempfile::TempDir, coracle_store::Store)> = std::sync::OnceLock::new();
+        &STORE
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = coracle_store::Store::open(dir.path()).unwrap();
+                (dir, store)
+            })
+            .1
+    }
+
     fn inputs<'a>(data: &'a Path, image: &'a Image, sandbox: &'a Sandbox) -> SpecInputs<'a> {
         SpecInputs {
+            store: empty_store(),
             data_dir: data,
             image,
             sandbox,
@@ -413,7 +455,7 @@ mod tests {
             value: None,
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector { api_version: None, field_path: path.into() }),
-                resource_field_ref: None,
+                ..Default::default()
             }),
         };
         let mut c = Container { name: "app".into(), ..Default::default() };
@@ -491,7 +533,12 @@ mod tests {
     fn volumes_become_binds_and_unknown_ones_are_named() {
         let data = tempfile::tempdir().unwrap();
         let (mut pod, image, sandbox) = fixture();
-        pod.spec.volumes = vec![Volume { name: "cache".into(), empty_dir: Some(Default::default()), host_path: None }];
+        pod.spec.volumes = vec![Volume {
+            name: "cache".into(),
+            empty_dir: Some(Default::default()),
+            host_path: None,
+            ..Default::default()
+        }];
         let mut c = Container { name: "app".into(), command: Some(vec!["/bin/true".into()]), ..Default::default() };
         c.volume_mounts = vec![VolumeMount {
             name: "cache".into(),

@@ -27,6 +27,8 @@ pub enum Reason {
     FailedCreatePodSandBox,
     /// The pod's network or sandbox could not be torn down.
     FailedKillPod,
+    /// `envFrom` named keys that are not valid variable names: skipped, as the kubelet does.
+    InvalidEnvironmentVariableNames,
 }
 
 impl Reason {
@@ -45,6 +47,7 @@ impl Reason {
             Reason::DeadlineExceeded => "DeadlineExceeded",
             Reason::FailedCreatePodSandBox => "FailedCreatePodSandBox",
             Reason::FailedKillPod => "FailedKillPod",
+            Reason::InvalidEnvironmentVariableNames => "InvalidEnvironmentVariableNames",
         }
     }
 
@@ -60,7 +63,8 @@ impl Reason {
             | Reason::FailedPreStopHook
             | Reason::FailedPostStartHook
             | Reason::FailedCreatePodSandBox
-            | Reason::FailedKillPod => EventType::Warning,
+            | Reason::FailedKillPod
+            | Reason::InvalidEnvironmentVariableNames => EventType::Warning,
         }
     }
 }

@@ -7,8 +7,11 @@
 
 pub mod adoption;
 pub mod backoff;
+pub mod config_refresh;
+pub mod config_volume;
 pub mod container_spec;
 pub mod env_expansion;
+pub mod env_source;
 pub mod events;
 pub mod host_path;
 pub mod layout;
@@ -165,6 +168,7 @@ impl Node {
             let limits = PoolLimits { beat_every, ..PoolLimits::default() };
             PodPool::new(Box::new(make), limits, options.watchdog.as_ref().map(|w| w.register("pod-workers")))
         };
+        let _config_volumes = config_refresh::spawn(ctx.store.clone(), settings.run_dir.clone(), stop.clone());
         let supervisor = {
             let (ctx, usage, stop, run_dir) = (ctx.clone(), usage.clone(), stop.clone(), settings.run_dir.clone());
             std::thread::Builder::new()

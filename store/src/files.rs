@@ -9,6 +9,7 @@
 use coracle_config::object::{Object, ResourceInfo, ALL};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The folder name cluster-scoped objects are kept under.
@@ -47,11 +48,13 @@ impl Layout {
         self.collection_dir(plural, namespace).join(format!("{name}.json"))
     }
 
-    /// Durably replaces the object's file with `bytes`.
-    pub fn write_object(&self, plural: &str, namespace: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let dir = self.collection_dir(plural, namespace);
+    /// Durably replaces the object's file with `bytes`; a confidential kind's file (a
+    /// Secret's) is readable by the daemon's user only, from the first byte written.
+    pub fn write_object(&self, info: &ResourceInfo, namespace: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.collection_dir(info.plural, namespace);
         ensure_dir(&dir)?;
-        write_atomic(&dir, &format!("{name}.json"), bytes)
+        let mode = if info.confidential() { PRIVATE_MODE } else { SHARED_MODE };
+        write_atomic_mode(&dir, &format!("{name}.json"), bytes, mode)
     }
 
     /// Durably removes the object's file; a file already gone is not an error.
@@ -172,14 +175,29 @@ fn parse_object(info: &ResourceInfo, namespace: &str, name: &str, path: &Path) -
 /// Writes `bytes` to `dir/file_name` so that a crash leaves either the old or the new
 /// content: temp file in the same folder, fsync, rename over, fsync of the folder.
 pub(crate) fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(dir, file_name, bytes, SHARED_MODE)
+}
+
+/// The mode of object files, before the umask.
+const SHARED_MODE: u32 = 0o644;
+/// The mode of confidential objects' files: the daemon's user only.
+const PRIVATE_MODE: u32 = 0o600;
+
+/// [`write_atomic`] with the file's permission bits (set before anything is written, also
+/// on a temp file a crash left behind).
+fn write_atomic_mode(dir: &Path, file_name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = dir.join(format!(".{file_name}.tmp"));
     let target = dir.join(file_name);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| with_path(e, "creating", &tmp))?;
+    if mode == PRIVATE_MODE {
+        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| with_path(e, "restricting", &tmp))?;
+    }
     f.write_all(bytes).map_err(|e| with_path(e, "writing", &tmp))?;
     f.sync_all().map_err(|e| with_path(e, "syncing", &tmp))?;
     drop(f);

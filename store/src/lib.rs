@@ -427,7 +427,7 @@ impl Store {
     fn write_file(&self, obj: &Object) -> Result<(), StoreError> {
         let m = obj.metadata();
         let bytes = Self::encode(obj)?;
-        self.shared.layout.write_object(obj.info().plural, &m.namespace, &m.name, &bytes).map_err(io_error(format!(
+        self.shared.layout.write_object(obj.info(), &m.namespace, &m.name, &bytes).map_err(io_error(format!(
             "storing {} {}",
             obj.info().kind,
             obj.key()

@@ -125,6 +125,29 @@ fn cluster_scoped_objects_ignore_the_namespace() {
 }
 
 #[test]
+fn secrets_are_kept_readable_by_the_daemon_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut secret = coracle_config::core::Secret::default();
+    secret.metadata.name = "db".into();
+    secret.metadata.namespace = "default".into();
+    secret.data.insert("password".into(), coracle_config::base64::Base64Bytes(b"pw".to_vec()));
+    store.create(secret.clone().into()).unwrap();
+    let mode =
+        |plural: &str, name: &str| fs::metadata(file(dir.path(), plural, "default", name)).unwrap().mode() & 0o777;
+    assert_eq!(mode("secrets", "db"), 0o600);
+    secret.data.clear();
+    store.update(secret.into()).unwrap();
+    assert_eq!(mode("secrets", "db"), 0o600, "still after an update");
+    let mut cm = coracle_config::core::ConfigMap::default();
+    cm.metadata.name = "cfg".into();
+    cm.metadata.namespace = "default".into();
+    store.create(cm.into()).unwrap();
+    assert_eq!(mode("configmaps", "cfg") & 0o600, 0o600);
+    assert_ne!(mode("configmaps", "cfg"), 0o600, "other kinds keep the umask's mode");
+}
+
+#[test]
 fn generate_name_appends_five_characters() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

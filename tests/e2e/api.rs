@@ -129,7 +129,7 @@ fn every_error_has_its_code_and_status() {
     let s = status_of(409, &body, "Conflict");
     assert!(s["message"].as_str().unwrap().starts_with("Operation cannot be fulfilled on services \"dup\""), "{s}");
 
-    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 21));
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 22));
     let resp = d.request("POST", SERVICES, &[], Some(big.as_bytes()));
     assert_eq!(resp.status, 413);
 

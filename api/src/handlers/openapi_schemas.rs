@@ -102,6 +102,36 @@ pub fn kind_definition(gv: GroupVersion, info: &ResourceInfo) -> Value {
             extra.insert("reportingComponent".into(), string("Name of the controller that emitted this Event."));
             extra.insert("reportingInstance".into(), string("ID of the controller instance."));
         }
+        "ConfigMap" => {
+            extra.insert("data".into(), string_map("Configuration data, UTF-8 values."));
+            extra.insert(
+                "binaryData".into(),
+                json!({"type": "object", "additionalProperties": {"type": "string", "format": "byte"},
+                       "description": "Binary configuration data, base64-encoded."}),
+            );
+            extra.insert("immutable".into(), boolean("If true, data and binaryData cannot be updated."));
+        }
+        "Secret" => {
+            extra.insert(
+                "data".into(),
+                json!({"type": "object", "additionalProperties": {"type": "string", "format": "byte"},
+                       "description": "Secret data, base64-encoded."}),
+            );
+            extra.insert("stringData".into(), string_map("Write-only data in plain text, merged into data on write."));
+            extra.insert("type".into(), string("Used to facilitate programmatic handling of secret data."));
+            extra.insert("immutable".into(), boolean("If true, data cannot be updated."));
+        }
+        "ServiceAccount" => {
+            extra.insert("secrets".into(), array(open_object("ObjectReference"), "Secrets of this account."));
+            extra.insert(
+                "imagePullSecrets".into(),
+                array(open_object("LocalObjectReference"), "Secrets for pulling the pods' images."),
+            );
+            extra.insert(
+                "automountServiceAccountToken".into(),
+                boolean("Whether pods get an API token mounted (Coracle mounts none)."),
+            );
+        }
         _ => {
             extra.insert("spec".into(), open_object(&format!("The desired behavior of the {kind} ({kind}Spec).")));
             extra.insert("status".into(), open_object(&format!("The observed status of the {kind} ({kind}Status).")));

@@ -3,6 +3,9 @@
 
 mod apps;
 mod autoscaling;
+mod config_data;
+mod config_volume;
+mod env_source;
 mod field;
 mod handlers;
 mod meta;
@@ -11,6 +14,7 @@ mod pod;
 mod pod_update;
 mod service;
 
+pub use config_data::MAX_SIZE as MAX_CONFIG_SIZE;
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
 pub use meta::go_selector;
 pub use pod::{sysctl_name, MAX_SECONDS, SAFE_SYSCTLS};
@@ -34,7 +38,9 @@ pub fn validate(obj: &Object) -> Result<(), Vec<FieldError>> {
         Object::Service(s) => service::service_spec(&s.spec, &mut errs),
         Object::Endpoints(e) => service::endpoints(e, &mut errs),
         Object::Event(e) => event(e, &mut errs),
-        Object::Namespace(_) => {}
+        Object::Namespace(_) | Object::ServiceAccount(_) => {}
+        Object::ConfigMap(c) => config_data::config_map(c, &mut errs),
+        Object::Secret(s) => config_data::secret(s, &mut errs),
         Object::Deployment(d) => apps::deployment_spec(&d.spec, &mut errs),
         Object::ReplicaSet(r) => apps::replica_set_spec(&r.spec, &mut errs),
         Object::HorizontalPodAutoscaler(h) => autoscaling::hpa_spec(&h.spec, &mut errs),
@@ -85,8 +91,11 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), Vec<FieldError>
             errs.push(FieldError::invalid(&Path::new("spec").child("clusterIP"), quote(after), "field is immutable"));
         }
     }
-    if let (Object::Pod(o), Object::Pod(n)) = (old, new) {
-        pod_update::validate_pod_update(o, n, &mut errs);
+    match (old, new) {
+        (Object::Pod(o), Object::Pod(n)) => pod_update::validate_pod_update(o, n, &mut errs),
+        (Object::ConfigMap(o), Object::ConfigMap(n)) => config_data::config_map_update(o, n, &mut errs),
+        (Object::Secret(o), Object::Secret(n)) => config_data::secret_update(o, n, &mut errs),
+        _ => {}
     }
     if let Err(more) = validate(new) {
         errs.extend(more);
@@ -121,5 +130,7 @@ fn event(e: &Event, errs: &mut Vec<FieldError>) {
     }
 }
 
+#[cfg(test)]
+mod config_data_tests;
 #[cfg(test)]
 mod tests;

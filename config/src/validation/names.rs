@@ -210,6 +210,29 @@ pub fn env_var_name(s: &str) -> Vec<String> {
     }
 }
 
+/// Keys of ConfigMaps and Secrets (`IsConfigMapKey`): they become file names in volumes.
+pub fn config_map_key(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > 253 {
+        errs.push(max_len_error(253));
+    }
+    let b = s.as_bytes();
+    if b.is_empty() || !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+        errs.push(regex_error(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+            "[-._a-zA-Z0-9]+",
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    match s {
+        "." => errs.push("must not be '.'".into()),
+        ".." => errs.push("must not be '..'".into()),
+        _ if s.starts_with("..") => errs.push("must not start with '..'".into()),
+        _ => {}
+    }
+    errs
+}
+
 /// Percent strings of `maxSurge`/`maxUnavailable`: `[0-9]+%`.
 pub fn percent(s: &str) -> Vec<String> {
     let digits = s.strip_suffix('%').unwrap_or("");

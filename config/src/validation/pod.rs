@@ -223,6 +223,10 @@ fn validate_volumes(volumes: &[Volume], path: &Path, errs: &mut Vec<FieldError>)
         if !names.insert(v.name.clone()) {
             errs.push(FieldError::duplicate(&name, quote(&v.name)));
         }
+        if v.config_map.is_some() || v.secret.is_some() || v.projected.is_some() {
+            super::config_volume::volume(v, &p, errs);
+            continue;
+        }
         match (&v.empty_dir, &v.host_path) {
             (None, None) => errs.push(FieldError::required(&p, "must specify a volume type")),
             (Some(_), Some(_)) => {
@@ -300,6 +304,7 @@ fn container(
     }
     ports(&c.ports, &path.child("ports"), errs);
     env(c, &path.child("env"), errs);
+    super::env_source::env_from(&c.env_from, &path.child("envFrom"), errs);
     resources(&c.resources, &path.child("resources"), errs);
     for (field, probe, single_success) in [
         ("livenessProbe", &c.liveness_probe, true),
@@ -441,20 +446,34 @@ fn env(c: &Container, path: &Path, errs: &mut Vec<FieldError>) {
             if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
                 errs.push(FieldError::invalid(&fp, "\"\"", "may not be specified when `value` is not empty"));
             }
-            match (&from.field_ref, &from.resource_field_ref) {
-                (None, None) => {
-                    errs.push(FieldError::invalid(&fp, "\"\"", "must specify one of: `fieldRef` or `resourceFieldRef`"))
-                }
-                (Some(_), Some(_)) => {
+            let sources = [
+                from.field_ref.is_some(),
+                from.resource_field_ref.is_some(),
+                from.config_map_key_ref.is_some(),
+                from.secret_key_ref.is_some(),
+            ];
+            match sources.iter().filter(|s| **s).count() {
+                0 => errs.push(FieldError::invalid(
+                    &fp,
+                    "\"\"",
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+                )),
+                1 => {}
+                _ => {
                     errs.push(FieldError::invalid(&fp, "\"\"", "may not have more than one field specified at a time"))
                 }
-                (Some(f), None) if f.field_path.is_empty() => {
-                    errs.push(FieldError::required(&fp.child("fieldRef").child("fieldPath"), ""))
-                }
-                (None, Some(r)) if r.resource.is_empty() => {
-                    errs.push(FieldError::required(&fp.child("resourceFieldRef").child("resource"), ""))
-                }
-                _ => {}
+            }
+            if from.field_ref.as_ref().is_some_and(|f| f.field_path.is_empty()) {
+                errs.push(FieldError::required(&fp.child("fieldRef").child("fieldPath"), ""));
+            }
+            if from.resource_field_ref.as_ref().is_some_and(|r| r.resource.is_empty()) {
+                errs.push(FieldError::required(&fp.child("resourceFieldRef").child("resource"), ""));
+            }
+            if let Some(k) = &from.config_map_key_ref {
+                super::env_source::key_selector(k, &fp.child("configMapKeyRef"), errs);
+            }
+            if let Some(k) = &from.secret_key_ref {
+                super::env_source::key_selector(k, &fp.child("secretKeyRef"), errs);
             }
         }
     }

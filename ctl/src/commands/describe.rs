@@ -76,6 +76,9 @@ fn describe_object(ctx: &Context, object: &Object) -> Result<String, CtlError> {
             describe::service::describe(s, endpoints.as_ref(), &events, now)
         }
         Object::HorizontalPodAutoscaler(h) => describe::hpa::describe(h, &events, now),
+        Object::ConfigMap(cm) => describe::config::config_map(cm, &events, now),
+        Object::Secret(s) => describe::config::secret(s),
+        Object::ServiceAccount(sa) => describe::config::service_account(sa, &events, now),
         other => describe::generic::describe(other, &events, now),
     })
 }

@@ -4,6 +4,8 @@
 pub mod apply;
 pub mod autoscale;
 pub mod create;
+pub mod create_config;
+pub mod create_data;
 pub mod delete;
 pub mod describe;
 pub mod expose;
@@ -21,7 +23,7 @@ pub mod top;
 pub mod version;
 pub mod watch;
 
-use crate::cli::{Cli, Command, GlobalArgs, SetCommand};
+use crate::cli::{Cli, Command, CreateKind, GlobalArgs, SetCommand};
 use crate::client::{with_query, Client, Endpoint};
 use crate::error::CtlError;
 use crate::selector::Selector;
@@ -196,7 +198,11 @@ pub fn run(cli: Cli) -> Result<(), CtlError> {
     let ctx = Context::from_args(&cli.global)?;
     match &cli.command {
         Command::Apply(args) => apply::run(&ctx, args),
-        Command::Create(args) => create::run(&ctx, args),
+        Command::Create(args) => match &args.kind {
+            None => create::run(&ctx, &args.manifests),
+            Some(CreateKind::Configmap(a)) => create_config::config_map(&ctx, a),
+            Some(CreateKind::Secret(kind)) => create_config::secret(&ctx, kind),
+        },
         Command::Get(args) => get::run(&ctx, args),
         Command::Describe(args) => describe::run(&ctx, args),
         Command::Delete(args) => delete::run(&ctx, args),

@@ -1,11 +1,13 @@
 //! kubectl's `describe` text: one file per kind, a shared writer that indents by level and
 //! aligns `Key:\tvalue` columns with Go's tabwriter (min width 0, padding 2).
 
+pub mod config;
 pub mod deployment;
 pub mod events;
 pub mod generic;
 pub mod hpa;
 pub mod pod;
+pub mod pod_volumes;
 pub mod replicaset;
 pub mod service;
 

@@ -83,6 +83,8 @@ pub fn describe(pod: &Pod, events: &[Event], now: SystemTime) -> String {
                 d.field(2, "Type", "EmptyDir (a temporary directory that shares a pod's lifetime)");
                 d.field(2, "Medium", e.medium.as_deref().unwrap_or(""));
                 d.field(2, "SizeLimit", e.size_limit.map(|q| q.to_string()).unwrap_or_else(|| "<unset>".into()));
+            } else {
+                super::pod_volumes::config_volume(&mut d, v);
             }
         }
     }
@@ -157,13 +159,14 @@ pub fn template_container_body(d: &mut Describer, c: &Container, status: Option<
                 (None, Some(from)) => match (&from.field_ref, &from.resource_field_ref) {
                     (Some(f), _) => format!(" ({}:{})", f.api_version.as_deref().unwrap_or("v1"), f.field_path),
                     (None, Some(r)) => format!(" ({})", r.resource),
-                    _ => String::new(),
+                    _ => super::pod_volumes::key_ref(from),
                 },
                 (None, None) => String::new(),
             };
             d.field(3, &e.name, value);
         }
     }
+    super::pod_volumes::env_from(d, c);
     if c.volume_mounts.is_empty() {
         d.field(2, "Mounts", "<none>");
     } else {

@@ -105,6 +105,9 @@ fn columns(kind: &str, wide: bool) -> &'static [&'static str] {
             &["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
         }
         ("Namespace", _) => &["NAME", "STATUS", "AGE"],
+        ("ConfigMap", _) => &["NAME", "DATA", "AGE"],
+        ("Secret", _) => &["NAME", "TYPE", "DATA", "AGE"],
+        ("ServiceAccount", _) => &["NAME", "SECRETS", "AGE"],
         _ => &["NAME", "AGE"],
     }
 }
@@ -120,6 +123,9 @@ fn cells(object: &Object, name: String, wide: bool, now: SystemTime) -> Vec<Stri
         Object::HorizontalPodAutoscaler(h) => hpa_cells(h, name, age(object)),
         Object::Event(e) => event_cells(e, wide, now),
         Object::Namespace(n) => vec![name, namespace_phase(n), age(object)],
+        Object::ConfigMap(c) => vec![name, (c.data.len() + c.binary_data.len()).to_string(), age(object)],
+        Object::Secret(s) => vec![name, s.secret_type().to_string(), s.data.len().to_string(), age(object)],
+        Object::ServiceAccount(sa) => vec![name, sa.secrets.len().to_string(), age(object)],
     }
 }
 

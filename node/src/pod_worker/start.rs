@@ -241,7 +241,13 @@ impl PodWorker {
             service_env: &service_env,
             node_memory: self.ctx.node_memory,
             seccomp_profile_root: &self.ctx.seccomp_profile_root,
+            store: &self.ctx.store,
         };
+        if let Ok(from) = crate::env_source::env_from(&self.ctx.store, pod, &container) {
+            for message in from.skipped {
+                events::record(&self.ctx.recorder, &reference, Reason::InvalidEnvironmentVariableNames, message);
+            }
+        }
         let spec = match container_spec::build(pod, &container, &inputs) {
             Ok(s) => s,
             Err(e) => {
