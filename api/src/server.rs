@@ -80,7 +80,8 @@ impl ApiServer {
             listeners.push((Listener::Tcp(listener), Some(Arc::new(token))));
         }
         let streams = Streams::new(config.limits.streams);
-        let handler: http::Handler = Arc::new(move |request| serve(&context, &streams, request));
+        let lists = ListCache::default();
+        let handler: http::Handler = Arc::new(move |request| serve(&context, &streams, &lists, request));
         let server = http::Server::start(listeners, config.limits.clone(), handler)?;
         log::info!("API serving on {}", config.socket.display());
         if let Some(addr) = tcp_addr {
@@ -171,6 +172,59 @@ fn upload_image(context: &ApiContext, request: &mut Request) -> Result<Reply, Ap
     handlers::images::load(&context.images, request.body(), length, socket_fd)
 }
 
+/// The last list answers, by request and store version: a client polling a list (or several
+/// clients listing alike) costs one rendering per change, not one per request. Tables are
+/// not kept (their ages move with the clock), nor anything but 200s.
+#[derive(Default)]
+struct ListCache {
+    entries: std::sync::Mutex<std::collections::VecDeque<KeptList>>,
+}
+
+/// A rendered list: its request (URL and Accept), the store version and the bytes.
+type KeptList = (String, u64, Arc<Vec<u8>>);
+
+/// How many list answers are kept (each the size of one list).
+const LISTS_KEPT: usize = 4;
+
+impl ListCache {
+    fn get(&self, key: &str, version: u64) -> Option<Arc<Vec<u8>>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.iter().find(|(k, v, _)| k == key && *v == version).map(|(_, _, bytes)| bytes.clone())
+    }
+
+    fn put(&self, key: String, version: u64, bytes: Arc<Vec<u8>>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(k, _, _)| *k != key);
+        if entries.len() == LISTS_KEPT {
+            entries.pop_front();
+        }
+        entries.push_back((key, version, bytes));
+    }
+}
+
+/// A list answered from `lists` when the store has not changed since it was rendered.
+fn list_cached(
+    context: &ApiContext,
+    lists: &ListCache,
+    decoded: ApiRequest,
+    key: String,
+) -> Result<(Reply, Option<http::Slot>), ApiError> {
+    // The version is read before rendering: a change made meanwhile only makes the kept
+    // answer newer than its key, and the key is never asked for again once the store moved.
+    let version = context.store.resource_version();
+    if let Some(bytes) = lists.get(&key, version) {
+        return Ok((Reply::Bytes { code: 200, content_type: "application/json", body: bytes.to_vec() }, None));
+    }
+    match handlers::handle(context, decoded)? {
+        Reply::Json { code: 200, body, warnings } if warnings.is_empty() => {
+            let bytes = Arc::new(serde_json::to_vec(&body).expect("JSON serializes"));
+            lists.put(key, version, bytes.clone());
+            Ok((Reply::Bytes { code: 200, content_type: "application/json", body: bytes.to_vec() }, None))
+        }
+        other => Ok((other, None)),
+    }
+}
+
 /// Whether a decoded request holds its answer open: it takes a stream slot first.
 fn long_running(request: &ApiRequest) -> bool {
     match request {
@@ -191,7 +245,7 @@ fn spawn_stream(slot: http::Slot, run: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn serve(context: &ApiContext, streams: &Streams, mut request: Request) {
+fn serve(context: &ApiContext, streams: &Streams, lists: &ListCache, mut request: Request) {
     let method = request.method().to_string();
     let url = request.url().to_string();
     // The token first: an unauthenticated client gets nothing read, opened or streamed.
@@ -216,6 +270,9 @@ fn serve(context: &ApiContext, streams: &Streams, mut request: Request) {
             let accept = request.header("Accept");
             let parts = HttpParts { method: &method, url: &url, content_type, accept, body: &body };
             let decoded = request::parse(&parts)?;
+            if matches!(&decoded, ApiRequest::List { query, .. } if !query.table) {
+                return list_cached(context, lists, decoded, format!("{url}\n{}", accept.unwrap_or("")));
+            }
             let slot = match long_running(&decoded) {
                 true => Some(streams.take().ok_or_else(|| too_many_streams(streams))?),
                 false => None,
@@ -495,6 +552,34 @@ mod tests {
         assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
         stream.write_all(get.as_bytes()).unwrap();
         assert!(read_answers(&mut stream, 1).starts_with("HTTP/1.1 200 OK"));
+        api.shutdown();
+    }
+
+    #[test]
+    fn a_kept_list_answer_is_never_older_than_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, socket) = api_in(dir.path());
+        let list = "GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let names = |body: &str| -> Vec<String> {
+            let list: serde_json::Value = serde_json::from_str(body).unwrap();
+            list["items"].as_array().unwrap().iter().map(|n| n["metadata"]["name"].as_str().unwrap().into()).collect()
+        };
+        let (_s, code, first) = exchange(&socket, list, Vec::new());
+        assert_eq!(code, 200);
+        let (_s, _, again) = exchange(&socket, list, Vec::new());
+        assert_eq!(first, again);
+        for name in ["kept-a", "kept-b"] {
+            let body = format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{name}\"}}}}");
+            let head = format!(
+                "POST /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let (_s, code, text) = exchange(&socket, &head, vec![body.into_bytes()]);
+            assert_eq!(code, 201, "{text}");
+            let (_s, _, now) = exchange(&socket, list, Vec::new());
+            assert!(names(&now).contains(&name.to_string()), "{now}");
+        }
         api.shutdown();
     }
 

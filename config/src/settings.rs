@@ -539,6 +539,18 @@ mod tests {
     }
 
     #[test]
+    fn api_bounds_are_checked_naming_the_key() {
+        let e = DaemonSettings::from_yaml("api: {workers: 0}\n").unwrap_err().message;
+        assert_eq!(e, "api.workers: 0 is not between 1 and 64");
+        let e = DaemonSettings::from_yaml("api: {idle_timeout_seconds: 18446744073709551615}\n").unwrap_err().message;
+        assert_eq!(e, "api.idle_timeout_seconds: 18446744073709551615 is not between 1 and 3600");
+        let e = DaemonSettings::from_yaml("api: {header_timeout_seconds: 0}\n").unwrap_err().message;
+        assert_eq!(e, "api.header_timeout_seconds: 0 is not between 1 and 300");
+        let ok = DaemonSettings::from_yaml("api: {max_streams: 5, max_connections: 16}\n").unwrap();
+        assert_eq!((ok.api.max_streams, ok.api.max_connections, ok.api.workers), (5, 16, 4));
+    }
+
+    #[test]
     fn load_tolerates_only_a_missing_default_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.yaml");
