@@ -246,11 +246,11 @@ mod tests {
     #[test]
     fn kubernetes_fields_coracle_lacks_are_told_from_unknown_ones() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  affinity: {}\n  affinty: {}\n  \
-                    containers:\n  - {name: c, image: i, envFrom: [{configMapRef: {name: x}}]}\n  \
-                    volumes:\n  - {name: v, configMap: {name: x}}\n";
+                    containers:\n  - {name: c, image: i, resizePolicy: [{resourceName: cpu, restartPolicy: NotRequired}]}\n  \
+                    volumes:\n  - {name: v, nfs: {server: s, path: /}}\n";
         let parsed = parse_documents(text).unwrap();
         assert_eq!(parsed[0].warnings, ["unknown field \"spec.affinty\""]);
-        assert_eq!(parsed[0].unsupported, ["spec.affinity", "spec.containers[0].envFrom", "spec.volumes[0].configMap"]);
+        assert_eq!(parsed[0].unsupported, ["spec.affinity", "spec.containers[0].resizePolicy", "spec.volumes[0].nfs"]);
     }
 
     #[test]

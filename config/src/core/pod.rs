@@ -52,9 +52,10 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_network: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Kubernetes spells these two in capitals, which camelCase would not give.
+    #[serde(default, rename = "hostPID", skip_serializing_if = "Option::is_none")]
     pub host_pid: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "hostIPC", skip_serializing_if = "Option::is_none")]
     pub host_ipc: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_process_namespace: Option<bool>,

@@ -82,7 +82,11 @@ fn selector_and_template(sel: &LabelSelector, template: &PodTemplateSpec, path: 
     }
     let t = path.child("template");
     meta::labels(&template.metadata.labels, &t.child("metadata").child("labels"), errs);
-    super::pod::app_armor_annotations(&template.metadata.annotations, &t.child("metadata").child("annotations"), errs);
+    super::security::app_armor_annotations(
+        &template.metadata.annotations,
+        &t.child("metadata").child("annotations"),
+        errs,
+    );
     validate_pod_spec(&template.spec, PodSpecOwner::Workload, &t.child("spec"), errs);
 }
 

@@ -12,12 +12,14 @@ mod meta;
 pub mod names;
 mod pod;
 mod pod_update;
+mod security;
 mod service;
 
 pub use config_data::MAX_SIZE as MAX_CONFIG_SIZE;
 pub use field::{invalid_message, FieldError, FieldErrorKind, Path};
 pub use meta::go_selector;
-pub use pod::{sysctl_name, MAX_SECONDS, SAFE_SYSCTLS};
+pub use pod::MAX_SECONDS;
+pub use security::{sysctl_name, SAFE_SYSCTLS};
 pub use service::NODE_PORT_RANGE;
 
 use crate::core::Event;
@@ -32,7 +34,11 @@ pub fn validate(obj: &Object) -> Result<(), Vec<FieldError>> {
     meta::object_meta(obj.metadata(), info.namespaced, name_rule(obj), &Path::new("metadata"), &mut errs);
     match obj {
         Object::Pod(p) => {
-            pod::app_armor_annotations(&p.metadata.annotations, &Path::new("metadata").child("annotations"), &mut errs);
+            security::app_armor_annotations(
+                &p.metadata.annotations,
+                &Path::new("metadata").child("annotations"),
+                &mut errs,
+            );
             pod::validate_pod_spec(&p.spec, PodSpecOwner::Pod, &Path::new("spec"), &mut errs)
         }
         Object::Service(s) => service::service_spec(&s.spec, &mut errs),

@@ -529,3 +529,24 @@ fn what_the_node_cannot_enforce_is_refused_by_name() {
         vec![format!("spec.template.metadata.annotations[{key}]: Unsupported value: \"localhost/k8s-apparmor-example\": supported values: \"unconfined\"")]
     );
 }
+
+#[test]
+fn host_namespaces_are_refused_by_name_and_false_is_accepted() {
+    let mut p = pod();
+    p["spec"]["hostPID"] = json!(true);
+    p["spec"]["hostIPC"] = json!(true);
+    p["spec"]["shareProcessNamespace"] = json!(true);
+    assert_eq!(
+        errors_of(p),
+        vec![
+            "spec.hostPID: Forbidden: not supported by Coracle: each container has its own PID namespace",
+            "spec.hostIPC: Forbidden: not supported by Coracle: each pod has its own IPC namespace",
+            "spec.shareProcessNamespace: Forbidden: not supported by Coracle: each container has its own PID namespace",
+        ]
+    );
+    let mut p = pod();
+    p["spec"]["hostPID"] = json!(false);
+    p["spec"]["hostIPC"] = json!(null);
+    p["spec"]["shareProcessNamespace"] = json!(false);
+    assert_eq!(errors_of(p), Vec::<String>::new());
+}
