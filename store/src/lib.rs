@@ -15,6 +15,7 @@ pub mod events;
 mod files;
 mod ids;
 mod index;
+mod persist;
 mod repair;
 mod status;
 mod typed;
@@ -40,7 +41,7 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use version::VersionCeiling;
 use watch::WatchHub;
 
@@ -263,33 +264,6 @@ impl Store {
         self.commit_put(&mut w, next, persist, false)
     }
 
-    /// Writes every memory-only change to disk (at clean shutdown, and whenever the
-    /// daemon wants a checkpoint).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let flushed = self.flush_dirty(None)?;
-        if flushed > 0 {
-            log::info!("store: flushed {flushed} memory-only changes");
-        }
-        Ok(())
-    }
-
-    /// Writes the memory-only changes of objects that have been newer than their file for
-    /// `age` or longer; returns how many objects were written. Called every checkpoint
-    /// ([`spawn_checkpoints`]), it bounds both what a power cut loses and how often a status
-    /// that keeps changing (a flapping readiness probe) is written: once per `age` at most.
-    pub fn flush_older_than(&self, age: Duration) -> Result<usize, StoreError> {
-        // Nothing can be older than the clock itself.
-        match Instant::now().checked_sub(age) {
-            Some(before) => self.flush_dirty(Some(before)),
-            None => Ok(0),
-        }
-    }
-
-    fn flush_dirty(&self, before: Option<Instant>) -> Result<usize, StoreError> {
-        let _w = lock(&self.shared.writer);
-        self.persist_dirty(before, None)
-    }
-
     /// Flushes memory-only changes, refuses further writes and ends every watcher.
     pub fn shutdown(&self) -> Result<(), StoreError> {
         let flushed = self.flush();
@@ -415,55 +389,6 @@ impl Store {
         let rv = lock(&self.shared.state).rv + 1;
         ceiling.reserve(rv).map_err(io_error("persisting the resourceVersion"))?;
         Ok(rv)
-    }
-
-    fn encode(obj: &Object) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(&obj.to_json()).map_err(|e| StoreError::Io {
-            context: format!("encoding {} {}", obj.info().kind, obj.key()),
-            error: e.into(),
-        })
-    }
-
-    fn write_file(&self, obj: &Object) -> Result<(), StoreError> {
-        let m = obj.metadata();
-        let bytes = Self::encode(obj)?;
-        self.shared.layout.write_object(obj.info(), &m.namespace, &m.name, &bytes).map_err(io_error(format!(
-            "storing {} {}",
-            obj.info().kind,
-            obj.key()
-        )))
-    }
-
-    /// Writes every object newer than its file since `before` or earlier (all when None),
-    /// except `skip`; how many were written.
-    fn persist_dirty(&self, before: Option<Instant>, skip: Option<&Key>) -> Result<usize, StoreError> {
-        let mut dirty = lock(&self.shared.state).index.dirty_keys(before);
-        dirty.retain(|k| Some(k) != skip);
-        for key in &dirty {
-            self.persist_entry(key)?;
-        }
-        Ok(dirty.len())
-    }
-
-    /// Before a durable change: whatever memory-only status it may have been decided on
-    /// (a controller scaling down because a new pod shows Ready) reaches the disk first, so a
-    /// power cut never keeps the decision and loses what it was based on.
-    fn persist_before_change(&self, key: &Key) -> Result<(), StoreError> {
-        self.persist_dirty(None, Some(key)).map(drop)
-    }
-
-    /// Writes the in-memory version of `key` to disk without a new version.
-    fn persist_entry(&self, key: &Key) -> Result<(), StoreError> {
-        let Some((obj, true)) = self.entry(key) else {
-            return Ok(());
-        };
-        self.write_file(&obj)?;
-        if let Some(e) = lock(&self.shared.state).index.get_mut(key) {
-            if Arc::ptr_eq(&e.obj, &obj) {
-                e.dirty_since = None;
-            }
-        }
-        Ok(())
     }
 
     /// Gives `obj` the next version, writes it (when `persist` and not memory-only), then
