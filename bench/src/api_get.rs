@@ -221,8 +221,8 @@ pub fn run(config: &ApiGetConfig, bins: &Binaries) -> Result<Table, String> {
         Nginx::version()
     ));
     table.note(
-        "coracled renders the list from its store on every request (bearer token checked); nginx sends a \
-         static file (sendfile, worker_processes auto)",
+        "coracled checks the bearer token on every request and renders the list once per store version \
+         (kept by request); nginx sends a static file (sendfile, worker_processes auto)",
     );
     if after != bytes {
         table.note("the list changed during the run (a pod status moved): nginx served the earlier bytes");

@@ -155,11 +155,9 @@ impl Request {
         }
         let Request { head, input, home, token, .. } = self;
         let (mut conn, rest) = input.into_parts();
-        let mut bytes = head_bytes(response.code, &response.headers);
-        if head.method != "HEAD" {
-            bytes.extend_from_slice(&response.body);
-        }
-        match conn.write_all(&bytes) {
+        let bytes = head_bytes(response.code, &response.headers);
+        let body: &[u8] = if head.method == "HEAD" { &[] } else { &response.body };
+        match write_both(&mut conn, &bytes, body) {
             Ok(()) if reusable => home.give_back(conn, rest, token),
             Ok(()) if !unread => {}
             Ok(()) => {
@@ -193,6 +191,21 @@ impl Request {
         conn.write_all(&head_bytes(101, &all))?;
         Ok(Upgraded { early: io::Cursor::new(rest), conn })
     }
+}
+
+/// Writes `head` then `body` in as few writes as the socket takes (one, usually), without
+/// copying the body behind the head.
+fn write_both(conn: &mut Conn, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        let n = conn.write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(body)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    conn.write_all(body)
 }
 
 /// A request's body as a reader; its end is the body's end.

@@ -170,7 +170,11 @@ impl Reactor {
         loop {
             let (listener, token) = &self.listeners[index];
             let accepted = match listener {
-                Listener::Tcp(l) => l.accept().map(|(s, _)| Socket::Tcp(s)),
+                // No Nagle delay: a watch event or an answer's last segment leaves at once.
+                Listener::Tcp(l) => l.accept().map(|(s, _)| {
+                    let _ = s.set_nodelay(true);
+                    Socket::Tcp(s)
+                }),
                 Listener::Unix(l) => l.accept().map(|(s, _)| Socket::Unix(s)),
             };
             let socket = match accepted {
