@@ -38,10 +38,7 @@ const REFUSED: &[(&str, &str)] = &[
     // Scheduling on one node: node affinity has no second node to choose (not planned yet).
     ("pods__pod-with-node-affinity-1.yaml", "spec.affinity: Forbidden: not supported by Coracle"),
     // One PID namespace per pod: each container has its own here (not implemented yet).
-    (
-        "pods__share-process-namespace.yaml",
-        "spec.shareProcessNamespace: Forbidden: not supported by Coracle",
-    ),
+    ("pods__share-process-namespace.yaml", "spec.shareProcessNamespace: Forbidden: not supported by Coracle"),
     // supplementalGroupsPolicy (Kubernetes 1.31+, alpha/beta): not implemented.
     (
         "pods__security__security-context-6.yaml",
