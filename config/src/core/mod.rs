@@ -9,6 +9,7 @@ pub mod event;
 pub mod namespace;
 pub mod pod;
 pub mod secret;
+pub mod security_context;
 pub mod service;
 pub mod service_account;
 
@@ -20,5 +21,6 @@ pub use event::*;
 pub use namespace::*;
 pub use pod::*;
 pub use secret::Secret;
+pub use security_context::*;
 pub use service::*;
 pub use service_account::*;
