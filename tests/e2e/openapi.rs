@@ -202,7 +202,9 @@ fn schemathesis_over_the_daemons_own_document_finds_no_server_error() {
         .args(["run", &format!("http://{listen}/openapi/v2")])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error", "--phases", "coverage,fuzzing"])
-        .args(["--max-examples", "5", "--request-timeout", "2", "--workers", "2", "--no-color"])
+        // 5 s: a write's fsync can take seconds on a disk busy with builds; watches and
+        // followed logs stream until it and are not counted.
+        .args(["--max-examples", "5", "--request-timeout", "5", "--workers", "2", "--no-color"])
         .args(["--report", "ndjson", "--report-ndjson-path", report_path.to_str().unwrap()])
         .stdout(std::fs::File::create(dir.path().join("st.out")).unwrap())
         .stderr(std::fs::File::create(dir.path().join("st.err")).unwrap());
