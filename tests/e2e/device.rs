@@ -628,14 +628,14 @@ fn enable_binfmt(board: &Board) {
     run(Command::new("update-binfmts").args(["--enable", board.qemu.trim_end_matches("-static")]));
 }
 
-/// Cross-compiles coracled's and the runtime's library tests for every board in one cargo run
+/// Cross-compiles the store's and the runtime's library tests for every board in one cargo run
 /// (each ends in a long single-threaded LTO step, which the other core spends on the next
 /// board) and returns each board's two test executables, in `BOARDS` order.
 fn cross_test_binaries() -> Vec<(PathBuf, PathBuf)> {
     let root = repo_root();
     let mut cmd = Command::new("nice");
     cmd.args(["cargo", "test", "--release", "--lib", "--no-run", "--message-format=json"]);
-    cmd.args(["-p", "coracled", "-p", "coracle-runtime"]);
+    cmd.args(["-p", "coracle-store", "-p", "coracle-runtime"]);
     for board in &BOARDS {
         cmd.args(["--target", board.triple]);
     }
@@ -658,7 +658,7 @@ fn cross_test_binaries() -> Vec<(PathBuf, PathBuf)> {
             .cloned()
             .unwrap_or_else(|| panic!("no {name} test executable for {} in {found:?}", board.triple))
     };
-    BOARDS.iter().map(|board| (executable("coracled", board), executable("coracle_runtime", board))).collect()
+    BOARDS.iter().map(|board| (executable("coracle_store", board), executable("coracle_runtime", board))).collect()
 }
 
 #[test]
@@ -738,9 +738,9 @@ fn cross_binaries_run_under_qemu() {
         // test re-executes itself, so the kernel must hand foreign binaries to qemu (binfmt).
         enable_binfmt(board);
         let data = tempfile::tempdir().unwrap();
-        let out = run(Command::new(tests).arg("store::").env("TMPDIR", data.path()));
+        let out = run(Command::new(tests).env("TMPDIR", data.path()));
         let text = String::from_utf8_lossy(&out.stdout);
-        let passed = text.lines().filter(|l| l.starts_with("test store::") && l.ends_with(" ok")).count();
+        let passed = text.lines().filter(|l| l.starts_with("test ") && l.ends_with(" ok")).count();
         assert!(passed > 0, "{}: no store test ran:\n{text}", board.name);
 
         // The seccomp filters the board's build compiles (its own architecture's and its compat
